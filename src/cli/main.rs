@@ -1,0 +1,2 @@
+//! The `hsm-keyring` command.
+fn main() {}
