@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Every check and every test, the SoftHSM ones included.
+# Installs what it needs (softhsm2, bc) on Debian when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ci/lib.sh
+
+ensure_packages softhsm2 bc
+export CARGO_TERM_COLOR=never
+export CI="${CI:-false}"
+
+# A fresh SoftHSM configuration for this run; the test harness creates its own
+# token directories below it, never inside the repository.
+SOFTHSM_RUN_DIR=$(mktemp -d -t hsm-keyring-ci.XXXXXX)
+trap 'rm -rf "$SOFTHSM_RUN_DIR"' EXIT
+mkdir -p "$SOFTHSM_RUN_DIR/tokens"
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$SOFTHSM_RUN_DIR" \
+  >"$SOFTHSM_RUN_DIR/softhsm2.conf"
+export SOFTHSM2_CONF="$SOFTHSM_RUN_DIR/softhsm2.conf"
+export HSM_KEYRING_TEST_DIR="$SOFTHSM_RUN_DIR"
+
+total_start=$(date +%s)
+
+step "format"
+cargo fmt --all -- --check
+step_done
+
+step "clippy (all targets, all features)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+step_done
+
+step "tests (all features: aws-lc backend, aws-esdk adapter, interop)"
+cargo test --workspace --all-features
+step_done
+
+step "tests (default pure-Rust backend)"
+cargo test
+step_done
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+step_done
+
+step "fuzz targets build"
+cargo build --manifest-path fuzz/Cargo.toml --bins
+step_done
+
+step "demo (ci/demo.sh)"
+bash ci/demo.sh
+step_done
+
+echo
+echo "ci/test.sh: all checks passed in $(( $(date +%s) - total_start )) s"

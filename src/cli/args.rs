@@ -1,0 +1,183 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Envelope encryption with master keys in a PKCS#11 token (AWS Encryption SDK message format).
+///
+/// Exit codes: 0 success, 1 decryption or authentication failure, 2 usage or
+/// configuration error, 3 token error.
+#[derive(Debug, Parser)]
+#[command(name = "hsm-keyring", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// No progress bar and no informational messages.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// TOML file of named keyrings (default: the user's config directory, hsm-keyring/config.toml).
+    #[arg(long, global = true, value_name = "FILE", env = "HSM_KEYRING_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of the SoftHSM dev token used when a URI names no module-path.
+    #[arg(long, global = true, value_name = "DIR", env = "HSM_KEYRING_DEV_DIR")]
+    pub dev_dir: Option<PathBuf>,
+    /// Accept `pin-value=` in URIs given on the command line (the PIN then shows in the process list).
+    #[arg(long, global = true)]
+    pub insecure_pin_in_uri: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Encrypt a file or a pipe.
+    Encrypt(EncryptArgs),
+    /// Decrypt a file or a pipe; a failure leaves no output file behind.
+    Decrypt(DecryptArgs),
+    /// Print a message's header as JSON, without any key.
+    Inspect(InspectArgs),
+    /// Manage keys in a token.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// A SoftHSM development token that every command uses by default.
+    #[command(subcommand)]
+    DevToken(DevTokenCommand),
+}
+
+/// Options shared by encrypt and decrypt.
+#[derive(Debug, Args)]
+pub struct CommonCrypt {
+    /// Input file (default: stdin; `-` for stdin).
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Output file (default: stdout; `-` for stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Wrapping key, repeatable; the first generates the data key. SPEC is
+    /// `type=pkcs11,uri=URI[,namespace=NS][,name=NAME]`,
+    /// `type=aes,path=FILE,namespace=NS,name=NAME` or
+    /// `type=rsa,path=FILE.pem,namespace=NS,name=NAME,padding=pkcs1|oaep-sha1|oaep-sha256|oaep-sha384|oaep-sha512`.
+    #[arg(short = 'w', long = "wrapping-key", value_name = "SPEC")]
+    pub wrapping_keys: Vec<String>,
+    /// A named keyring from the config file (instead of, or before, --wrapping-key).
+    #[arg(short, long, value_name = "NAME")]
+    pub keyring: Option<String>,
+    /// Encryption context pair, repeatable.
+    #[arg(short, long = "context", value_name = "KEY=VALUE")]
+    pub context: Vec<String>,
+    /// Commitment policy.
+    #[arg(long, value_enum, default_value_t = PolicyArg::RequireEncryptRequireDecrypt)]
+    pub commitment_policy: PolicyArg,
+    /// Refuse messages (or keyrings) with more encrypted data keys than this.
+    #[arg(long, value_name = "N")]
+    pub max_encrypted_data_keys: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    #[command(flatten)]
+    pub common: CommonCrypt,
+    /// Algorithm suite: hex id such as 0x0478, or its name (default 0x0578).
+    #[arg(long, value_name = "SUITE")]
+    pub suite: Option<String>,
+    /// Frame length in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    pub frame_length: u32,
+    /// Sign 0x0578 messages with this long-lived token key (PKCS#11 URI of an EC P-384 private key).
+    #[arg(long, value_name = "URI")]
+    pub signer: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    #[command(flatten)]
+    pub common: CommonCrypt,
+    /// Accept only messages signed by this key (PEM file or PKCS#11 URI), repeatable.
+    #[arg(long, value_name = "PEM|URI")]
+    pub trusted_signer: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Input file (default: stdin).
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PolicyArg {
+    ForbidEncryptAllowDecrypt,
+    RequireEncryptAllowDecrypt,
+    RequireEncryptRequireDecrypt,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum KeyType {
+    #[value(name = "aes-256")]
+    Aes256,
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+    #[value(name = "rsa-4096")]
+    Rsa4096,
+    #[value(name = "ec-p384")]
+    EcP384,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a key in the token (sensitive, non-extractable).
+    Generate {
+        /// Key type.
+        #[arg(long = "type", value_enum)]
+        key_type: KeyType,
+        /// Label (CKA_LABEL) of the new key.
+        #[arg(long)]
+        label: String,
+        /// Token URI (default: the dev token).
+        #[arg(long, value_name = "URI")]
+        token: Option<String>,
+    },
+    /// List the keys in the token with their URIs.
+    List {
+        /// Token URI (default: the dev token).
+        #[arg(long, value_name = "URI")]
+        token: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the public key of an RSA or EC key as PEM.
+    ExportPublic {
+        /// Key URI.
+        #[arg(long, value_name = "URI")]
+        key: String,
+        /// Output file (default: stdout).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Import a raw AES key (escrow and interoperability testing only: the key
+    /// existed outside the token before).
+    ImportAes {
+        /// File with 16, 24 or 32 raw key bytes.
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+        /// Label (CKA_LABEL) of the imported key.
+        #[arg(long)]
+        label: String,
+        /// Token URI (default: the dev token).
+        #[arg(long, value_name = "URI")]
+        token: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevTokenCommand {
+    /// Create the SoftHSM dev token with a wrapping key and a signing key.
+    Init {
+        /// Where to create it (default: the user's data directory, hsm-keyring/dev-token).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Replace an existing dev token in that directory.
+        #[arg(long)]
+        force: bool,
+    },
+}
