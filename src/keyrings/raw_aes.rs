@@ -1,6 +1,6 @@
 //! The raw AES keyring: wraps data keys with AES-GCM under a key held in process.
 //!
-//! EDK layout (see [`raw_aes_edk`](super::raw_aes_edk)): provider id = key
+//! EDK layout (see [`raw_aes_edk`]): provider id = key
 //! namespace; provider info = key name || tag length in bits (u32 BE, 128) ||
 //! IV length (u32 BE, 12) || IV; ciphertext = encrypted data key || tag. The
 //! AAD is the serialized full encryption context of the materials, so an EDK
