@@ -5,11 +5,13 @@
 pub mod cmm;
 pub mod crypto;
 pub mod error;
+pub mod keyrings;
 pub mod materials;
 pub mod message;
 
 pub use cmm::{DefaultCmm, RequiredEncryptionContextCmm};
 pub use error::{Error, KeyringFailure, Pkcs11Error, Result};
+pub use keyrings::{MultiKeyring, RawAesKeyring, RawRsaKeyring};
 pub use materials::{
     AlgorithmSuite, CommitmentPolicy, CryptographicMaterialsManager, DataKey, DecryptionMaterials, EncryptedDataKey,
     EncryptionContext, EncryptionMaterials, FooterSigner, Keyring,
