@@ -197,9 +197,9 @@ mod tests {
     use super::*;
     use crate::materials::{AlgorithmSuite, EncryptionContext};
 
-    const KEY_A: &str = include_str!("testdata/rsa2048-a.pem");
-    const KEY_A_PUB: &str = include_str!("testdata/rsa2048-a.pub.pem");
-    const KEY_B: &str = include_str!("testdata/rsa2048-b.pem");
+    const KEY_A: &str = include_str!("../../tests/data/rsa2048-a.pem");
+    const KEY_A_PUB: &str = include_str!("../../tests/data/rsa2048-a.pub.pem");
+    const KEY_B: &str = include_str!("../../tests/data/rsa2048-b.pem");
     const NS: &str = "rsa-namespace";
     const NAME: &str = "rsa-key";
     const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
