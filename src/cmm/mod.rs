@@ -5,6 +5,12 @@
 
 use std::sync::Arc;
 
+mod caching;
+pub use caching::{
+    CacheStats, CachingCmm, CachingCmmBuilder, Clock, MaterialsCache, SystemClock, DEFAULT_CAPACITY, DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_MESSAGES,
+};
+
 use crate::error::Result;
 use crate::materials::{
     CryptographicMaterialsManager, DecryptMaterialsRequest, DecryptionMaterials, EncryptionMaterials,

@@ -4,14 +4,26 @@
 //! exports. The default backend is pure Rust (RustCrypto, `rustcrypto.rs`);
 //! another backend provides the same items with the same behaviour, byte for
 //! byte, and is selected here without touching the callers.
+//!
+//! With the cargo feature `aws-lc`, AES-GCM, HKDF, SHA-2, ECDSA and RSA run
+//! in AWS-LC through `aws-lc-rs` (`aws_lc.rs`); the pure-Rust module stays
+//! compiled because that backend reuses its encoding helpers (PEM, DER).
 
+#[cfg(feature = "aws-lc")]
+mod aws_lc;
+#[cfg_attr(feature = "aws-lc", allow(dead_code))]
 mod rustcrypto;
+
+#[cfg(feature = "aws-lc")]
+use aws_lc as backend;
+#[cfg(not(feature = "aws-lc"))]
+use rustcrypto as backend;
 
 use crate::error::Result;
 use crate::materials::SignatureCurve;
 
-pub(crate) use rustcrypto::{hkdf, AeadKey, SignatureHasher};
-pub use rustcrypto::{RsaPrivateKey, RsaPublicKey, SoftwareSigner};
+pub(crate) use backend::{hkdf, AeadKey, SignatureHasher};
+pub use backend::{RsaPrivateKey, RsaPublicKey, SoftwareSigner};
 
 /// AES-GCM IV length used everywhere in the format.
 pub const IV_LEN: usize = 12;
@@ -20,33 +32,38 @@ pub const TAG_LEN: usize = 16;
 
 /// Fill `buf` from the operating system's CSPRNG.
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    rustcrypto::fill_random(buf)
+    backend::fill_random(buf)
+}
+
+/// SHA-512 of `data`.
+pub(crate) fn sha512(data: &[u8]) -> [u8; 64] {
+    backend::sha512(data)
 }
 
 /// Verify a DER ECDSA signature over a precomputed digest with a SEC1
 /// (compressed or uncompressed) public key.
 pub(crate) fn ecdsa_verify_digest(curve: SignatureCurve, public_key: &[u8], digest: &[u8], der: &[u8]) -> Result<()> {
-    rustcrypto::ecdsa_verify_digest(curve, public_key, digest, der)
+    backend::ecdsa_verify_digest(curve, public_key, digest, der)
 }
 
 /// Convert a raw `r || s` ECDSA signature (as PKCS#11 `CKM_ECDSA` returns it) to DER.
 pub fn ecdsa_raw_to_der(curve: SignatureCurve, raw: &[u8]) -> Result<Vec<u8>> {
-    rustcrypto::ecdsa_raw_to_der(curve, raw)
+    backend::ecdsa_raw_to_der(curve, raw)
 }
 
 /// Compress a SEC1 public point (compressed or uncompressed input).
 pub fn ec_compress_point(curve: SignatureCurve, sec1: &[u8]) -> Result<Vec<u8>> {
-    rustcrypto::ec_compress_point(curve, sec1)
+    backend::ec_compress_point(curve, sec1)
 }
 
 /// PEM (SubjectPublicKeyInfo) of a SEC1 EC public point.
 pub fn ec_public_key_pem(curve: SignatureCurve, sec1: &[u8]) -> Result<String> {
-    rustcrypto::ec_public_key_pem(curve, sec1)
+    backend::ec_public_key_pem(curve, sec1)
 }
 
 /// Parse a PEM EC public key (SubjectPublicKeyInfo) to its compressed point.
 pub fn ec_public_key_from_pem(curve: SignatureCurve, pem: &str) -> Result<Vec<u8>> {
-    rustcrypto::ec_public_key_from_pem(curve, pem)
+    backend::ec_public_key_from_pem(curve, pem)
 }
 
 /// RSA padding schemes of the raw RSA keyring (OAEP uses MGF1 with the same hash).

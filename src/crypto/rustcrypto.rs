@@ -24,6 +24,11 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
     OsRng.try_fill_bytes(buf).map_err(|e| Error::crypto(format!("operating system RNG failed: {e}")))
 }
 
+/// SHA-512 of `data`.
+pub(crate) fn sha512(data: &[u8]) -> [u8; 64] {
+    sha2::Sha512::digest(data).into()
+}
+
 /// An AES-GCM key (128, 192 or 256 bits) with its key schedule expanded once.
 pub(crate) enum AeadKey {
     Aes128(Box<Aes128Gcm>),
@@ -278,6 +283,12 @@ impl fmt::Debug for RsaPublicKey {
 }
 
 impl RsaPublicKey {
+    /// The RustCrypto key, for the other backend's encodings.
+    #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
+    pub(crate) fn inner(&self) -> &rsa::RsaPublicKey {
+        &self.0
+    }
+
     /// Parse a PEM public key (SubjectPublicKeyInfo or PKCS#1).
     pub fn from_pem(pem: &str) -> Result<Self> {
         rsa::RsaPublicKey::from_public_key_pem(pem)
@@ -328,6 +339,12 @@ impl fmt::Debug for RsaPrivateKey {
 }
 
 impl RsaPrivateKey {
+    /// The RustCrypto key, for the other backend's encodings.
+    #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
+    pub(crate) fn inner(&self) -> &rsa::RsaPrivateKey {
+        &self.0
+    }
+
     /// Parse a PEM private key (PKCS#8 or PKCS#1).
     pub fn from_pem(pem: &str) -> Result<Self> {
         rsa::RsaPrivateKey::from_pkcs8_pem(pem)
