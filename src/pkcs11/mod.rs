@@ -165,3 +165,6 @@ mod tests {
         assert_eq!(function_name(Function::EncryptInit), "C_EncryptInit");
     }
 }
+
+#[cfg(test)]
+mod softhsm_tests;
