@@ -17,7 +17,7 @@
 //!   usages they need.
 //!
 //! Every failure of a PKCS#11 call is reported as
-//! [`Error::Pkcs11`](crate::Error::Pkcs11) naming the token, the key URI, the
+//! [`Error::Pkcs11`] naming the token, the key URI, the
 //! function and the `CKR_` return value, with advice.
 
 mod aes;
