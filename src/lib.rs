@@ -8,6 +8,7 @@ pub mod error;
 pub mod keyrings;
 pub mod materials;
 pub mod message;
+pub mod pkcs11;
 
 pub use cmm::{DefaultCmm, RequiredEncryptionContextCmm};
 pub use error::{Error, KeyringFailure, Pkcs11Error, Result};
@@ -17,3 +18,4 @@ pub use materials::{
     EncryptionContext, EncryptionMaterials, FooterSigner, Keyring,
 };
 pub use message::{Client, ClientBuilder, Decrypted, DecryptingReader, EncryptingWriter, HeaderInfo};
+pub use pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring, Pkcs11Signer, Pkcs11Uri, Token};

@@ -1,0 +1,493 @@
+//! Key management on a token: generate, import, list, export, delete.
+
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+
+use super::token::{hex, KeyClass, KeyRef, Token};
+use super::uri::{ObjectType, Pkcs11Uri};
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::materials::SignatureCurve;
+
+/// DER of the P-384 curve OID 1.3.132.0.34 (`CKA_EC_PARAMS`).
+pub(crate) const P384_EC_PARAMS: [u8; 7] = [0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22];
+/// DER of the P-256 curve OID 1.2.840.10045.3.1.7.
+const P256_EC_PARAMS: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+
+/// Length of the random `CKA_ID` given to keys created without one.
+const GENERATED_ID_LEN: usize = 8;
+
+/// The algorithm family of a key object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyKind {
+    /// An AES secret key.
+    Aes,
+    /// An RSA private or public key.
+    Rsa,
+    /// An elliptic-curve private or public key.
+    Ec,
+    /// Anything else.
+    Other,
+}
+
+/// What [`Token::list_keys`] reports about one key object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyInfo {
+    /// URI naming the object: token label, object label, id and type.
+    pub uri: Pkcs11Uri,
+    /// `CKA_LABEL`.
+    pub label: String,
+    /// `CKA_ID`.
+    pub id: Vec<u8>,
+    /// The object class.
+    pub object_type: ObjectType,
+    /// The key type.
+    pub kind: KeyKind,
+    /// Key size in bits (AES value length, RSA modulus), when reported.
+    pub bits: Option<u32>,
+    /// Curve name (`P-384`, `P-256`) for EC keys, when known.
+    pub curve: Option<&'static str>,
+    /// Usages whose attribute is true: `encrypt`, `decrypt`, `sign`,
+    /// `verify`, `wrap`, `unwrap`, `derive`.
+    pub usages: Vec<&'static str>,
+    /// `CKA_SENSITIVE` (secret and private keys).
+    pub sensitive: Option<bool>,
+    /// `CKA_EXTRACTABLE` (secret and private keys).
+    pub extractable: Option<bool>,
+}
+
+/// Attributes every secret or private key gets.
+fn protected(label: &str, id: &[u8]) -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id.to_vec()),
+    ]
+}
+
+/// Attributes every public key gets. Public halves are not private, so they
+/// can be read for export.
+fn public(label: &str, id: &[u8]) -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id.to_vec()),
+    ]
+}
+
+fn aes_template(label: &str, id: &[u8]) -> Vec<Attribute> {
+    let mut t = protected(label, id);
+    t.extend([
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Derive(false),
+    ]);
+    t
+}
+
+impl Token {
+    /// Generate an AES-256 key (`CKM_AES_KEY_GEN`) for [`Pkcs11AesKeyring`](super::Pkcs11AesKeyring):
+    /// token object, private, sensitive, non-extractable, encrypt and decrypt
+    /// only. `id` defaults to 8 random bytes. A label already in use is refused.
+    /// Returns the key's URI.
+    pub fn generate_aes_key(&self, label: &str, id: Option<&[u8]>) -> Result<Pkcs11Uri> {
+        let id = self.prepare_new(label, id)?;
+        let mut template = aes_template(label, &id);
+        template.push(Attribute::ValueLen(32.into()));
+        let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::SecretKey));
+        self.run(Some(&uri), |s| s.generate_key(&Mechanism::AesKeyGen, &template))?;
+        Ok(uri)
+    }
+
+    /// Import existing AES key material (16 or 32 bytes) as a token key with
+    /// the same attributes as [`generate_aes_key`](Token::generate_aes_key):
+    /// sensitive and non-extractable once imported.
+    ///
+    /// This is the exception to "keys are born in the token": it exists for
+    /// escrowed keys and for interoperating with software that holds the same
+    /// key (a raw AES keyring). The material passed here must be protected
+    /// and destroyed by the caller.
+    pub fn import_aes_key(&self, label: &str, key: &[u8], id: Option<&[u8]>) -> Result<Pkcs11Uri> {
+        if key.len() != 16 && key.len() != 32 {
+            return Err(Error::InvalidKey { reason: format!("AES key of {} bytes (expected 16 or 32)", key.len()) });
+        }
+        let id = self.prepare_new(label, id)?;
+        let mut template = aes_template(label, &id);
+        template.push(Attribute::Value(key.to_vec()));
+        let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::SecretKey));
+        let result = self.run(Some(&uri), |s| s.create_object(&template));
+        // The template held a copy of the key material.
+        for attr in &mut template {
+            if let Attribute::Value(v) = attr {
+                zeroize::Zeroize::zeroize(v);
+            }
+        }
+        result?;
+        Ok(uri)
+    }
+
+    /// Generate an RSA key pair (`CKM_RSA_PKCS_KEY_PAIR_GEN`, exponent 65537)
+    /// for [`Pkcs11RsaKeyring`](super::Pkcs11RsaKeyring): the public key may
+    /// only encrypt, the private key (sensitive, non-extractable) only
+    /// decrypt. `bits` is 2048, 3072 or 4096 (3072 or more recommended).
+    /// Returns the private key's URI (the public half has the same label and id).
+    pub fn generate_rsa_key_pair(&self, label: &str, bits: u32, id: Option<&[u8]>) -> Result<Pkcs11Uri> {
+        if ![2048, 3072, 4096].contains(&bits) {
+            return Err(Error::config(format!("RSA key size {bits} (expected 2048, 3072 or 4096)")));
+        }
+        let id = self.prepare_new(label, id)?;
+        let mut pub_t = public(label, &id);
+        pub_t.extend([
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::ModulusBits(u64::from(bits).into()),
+            Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+            Attribute::Encrypt(true),
+            Attribute::Verify(false),
+            Attribute::Wrap(false),
+        ]);
+        let mut priv_t = protected(label, &id);
+        priv_t.extend([
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Decrypt(true),
+            Attribute::Sign(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+        ]);
+        let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::Private));
+        self.run(Some(&uri), |s| s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &pub_t, &priv_t))?;
+        Ok(uri)
+    }
+
+    /// Generate an EC P-384 key pair (`CKM_EC_KEY_PAIR_GEN`) for
+    /// [`Pkcs11Signer`](super::Pkcs11Signer): the private key (sensitive,
+    /// non-extractable) may only sign, the public key only verify.
+    /// Returns the private key's URI.
+    pub fn generate_ec_p384_key_pair(&self, label: &str, id: Option<&[u8]>) -> Result<Pkcs11Uri> {
+        let id = self.prepare_new(label, id)?;
+        let mut pub_t = public(label, &id);
+        pub_t.extend([
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::EcParams(P384_EC_PARAMS.to_vec()),
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+        ]);
+        let mut priv_t = protected(label, &id);
+        priv_t.extend([
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+        ]);
+        let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::Private));
+        self.run(Some(&uri), |s| s.generate_key_pair(&Mechanism::EccKeyPairGen, &pub_t, &priv_t))?;
+        Ok(uri)
+    }
+
+    /// Every secret, private and public key on the token, sorted by label.
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for class in [KeyClass::Secret, KeyClass::Private, KeyClass::Public] {
+            let infos = self.run(None, |s| {
+                let handles = s.find_objects(&[Attribute::Class(class.object_class())])?;
+                handles.into_iter().map(|h| read_info(s, h, class)).collect::<std::result::Result<Vec<_>, _>>()
+            })?;
+            out.extend(infos.into_iter().map(|raw| self.finish_info(raw)));
+        }
+        out.sort_by(|a, b| a.label.cmp(&b.label).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// PEM (SubjectPublicKeyInfo) of the RSA or EC public key named by `uri`.
+    pub fn export_public_key_pem(&self, uri: &Pkcs11Uri) -> Result<String> {
+        self.check_same_token(uri)?;
+        let key = KeyRef::from_uri(uri, KeyClass::Public)?;
+        let attrs = self.run_with_key(uri, &key, |s, h| {
+            s.get_attributes(
+                h,
+                &[
+                    AttributeType::KeyType,
+                    AttributeType::Modulus,
+                    AttributeType::PublicExponent,
+                    AttributeType::EcParams,
+                    AttributeType::EcPoint,
+                ],
+            )
+        })?;
+        let ctx = self.err_ctx(Some(uri));
+        let kt = attrs.iter().find_map(|a| if let Attribute::KeyType(k) = a { Some(*k) } else { None });
+        match kt {
+            Some(k) if k == KeyType::RSA => {
+                let (n, e) = rsa_components(&attrs)
+                    .ok_or_else(|| ctx.step("C_GetAttributeValue", "RSA public key without modulus or exponent"))?;
+                crypto::RsaPublicKey::from_components(n, e)?.to_pem()
+            }
+            Some(k) if k == KeyType::EC => {
+                let (curve, point) = ec_public(&attrs).map_err(|d| ctx.step("C_GetAttributeValue", d))?;
+                crypto::ec_public_key_pem(curve, &point)
+            }
+            _ => Err(ctx.step("export public key", "the key is neither RSA nor EC")),
+        }
+    }
+
+    /// Destroy every key object (secret, private, public) matching the URI's
+    /// `object` / `id` (and `type`, if given). Returns how many were destroyed.
+    pub fn delete_keys(&self, uri: &Pkcs11Uri) -> Result<usize> {
+        self.check_same_token(uri)?;
+        if uri.object.is_none() && uri.id.is_none() {
+            return Err(Error::InvalidUri {
+                uri: uri.to_string(),
+                reason: "it names no key: add `object=` or `id=`".into(),
+            });
+        }
+        let classes: Vec<KeyClass> = match uri.object_type {
+            Some(ObjectType::SecretKey) => vec![KeyClass::Secret],
+            Some(ObjectType::Private) => vec![KeyClass::Private],
+            Some(ObjectType::Public) => vec![KeyClass::Public],
+            Some(other) => return Err(Error::config(format!("type={} is not a key", other.as_str()))),
+            None => vec![KeyClass::Secret, KeyClass::Private, KeyClass::Public],
+        };
+        let mut count = 0;
+        for class in classes {
+            let key = KeyRef::from_uri(uri, class)?;
+            count += self.run(Some(uri), |s| {
+                let handles = s.find_objects(&key.template())?;
+                for h in &handles {
+                    s.destroy_object(*h)?;
+                }
+                Ok(handles.len())
+            })?;
+        }
+        self.forget_handles();
+        Ok(count)
+    }
+
+    /// The uncompressed SEC1 point and curve of the EC public key named by `uri`.
+    pub(crate) fn ec_public_point(&self, uri: &Pkcs11Uri) -> Result<(SignatureCurve, Vec<u8>)> {
+        let key = KeyRef::from_uri(uri, KeyClass::Public)?;
+        let attrs = self
+            .run_with_key(uri, &key, |s, h| s.get_attributes(h, &[AttributeType::EcParams, AttributeType::EcPoint]))?;
+        ec_public(&attrs).map_err(|d| self.err_ctx(Some(uri)).step("C_GetAttributeValue", d))
+    }
+
+    /// Modulus and public exponent of the RSA public key named by `uri`.
+    pub(crate) fn rsa_public(&self, uri: &Pkcs11Uri) -> Result<crypto::RsaPublicKey> {
+        let key = KeyRef::from_uri(uri, KeyClass::Public)?;
+        let attrs = self.run_with_key(uri, &key, |s, h| {
+            s.get_attributes(h, &[AttributeType::Modulus, AttributeType::PublicExponent])
+        })?;
+        let (n, e) = rsa_components(&attrs)
+            .ok_or_else(|| self.err_ctx(Some(uri)).step("C_GetAttributeValue", "no RSA modulus or public exponent"))?;
+        crypto::RsaPublicKey::from_components(n, e)
+    }
+
+    /// Refuse a label in use; pick the id.
+    fn prepare_new(&self, label: &str, id: Option<&[u8]>) -> Result<Vec<u8>> {
+        if label.is_empty() {
+            return Err(Error::config("a key label must not be empty"));
+        }
+        let existing = self.run(None, |s| s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]))?;
+        if !existing.is_empty() {
+            return Err(Error::config(format!(
+                "token `{}` already holds {} object(s) labelled `{label}`; choose another label",
+                self.label(),
+                existing.len()
+            )));
+        }
+        match id {
+            Some(id) => Ok(id.to_vec()),
+            None => {
+                let mut id = vec![0u8; GENERATED_ID_LEN];
+                crypto::fill_random(&mut id)?;
+                Ok(id)
+            }
+        }
+    }
+
+    fn finish_info(&self, raw: RawInfo) -> KeyInfo {
+        let uri = self.key_uri(Some(&raw.label), Some(&raw.id), Some(raw.object_type));
+        KeyInfo {
+            uri,
+            label: raw.label,
+            id: raw.id,
+            object_type: raw.object_type,
+            kind: raw.kind,
+            bits: raw.bits,
+            curve: raw.curve,
+            usages: raw.usages,
+            sensitive: raw.sensitive,
+            extractable: raw.extractable,
+        }
+    }
+}
+
+struct RawInfo {
+    label: String,
+    id: Vec<u8>,
+    object_type: ObjectType,
+    kind: KeyKind,
+    bits: Option<u32>,
+    curve: Option<&'static str>,
+    usages: Vec<&'static str>,
+    sensitive: Option<bool>,
+    extractable: Option<bool>,
+}
+
+fn read_info(s: &Session, h: ObjectHandle, class: KeyClass) -> cryptoki::error::Result<RawInfo> {
+    let attrs = s.get_attributes(
+        h,
+        &[
+            AttributeType::Label,
+            AttributeType::Id,
+            AttributeType::KeyType,
+            AttributeType::ValueLen,
+            AttributeType::Modulus,
+            AttributeType::EcParams,
+            AttributeType::Encrypt,
+            AttributeType::Decrypt,
+            AttributeType::Sign,
+            AttributeType::Verify,
+            AttributeType::Wrap,
+            AttributeType::Unwrap,
+            AttributeType::Derive,
+            AttributeType::Sensitive,
+            AttributeType::Extractable,
+        ],
+    )?;
+    let object_type = match class {
+        KeyClass::Secret => ObjectType::SecretKey,
+        KeyClass::Private => ObjectType::Private,
+        KeyClass::Public => ObjectType::Public,
+    };
+    let mut info = RawInfo {
+        label: String::new(),
+        id: Vec::new(),
+        object_type,
+        kind: KeyKind::Other,
+        bits: None,
+        curve: None,
+        usages: Vec::new(),
+        sensitive: None,
+        extractable: None,
+    };
+    for a in attrs {
+        match a {
+            Attribute::Label(l) => info.label = String::from_utf8_lossy(&l).into_owned(),
+            Attribute::Id(id) => info.id = id,
+            Attribute::KeyType(k) if k == KeyType::AES => info.kind = KeyKind::Aes,
+            Attribute::KeyType(k) if k == KeyType::RSA => info.kind = KeyKind::Rsa,
+            Attribute::KeyType(k) if k == KeyType::EC => info.kind = KeyKind::Ec,
+            Attribute::ValueLen(n) => info.bits = u32::try_from(usize::from(n)).ok().and_then(|n| n.checked_mul(8)),
+            Attribute::Modulus(m) => {
+                let significant = m.iter().skip_while(|b| **b == 0).count();
+                info.bits = u32::try_from(significant).ok().and_then(|n| n.checked_mul(8));
+            }
+            Attribute::EcParams(p) => info.curve = curve_name(&p),
+            Attribute::Encrypt(true) => info.usages.push("encrypt"),
+            Attribute::Decrypt(true) => info.usages.push("decrypt"),
+            Attribute::Sign(true) => info.usages.push("sign"),
+            Attribute::Verify(true) => info.usages.push("verify"),
+            Attribute::Wrap(true) => info.usages.push("wrap"),
+            Attribute::Unwrap(true) => info.usages.push("unwrap"),
+            Attribute::Derive(true) => info.usages.push("derive"),
+            Attribute::Sensitive(b) => info.sensitive = Some(b),
+            Attribute::Extractable(b) => info.extractable = Some(b),
+            _ => {}
+        }
+    }
+    if info.kind == KeyKind::Ec && info.bits.is_none() {
+        info.bits = match info.curve {
+            Some("P-384") => Some(384),
+            Some("P-256") => Some(256),
+            _ => None,
+        };
+    }
+    Ok(info)
+}
+
+fn curve_name(params: &[u8]) -> Option<&'static str> {
+    if params == P384_EC_PARAMS {
+        Some("P-384")
+    } else if params == P256_EC_PARAMS {
+        Some("P-256")
+    } else {
+        None
+    }
+}
+
+fn rsa_components(attrs: &[Attribute]) -> Option<(&[u8], &[u8])> {
+    let n = attrs.iter().find_map(|a| if let Attribute::Modulus(n) = a { Some(n.as_slice()) } else { None })?;
+    let e = attrs.iter().find_map(|a| if let Attribute::PublicExponent(e) = a { Some(e.as_slice()) } else { None })?;
+    Some((n, e))
+}
+
+/// Curve and uncompressed point from `CKA_EC_PARAMS` and `CKA_EC_POINT`.
+fn ec_public(attrs: &[Attribute]) -> std::result::Result<(SignatureCurve, Vec<u8>), String> {
+    let params = attrs.iter().find_map(|a| if let Attribute::EcParams(p) = a { Some(p.as_slice()) } else { None });
+    let curve = match params.and_then(curve_name) {
+        Some("P-384") => SignatureCurve::P384,
+        Some("P-256") => SignatureCurve::P256,
+        _ => return Err(format!("EC key on an unsupported curve (CKA_EC_PARAMS {})", hex(params.unwrap_or(&[])))),
+    };
+    let point = attrs
+        .iter()
+        .find_map(|a| if let Attribute::EcPoint(p) = a { Some(p.as_slice()) } else { None })
+        .ok_or("EC public key without CKA_EC_POINT")?;
+    Ok((curve, unwrap_ec_point(point, curve)?))
+}
+
+/// `CKA_EC_POINT` is a DER OCTET STRING around the SEC1 point; some tokens
+/// return the bare point. Accept both.
+pub(crate) fn unwrap_ec_point(der: &[u8], curve: SignatureCurve) -> std::result::Result<Vec<u8>, String> {
+    let uncompressed_len = 2 * curve.compressed_point_len() - 1;
+    let (len, header) = match der {
+        [0x04, l, ..] if *l < 0x80 => (usize::from(*l), 2),
+        [0x04, 0x81, l, ..] => (usize::from(*l), 3),
+        _ => (usize::MAX, 0),
+    };
+    if header > 0 && der.len().checked_sub(header) == Some(len) {
+        return der.get(header..).map(<[u8]>::to_vec).ok_or_else(|| "truncated CKA_EC_POINT".to_owned());
+    }
+    if der.len() == uncompressed_len && der.first() == Some(&0x04) {
+        return Ok(der.to_vec());
+    }
+    Err(format!("CKA_EC_POINT of {} bytes is neither a DER OCTET STRING nor a SEC1 point", der.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec_point_unwrapping() {
+        let mut point = vec![0x04];
+        point.extend([7u8; 96]);
+        let mut der = vec![0x04, 97];
+        der.extend(&point);
+        assert_eq!(unwrap_ec_point(&der, SignatureCurve::P384).unwrap(), point);
+        assert_eq!(unwrap_ec_point(&point, SignatureCurve::P384).unwrap(), point);
+        let mut long = vec![0x04, 0x81, 97];
+        long.extend(&point);
+        assert_eq!(unwrap_ec_point(&long, SignatureCurve::P384).unwrap(), point);
+        assert!(unwrap_ec_point(&der[..50], SignatureCurve::P384).is_err());
+        assert!(unwrap_ec_point(&[], SignatureCurve::P384).is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! The PKCS#11 layer: master keys held in a token (an HSM, a smart card,
+//! SoftHSM), named everywhere by RFC 7512 URIs.
+//!
+//! * [`Pkcs11Uri`] parses and prints `pkcs11:` URIs (the `pin-value`
+//!   attribute is never printed).
+//! * [`Pin`] and [`resolve_pin`] find the user PIN: `pin-value`, then
+//!   `pin-source`, then the `HSM_KEYRING_PIN` environment variable.
+//! * [`Module`] loads a PKCS#11 module once per process and initializes it once.
+//! * [`Token`] is one logged-in token with a bounded pool of sessions shared
+//!   by all threads; it re-opens a session that went stale and retries once.
+//! * [`Pkcs11AesKeyring`] and [`Pkcs11RsaKeyring`] wrap data keys under keys in
+//!   the token, writing the same encrypted data keys as the raw AES and raw
+//!   RSA keyrings, so software holding the same key material can open them.
+//! * [`Pkcs11Signer`] signs message footers with a long-lived P-384 key in the token.
+//! * Key management ([`Token::generate_aes_key`], [`Token::list_keys`], ...)
+//!   creates keys with safe attributes: sensitive, non-extractable, only the
+//!   usages they need.
+//!
+//! Every failure of a PKCS#11 call is reported as
+//! [`Error::Pkcs11`] naming the token, the key URI, the
+//! function and the `CKR_` return value, with advice.
+
+mod aes;
+mod keys;
+mod module;
+mod pin;
+mod rsa;
+mod signer;
+mod token;
+mod uri;
+
+pub use aes::{GcmIvMode, Pkcs11AesKeyring, DEFAULT_NAMESPACE};
+pub use keys::{KeyInfo, KeyKind};
+pub use module::{default_module_path, Module, TokenSummary, MODULE_ENV};
+pub use pin::{resolve_pin, Pin, PinSource, PIN_ENV};
+pub use rsa::{Pkcs11RsaKeyring, RsaWrapMode};
+pub use signer::{trusted_signer_from_pem, trusted_signer_from_token, Pkcs11Signer};
+pub use token::{Token, TokenOptions};
+pub use uri::{ObjectType, Pkcs11Uri};
+
+use cryptoki::context::Function;
+use cryptoki::error::{Error as CkError, RvError};
+
+use crate::error::{Error, Pkcs11Error};
+
+/// The `CKR_` name of a return value, e.g. `CKR_PIN_INCORRECT`.
+pub(crate) fn rv_name(rv: RvError) -> String {
+    match rv {
+        RvError::VendorDefined(code) => format!("CKR_VENDOR_DEFINED(0x{code:08X})"),
+        RvError::UnknownErrorCode(code) => format!("CKR_UNKNOWN(0x{code:08X})"),
+        other => format!("CKR_{}", camel_to_upper_snake(&format!("{other:?}"))),
+    }
+}
+
+/// The C name of a PKCS#11 function, e.g. `C_EncryptInit`.
+pub(crate) fn function_name(function: Function) -> String {
+    format!("C_{function:?}")
+}
+
+fn camel_to_upper_snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 8);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Advice for a return value, shown after the function and `CKR_` name.
+fn advice(rv: RvError) -> &'static str {
+    match rv {
+        RvError::PinIncorrect => {
+            "the PIN is wrong; check pin-value / pin-source in the URI or HSM_KEYRING_PIN \
+             (repeated failures can lock the token)"
+        }
+        RvError::PinLocked => "the user PIN is locked; the security officer must reset it",
+        RvError::PinExpired => "the user PIN has expired; set a new one",
+        RvError::PinLenRange | RvError::PinInvalid => "the PIN has an invalid length or characters",
+        RvError::UserPinNotInitialized => "the token has no user PIN yet; initialize it first",
+        RvError::KeyFunctionNotPermitted => {
+            "the key's attributes forbid this operation (for example CKA_ENCRYPT or CKA_DECRYPT is false); \
+             use a key generated for this purpose"
+        }
+        RvError::KeyTypeInconsistent => "the key is not of the type this mechanism needs",
+        RvError::MechanismInvalid | RvError::MechanismParamInvalid | RvError::ArgumentsBad => {
+            "the token does not support this mechanism or these parameters \
+             (SoftHSM, for example, does RSA-OAEP with SHA-1 only)"
+        }
+        RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange => {
+            "the wrapped key does not open with this key: it was altered, or it was wrapped under another key \
+             or encryption context"
+        }
+        RvError::SessionHandleInvalid
+        | RvError::SessionClosed
+        | RvError::DeviceRemoved
+        | RvError::TokenNotPresent
+        | RvError::UserNotLoggedIn => "the session was lost and re-opening it once did not help",
+        RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid => {
+            "the key handle went stale and looking the key up again did not help"
+        }
+        RvError::DeviceError | RvError::GeneralError | RvError::FunctionFailed => {
+            "the token reported an internal failure; check its logs"
+        }
+        RvError::CryptokiNotInitialized => "the module was finalized by another user in this process",
+        _ => "",
+    }
+}
+
+/// Where a PKCS#11 error happened: the token and the key.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ErrCtx {
+    pub(crate) token: Option<String>,
+    pub(crate) key: Option<String>,
+}
+
+impl ErrCtx {
+    /// Convert a cryptoki error into the crate's error.
+    pub(crate) fn ck(&self, err: CkError) -> Error {
+        let (function, rv, detail) = match err {
+            CkError::Pkcs11(rv, f) => (function_name(f), Some(rv_name(rv)), advice(rv).to_owned()),
+            CkError::LibraryLoading(e) => ("load module".to_owned(), None, e.to_string()),
+            other => ("cryptoki".to_owned(), None, other.to_string()),
+        };
+        self.err(function, rv, detail)
+    }
+
+    /// A failure that has no `CK_RV` (a lookup found nothing, a bad attribute...).
+    pub(crate) fn step(&self, step: &str, detail: impl Into<String>) -> Error {
+        self.err(step.to_owned(), None, detail.into())
+    }
+
+    fn err(&self, function: String, rv: Option<String>, detail: String) -> Error {
+        Error::from(Pkcs11Error { token: self.token.clone(), key: self.key.clone(), function, rv, detail })
+    }
+}
+
+/// True for errors after which a fresh session (and login) may succeed.
+pub(crate) fn is_recoverable(err: &CkError) -> bool {
+    matches!(
+        err,
+        CkError::Pkcs11(
+            RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::DeviceRemoved
+                | RvError::TokenNotPresent
+                | RvError::UserNotLoggedIn
+                | RvError::ObjectHandleInvalid
+                | RvError::KeyHandleInvalid,
+            _
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rv_and_function_names() {
+        assert_eq!(rv_name(RvError::PinIncorrect), "CKR_PIN_INCORRECT");
+        assert_eq!(rv_name(RvError::KeyFunctionNotPermitted), "CKR_KEY_FUNCTION_NOT_PERMITTED");
+        assert_eq!(rv_name(RvError::CryptokiAlreadyInitialized), "CKR_CRYPTOKI_ALREADY_INITIALIZED");
+        assert_eq!(function_name(Function::EncryptInit), "C_EncryptInit");
+    }
+}
+
+#[cfg(test)]
+mod softhsm_tests;

@@ -1,0 +1,131 @@
+//! Loading PKCS#11 modules: once per path per process, initialized once.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::slot::Slot;
+use once_cell::sync::Lazy;
+
+use super::ErrCtx;
+use crate::error::Result;
+
+/// Environment variable naming the default module.
+pub const MODULE_ENV: &str = "PKCS11_MODULE";
+
+/// Module used when neither the URI nor [`MODULE_ENV`] names one.
+const FALLBACK_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// The default module path: `$PKCS11_MODULE`, else SoftHSM's usual path.
+pub fn default_module_path() -> PathBuf {
+    match std::env::var_os(MODULE_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(FALLBACK_MODULE),
+    }
+}
+
+static MODULES: Lazy<Mutex<HashMap<PathBuf, Arc<Pkcs11>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// A loaded and initialized PKCS#11 module, shared by everything in the
+/// process that names the same path. Cheap to clone.
+///
+/// The module is initialized with OS locking on first load (a module that
+/// reports it is already initialized is accepted) and is never finalized:
+/// other users in the process may still need it.
+#[derive(Clone)]
+pub struct Module {
+    path: PathBuf,
+    ctx: Arc<Pkcs11>,
+}
+
+impl fmt::Debug for Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Module").field("path", &self.path).finish()
+    }
+}
+
+/// What a slot with a token reports, for listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSummary {
+    /// Slot id.
+    pub slot_id: u64,
+    /// Token label (trailing blanks removed).
+    pub label: String,
+    /// Manufacturer id.
+    pub manufacturer: String,
+    /// Model.
+    pub model: String,
+    /// Serial number.
+    pub serial: String,
+    /// True once the token was initialized.
+    pub initialized: bool,
+}
+
+impl Module {
+    /// Load (once per process) and initialize the module at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut modules = MODULES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ctx) = modules.get(&path) {
+            return Ok(Module { path, ctx: Arc::clone(ctx) });
+        }
+        let err = ErrCtx::default();
+        let ctx = Pkcs11::new(&path).map_err(|e| match e {
+            CkError::LibraryLoading(inner) => err.step(
+                "load module",
+                format!(
+                    "cannot load the PKCS#11 module {}: {inner}; set module-path in the URI or {MODULE_ENV}",
+                    path.display()
+                ),
+            ),
+            other => err.ck(other),
+        })?;
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(err.ck(e)),
+        }
+        let ctx = Arc::new(ctx);
+        modules.insert(path.clone(), Arc::clone(&ctx));
+        Ok(Module { path, ctx })
+    }
+
+    /// Load the module named by `$PKCS11_MODULE` or the SoftHSM default.
+    pub fn load_default() -> Result<Self> {
+        Self::load(default_module_path())
+    }
+
+    /// The module's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The tokens present in the module's slots.
+    pub fn tokens(&self) -> Result<Vec<TokenSummary>> {
+        let err = ErrCtx::default();
+        let slots = self.ctx.get_slots_with_token().map_err(|e| err.ck(e))?;
+        let mut out = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let info = self.ctx.get_token_info(slot).map_err(|e| err.ck(e))?;
+            out.push(TokenSummary {
+                slot_id: slot.id(),
+                label: info.label().trim_end().to_owned(),
+                manufacturer: info.manufacturer_id().trim_end().to_owned(),
+                model: info.model().trim_end().to_owned(),
+                serial: info.serial_number().trim_end().to_owned(),
+                initialized: info.token_initialized(),
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn ctx(&self) -> &Pkcs11 {
+        &self.ctx
+    }
+
+    pub(crate) fn slot(&self, summary: &TokenSummary) -> Result<Slot> {
+        Slot::try_from(summary.slot_id).map_err(|e| ErrCtx::default().ck(e))
+    }
+}

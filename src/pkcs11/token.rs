@@ -1,0 +1,575 @@
+//! One logged-in token and its pool of sessions.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, SessionState, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::RawAuthPin;
+
+use super::module::{default_module_path, Module, TokenSummary};
+use super::pin::{resolve_pin, Pin};
+use super::uri::{ObjectType, Pkcs11Uri};
+use super::{is_recoverable, ErrCtx};
+use crate::error::{Error, Result};
+
+type CkResult<T> = std::result::Result<T, CkError>;
+
+/// How to open a [`Token`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TokenOptions {
+    /// Most sessions open at once; threads wait when all are in use.
+    /// Default: the number of CPUs, between 2 and 16.
+    pub pool_size: usize,
+    /// The PIN; when `None` it is resolved from the URI and the environment
+    /// (see [`resolve_pin`]).
+    pub pin: Option<Pin>,
+    /// The module to load; when `None`, the URI's `module-path`, then
+    /// `$PKCS11_MODULE`, then SoftHSM's default path.
+    pub module_path: Option<PathBuf>,
+}
+
+impl Default for TokenOptions {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4);
+        TokenOptions { pool_size: cpus.clamp(2, 16), pin: None, module_path: None }
+    }
+}
+
+impl TokenOptions {
+    /// Set the pool size (at least 1).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// Use this PIN instead of resolving one.
+    pub fn pin(mut self, pin: Pin) -> Self {
+        self.pin = Some(pin);
+        self
+    }
+
+    /// Load this module.
+    pub fn module_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.module_path = Some(path.into());
+        self
+    }
+}
+
+/// The class of key object a keyring looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum KeyClass {
+    Secret,
+    Private,
+    Public,
+}
+
+impl KeyClass {
+    pub(crate) fn object_class(self) -> ObjectClass {
+        match self {
+            KeyClass::Secret => ObjectClass::SECRET_KEY,
+            KeyClass::Private => ObjectClass::PRIVATE_KEY,
+            KeyClass::Public => ObjectClass::PUBLIC_KEY,
+        }
+    }
+
+    fn uri_type(self) -> ObjectType {
+        match self {
+            KeyClass::Secret => ObjectType::SecretKey,
+            KeyClass::Private => ObjectType::Private,
+            KeyClass::Public => ObjectType::Public,
+        }
+    }
+}
+
+/// A key named by label and/or id, of one class; the cache key for handles.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct KeyRef {
+    pub(crate) label: Option<String>,
+    pub(crate) id: Option<Vec<u8>>,
+    pub(crate) class: KeyClass,
+}
+
+impl KeyRef {
+    /// The key of class `class` named by `uri` (`object` and/or `id`).
+    pub(crate) fn from_uri(uri: &Pkcs11Uri, class: KeyClass) -> Result<Self> {
+        if uri.object.is_none() && uri.id.is_none() {
+            return Err(Error::InvalidUri {
+                uri: uri.to_string(),
+                reason: "it names no key: add `object=<label>` (or `id=`)".into(),
+            });
+        }
+        Ok(KeyRef { label: uri.object.clone(), id: uri.id.clone(), class })
+    }
+
+    pub(crate) fn template(&self) -> Vec<Attribute> {
+        let mut t = vec![Attribute::Class(self.class.object_class())];
+        if let Some(label) = &self.label {
+            t.push(Attribute::Label(label.as_bytes().to_vec()));
+        }
+        if let Some(id) = &self.id {
+            t.push(Attribute::Id(id.clone()));
+        }
+        t
+    }
+}
+
+struct Pool {
+    idle: Vec<Session>,
+    open: usize,
+}
+
+struct Inner {
+    module: Module,
+    slot: Slot,
+    label: String,
+    serial: String,
+    uri: Pkcs11Uri,
+    pin: Pin,
+    pool_size: usize,
+    pool: Mutex<Pool>,
+    available: Condvar,
+    handles: Mutex<HashMap<KeyRef, ObjectHandle>>,
+    reopens: AtomicU64,
+}
+
+/// One logged-in token with a bounded pool of sessions.
+///
+/// `Token` is cheap to clone and `Send + Sync`: every operation borrows one
+/// session from the pool for its duration, so a session is used by one
+/// thread at a time; when all `pool_size` sessions are busy, callers wait.
+///
+/// When an operation fails because its session went stale
+/// (`CKR_SESSION_HANDLE_INVALID`, `CKR_SESSION_CLOSED`, `CKR_DEVICE_REMOVED`,
+/// `CKR_TOKEN_NOT_PRESENT`, `CKR_USER_NOT_LOGGED_IN`) or its key handle did
+/// (`CKR_OBJECT_HANDLE_INVALID`, `CKR_KEY_HANDLE_INVALID`), the session is
+/// dropped, a new one is opened and logged in, the key is looked up again,
+/// and the operation is retried once.
+#[derive(Clone)]
+pub struct Token {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("label", &self.inner.label)
+            .field("serial", &self.inner.serial)
+            .field("slot", &self.inner.slot.id())
+            .field("module", &self.inner.module.path())
+            .field("pool_size", &self.inner.pool_size)
+            .finish()
+    }
+}
+
+impl Token {
+    /// Open the token named by `uri` (`token`, `serial`, `slot-id`,
+    /// `manufacturer`, `model`) and log in, with default options.
+    pub fn open(uri: &Pkcs11Uri) -> Result<Self> {
+        Self::open_with(uri, TokenOptions::default())
+    }
+
+    /// Open the token named by `uri` and log in.
+    ///
+    /// Fails with a distinct [`Pkcs11Error`](crate::Pkcs11Error) when no
+    /// token matches (`function` = `find token`) or the PIN is wrong
+    /// (`C_Login`, `CKR_PIN_INCORRECT`).
+    pub fn open_with(uri: &Pkcs11Uri, options: TokenOptions) -> Result<Self> {
+        let path = options
+            .module_path
+            .clone()
+            .or_else(|| uri.module_path.as_ref().map(PathBuf::from))
+            .unwrap_or_else(default_module_path);
+        let module = Module::load(&path)?;
+        let summary = select_token(&module, uri)?;
+        let slot = module.slot(&summary)?;
+        let pin = match options.pin {
+            Some(pin) => pin,
+            None => resolve_pin(uri)?,
+        };
+        let token_uri = Pkcs11Uri {
+            token: Some(summary.label.clone()),
+            module_path: Some(path.to_string_lossy().into_owned()),
+            ..Pkcs11Uri::default()
+        };
+        let token = Token {
+            inner: Arc::new(Inner {
+                module,
+                slot,
+                label: summary.label,
+                serial: summary.serial,
+                uri: token_uri,
+                pin,
+                pool_size: options.pool_size.max(1),
+                pool: Mutex::new(Pool { idle: Vec::new(), open: 0 }),
+                available: Condvar::new(),
+                handles: Mutex::new(HashMap::new()),
+                reopens: AtomicU64::new(0),
+            }),
+        };
+        // Open one session now, so a wrong PIN is reported here.
+        let lease = token.checkout().map_err(|e| token.err_ctx(None).ck(e))?;
+        drop(lease);
+        Ok(token)
+    }
+
+    /// The token label.
+    pub fn label(&self) -> &str {
+        &self.inner.label
+    }
+
+    /// The token serial number.
+    pub fn serial(&self) -> &str {
+        &self.inner.serial
+    }
+
+    /// The slot id the token sits in.
+    pub fn slot_id(&self) -> u64 {
+        self.inner.slot.id()
+    }
+
+    /// The module the token is reached through.
+    pub fn module(&self) -> &Module {
+        &self.inner.module
+    }
+
+    /// Most sessions this token opens at once.
+    pub fn pool_size(&self) -> usize {
+        self.inner.pool_size
+    }
+
+    /// A URI naming this token (label and module path, no PIN).
+    pub fn uri(&self) -> &Pkcs11Uri {
+        &self.inner.uri
+    }
+
+    /// The URI of an object on this token.
+    pub fn key_uri(&self, label: Option<&str>, id: Option<&[u8]>, object_type: Option<ObjectType>) -> Pkcs11Uri {
+        Pkcs11Uri {
+            object: label.map(str::to_owned),
+            id: id.map(<[u8]>::to_vec),
+            object_type,
+            ..self.inner.uri.clone()
+        }
+    }
+
+    /// Log out of the token. PKCS#11 keeps one login state per process and
+    /// token, so every session of this process, in any pool, loses its login;
+    /// pools log in again when an operation reports `CKR_USER_NOT_LOGGED_IN`.
+    pub fn logout(&self) -> Result<()> {
+        let lease = self.checkout().map_err(|e| self.err_ctx(None).ck(e))?;
+        match lease.session().logout() {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserNotLoggedIn, _)) => Ok(()),
+            Err(e) => Err(self.err_ctx(None).ck(e)),
+        }
+    }
+
+    /// How many times a stale session was dropped and replaced.
+    #[doc(hidden)]
+    pub fn session_reopen_count(&self) -> u64 {
+        self.inner.reopens.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn err_ctx(&self, key: Option<&Pkcs11Uri>) -> ErrCtx {
+        ErrCtx { token: Some(self.inner.label.clone()), key: key.map(Pkcs11Uri::to_path_string) }
+    }
+
+    /// Check that a key URI does not name another token.
+    pub(crate) fn check_same_token(&self, uri: &Pkcs11Uri) -> Result<()> {
+        let mismatch = |what: &str, want: &str, have: &str| {
+            Err(Error::config(format!(
+                "key URI {} names {what} `{want}`, but the token opened is `{have}`",
+                uri.to_path_string()
+            )))
+        };
+        if let Some(t) = &uri.token {
+            if t != &self.inner.label {
+                return mismatch("token", t, &self.inner.label);
+            }
+        }
+        if let Some(s) = &uri.serial {
+            if s != &self.inner.serial {
+                return mismatch("serial", s, &self.inner.serial);
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `op` on a pooled session, with the recovery described on [`Token`].
+    pub(crate) fn run<T>(&self, key_uri: Option<&Pkcs11Uri>, mut op: impl FnMut(&Session) -> CkResult<T>) -> Result<T> {
+        self.run_inner(key_uri, None, &mut |s, _| op(s))
+    }
+
+    /// Run `op` on a pooled session with the handle of `key`, with recovery.
+    pub(crate) fn run_with_key<T>(
+        &self,
+        key_uri: &Pkcs11Uri,
+        key: &KeyRef,
+        mut op: impl FnMut(&Session, ObjectHandle) -> CkResult<T>,
+    ) -> Result<T> {
+        self.run_inner(Some(key_uri), Some(key), &mut |s, h| match h {
+            Some(h) => op(s, h),
+            None => Err(CkError::InvalidValue),
+        })
+    }
+
+    /// Look a key up now (filling the handle cache): construction-time check
+    /// that the key exists.
+    pub(crate) fn find_key(&self, key_uri: &Pkcs11Uri, key: &KeyRef) -> Result<()> {
+        self.run_with_key(key_uri, key, |_, _| Ok(()))
+    }
+
+    fn run_inner<T>(
+        &self,
+        key_uri: Option<&Pkcs11Uri>,
+        key: Option<&KeyRef>,
+        op: &mut dyn FnMut(&Session, Option<ObjectHandle>) -> CkResult<T>,
+    ) -> Result<T> {
+        let ctx = self.err_ctx(key_uri);
+        let mut retried = false;
+        loop {
+            let lease = self.checkout().map_err(|e| ctx.ck(e))?;
+            let handle = match key {
+                None => None,
+                Some(k) => match self.lookup(lease.session(), k) {
+                    Ok(h) => Some(h),
+                    Err(Lookup::Ck(e)) if !retried && is_recoverable(&e) => {
+                        self.recover(lease, key);
+                        retried = true;
+                        continue;
+                    }
+                    Err(Lookup::Ck(e)) => return Err(ctx.ck(e)),
+                    Err(Lookup::NotFound) => {
+                        // A private object is invisible when the login was lost.
+                        if !retried && !logged_in(lease.session()) {
+                            self.recover(lease, key);
+                            retried = true;
+                            continue;
+                        }
+                        return Err(ctx.step("find key", self.not_found(k)));
+                    }
+                    Err(Lookup::Ambiguous(n)) => {
+                        return Err(ctx.step(
+                            "find key",
+                            format!("{n} objects match; add `id=` to the URI to pick one (list the token's keys)"),
+                        ))
+                    }
+                },
+            };
+            match op(lease.session(), handle) {
+                Ok(v) => return Ok(v),
+                Err(e) if !retried && is_recoverable(&e) => {
+                    self.recover(lease, key);
+                    retried = true;
+                }
+                Err(e) => return Err(ctx.ck(e)),
+            }
+        }
+    }
+
+    fn not_found(&self, k: &KeyRef) -> String {
+        let class = match k.class {
+            KeyClass::Secret => "secret key",
+            KeyClass::Private => "private key",
+            KeyClass::Public => "public key",
+        };
+        let mut name = Vec::new();
+        if let Some(label) = &k.label {
+            name.push(format!("label `{label}`"));
+        }
+        if let Some(id) = &k.id {
+            name.push(format!("id {}", hex(id)));
+        }
+        format!(
+            "no {class} with {} on token `{}` (type={}); check the object name, or list the token's keys",
+            name.join(" and "),
+            self.inner.label,
+            k.class.uri_type().as_str()
+        )
+    }
+
+    fn recover(&self, lease: Lease<'_>, key: Option<&KeyRef>) {
+        if let Some(k) = key {
+            self.handles().remove(k);
+        }
+        lease.discard();
+        self.inner.reopens.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drop every cached key handle.
+    pub(crate) fn forget_handles(&self) {
+        self.handles().clear();
+    }
+
+    fn handles(&self) -> MutexGuard<'_, HashMap<KeyRef, ObjectHandle>> {
+        self.inner.handles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lookup(&self, session: &Session, key: &KeyRef) -> std::result::Result<ObjectHandle, Lookup> {
+        if let Some(h) = self.handles().get(key) {
+            return Ok(*h);
+        }
+        let found = session.find_objects(&key.template()).map_err(Lookup::Ck)?;
+        match found.as_slice() {
+            [] => Err(Lookup::NotFound),
+            [h] => {
+                self.handles().insert(key.clone(), *h);
+                Ok(*h)
+            }
+            many => Err(Lookup::Ambiguous(many.len())),
+        }
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Pool> {
+        self.inner.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Borrow a session: an idle one, a new one if fewer than `pool_size`
+    /// are open, else wait for one to come back.
+    pub(crate) fn checkout(&self) -> CkResult<Lease<'_>> {
+        let mut pool = self.pool();
+        loop {
+            if let Some(session) = pool.idle.pop() {
+                return Ok(Lease { token: self, session: Some(session) });
+            }
+            if pool.open < self.inner.pool_size {
+                pool.open += 1;
+                drop(pool);
+                return match self.open_session() {
+                    Ok(session) => Ok(Lease { token: self, session: Some(session) }),
+                    Err(e) => {
+                        self.pool().open -= 1;
+                        self.inner.available.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            pool = self.inner.available.wait(pool).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn open_session(&self) -> CkResult<Session> {
+        let session = self.inner.module.ctx().open_rw_session(self.inner.slot)?;
+        let pin = RawAuthPin::new(Box::new(self.inner.pin.as_bytes().to_vec()));
+        match session.login_with_raw(UserType::User, &pin) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+enum Lookup {
+    Ck(CkError),
+    NotFound,
+    Ambiguous(usize),
+}
+
+fn logged_in(session: &Session) -> bool {
+    session
+        .get_session_info()
+        .map(|i| matches!(i.session_state(), SessionState::RoUser | SessionState::RwUser))
+        .unwrap_or(false)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A session borrowed from the pool; goes back on drop.
+pub(crate) struct Lease<'a> {
+    token: &'a Token,
+    session: Option<Session>,
+}
+
+impl Lease<'_> {
+    pub(crate) fn session(&self) -> &Session {
+        // Always `Some` until drop or discard, which consume the lease.
+        match &self.session {
+            Some(s) => s,
+            None => unreachable_session(),
+        }
+    }
+
+    /// Close the session instead of returning it to the pool.
+    fn discard(mut self) {
+        if let Some(session) = self.session.take() {
+            drop(session);
+            self.token.pool().open -= 1;
+            self.token.inner.available.notify_one();
+        }
+    }
+}
+
+#[cold]
+fn unreachable_session() -> ! {
+    // A lease holds its session from checkout until it is consumed.
+    unreachable!("lease used after its session was released")
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.token.pool().idle.push(session);
+            self.token.inner.available.notify_one();
+        }
+    }
+}
+
+fn select_token(module: &Module, uri: &Pkcs11Uri) -> Result<TokenSummary> {
+    let ctx = ErrCtx { token: uri.token.clone(), key: None };
+    let tokens = module.tokens()?;
+    let matches: Vec<&TokenSummary> = tokens
+        .iter()
+        .filter(|t| {
+            uri.token.as_ref().is_none_or(|v| *v == t.label)
+                && uri.serial.as_ref().is_none_or(|v| *v == t.serial)
+                && uri.slot_id.is_none_or(|v| v == t.slot_id)
+                && uri.manufacturer.as_ref().is_none_or(|v| *v == t.manufacturer)
+                && uri.model.as_ref().is_none_or(|v| *v == t.model)
+        })
+        .collect();
+    let available = || {
+        let list: Vec<String> = tokens
+            .iter()
+            .filter(|t| t.initialized)
+            .map(|t| format!("`{}` (serial {}, slot {})", t.label, t.serial, t.slot_id))
+            .collect();
+        if list.is_empty() {
+            "the module has no initialized token".to_owned()
+        } else {
+            format!("available: {}", list.join(", "))
+        }
+    };
+    match matches.as_slice() {
+        [] => Err(ctx.step(
+            "find token",
+            format!(
+                "no token matches {} in module {}; {}",
+                uri.token_only().to_path_string(),
+                module.path().display(),
+                available()
+            ),
+        )),
+        [one] if !one.initialized => {
+            Err(ctx.step("find token", format!("token in slot {} is not initialized", one.slot_id)))
+        }
+        [one] => Ok((*one).clone()),
+        many => {
+            // Uninitialized slots (SoftHSM always shows a free one) do not count.
+            let init: Vec<&&TokenSummary> = many.iter().filter(|t| t.initialized).collect();
+            match init.as_slice() {
+                [one] => Ok((**one).clone()),
+                _ => Err(ctx.step(
+                    "find token",
+                    format!("{} tokens match; add `token=`, `serial=` or `slot-id=`; {}", init.len(), available()),
+                )),
+            }
+        }
+    }
+}
