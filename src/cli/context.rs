@@ -8,9 +8,8 @@ use crate::exit::CliError;
 pub fn parse_context(pairs: &[String]) -> Result<EncryptionContext, CliError> {
     let mut ctx = EncryptionContext::new();
     for pair in pairs {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| CliError::usage(format!("--context `{pair}` is not KEY=VALUE")))?;
+        let (k, v) =
+            pair.split_once('=').ok_or_else(|| CliError::usage(format!("--context `{pair}` is not KEY=VALUE")))?;
         if k.is_empty() {
             return Err(CliError::usage(format!("--context `{pair}` has an empty key")));
         }

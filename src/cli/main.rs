@@ -1,2 +1,53 @@
-//! The `hsm-keyring` command.
-fn main() {}
+//! The `hsm-keyring` command: encrypt, decrypt and manage keys from the shell.
+#![forbid(unsafe_code)]
+
+mod args;
+mod commands;
+mod config;
+mod context;
+mod exit;
+mod io;
+mod spec;
+mod tokens;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::Cli;
+use args::{Command, DevTokenCommand};
+
+fn run(cli: &Cli) -> Result<(), exit::CliError> {
+    let dev_dir = match &cli.command {
+        Command::DevToken(DevTokenCommand::Init { dir: Some(dir), .. }) => dir.clone(),
+        _ => tokens::dev_dir(cli.dev_dir.as_deref()),
+    };
+    let mut tokens = tokens::Tokens::new(dev_dir.clone(), cli.insecure_pin_in_uri);
+    match &cli.command {
+        Command::Encrypt(a) => commands::encrypt(cli, &mut tokens, a),
+        Command::Decrypt(a) => commands::decrypt(cli, &mut tokens, a),
+        Command::Inspect(a) => commands::inspect(cli, a),
+        Command::Keys(k) => commands::keys(cli, &mut tokens, k),
+        Command::DevToken(DevTokenCommand::Init { force, .. }) => {
+            commands::dev_token_init(cli, &mut tokens, &dev_dir, *force)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hsm-keyring: {e}");
+            e.exit_code()
+        }
+    }
+}

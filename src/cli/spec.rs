@@ -9,7 +9,7 @@ use crate::exit::CliError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySpec {
     /// A key in a PKCS#11 token, named by an RFC 7512 URI.
-    Pkcs11 { uri: String, namespace: Option<String>, name: Option<String> },
+    Pkcs11 { uri: String, namespace: Option<String>, name: Option<String>, padding: Option<String> },
     /// A raw AES key file (16, 24 or 32 raw bytes).
     Aes { path: PathBuf, namespace: String, name: String },
     /// A raw RSA key in a PEM file.
@@ -50,14 +50,18 @@ impl KeySpec {
             }
         }
         let mut take = |k: &str| fields.remove(k).filter(|v| !v.is_empty());
-        let kind = take("type").ok_or_else(|| {
-            CliError::usage(format!("wrapping key spec `{text}` has no type= (pkcs11, aes or rsa)"))
-        })?;
+        let kind = take("type")
+            .ok_or_else(|| CliError::usage(format!("wrapping key spec `{text}` has no type= (pkcs11, aes or rsa)")))?;
         let need = |v: Option<String>, k: &str| {
             v.ok_or_else(|| CliError::usage(format!("wrapping key spec `{text}`: type={kind} needs {k}=")))
         };
         let spec = match kind.as_str() {
-            "pkcs11" => KeySpec::Pkcs11 { uri: need(take("uri"), "uri")?, namespace: take("namespace"), name: take("name") },
+            "pkcs11" => KeySpec::Pkcs11 {
+                uri: need(take("uri"), "uri")?,
+                namespace: take("namespace"),
+                name: take("name"),
+                padding: take("padding"),
+            },
             "aes" => KeySpec::Aes {
                 path: PathBuf::from(need(take("path"), "path")?),
                 namespace: need(take("namespace"), "namespace")?,
@@ -76,7 +80,9 @@ impl KeySpec {
             }
         };
         if let Some(extra) = fields.keys().next() {
-            return Err(CliError::usage(format!("wrapping key spec `{text}`: `{extra}=` does not apply to type={kind}")));
+            return Err(CliError::usage(format!(
+                "wrapping key spec `{text}`: `{extra}=` does not apply to type={kind}"
+            )));
         }
         Ok(spec)
     }
@@ -93,7 +99,12 @@ mod tests {
         let s = KeySpec::parse("type=pkcs11,uri=pkcs11:token=a,b;object=k?pin-source=file:/p,name=x").unwrap();
         assert_eq!(
             s,
-            KeySpec::Pkcs11 { uri: "pkcs11:token=a,b;object=k?pin-source=file:/p".into(), namespace: None, name: Some("x".into()) }
+            KeySpec::Pkcs11 {
+                uri: "pkcs11:token=a,b;object=k?pin-source=file:/p".into(),
+                namespace: None,
+                name: Some("x".into()),
+                padding: None
+            }
         );
         let s = KeySpec::parse("type=rsa,path=k.pem,namespace=ns,name=n,padding=oaep-sha256").unwrap();
         assert!(matches!(s, KeySpec::Rsa { ref padding, .. } if padding == "oaep-sha256"));
@@ -107,6 +118,7 @@ mod tests {
             "type=aes,path=k",
             "type=nope,uri=x",
             "type=aes,path=k,namespace=n,name=m,padding=pkcs1",
+            "type=pkcs11,path=k",
             "type=aes,path=k,path=j,namespace=n,name=m",
             "type=aes,junk,namespace=n,name=m,path=k",
         ] {

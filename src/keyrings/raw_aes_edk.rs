@@ -54,6 +54,15 @@ pub fn parse_provider_info(key_name: &str, info: &[u8]) -> Option<[u8; IV_LEN]> 
     iv.try_into().ok()
 }
 
+/// The key name of a raw AES EDK's provider info, if `info` has the layout
+/// (a UTF-8 name followed by the 128-bit tag and 12-byte IV fields).
+/// Useful to show which key wrapped an EDK without knowing the key.
+pub fn key_name(info: &[u8]) -> Option<&str> {
+    let cut = info.len().checked_sub(PROVIDER_INFO_SUFFIX_LEN)?;
+    let name = std::str::from_utf8(&info[..cut]).ok()?;
+    parse_provider_info(name, info).map(|_| name)
+}
+
 /// Join the AES-GCM output into the EDK ciphertext field: `encrypted key || tag`.
 pub fn join_ciphertext(encrypted_key: &[u8], tag: &[u8; TAG_LEN]) -> Vec<u8> {
     let mut out = Vec::with_capacity(encrypted_key.len() + TAG_LEN);

@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::UserType;
 use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
 use once_cell::sync::Lazy;
 
-use super::ErrCtx;
+use super::{ErrCtx, Pin};
 use crate::error::Result;
 
 /// Environment variable naming the default module.
@@ -100,6 +102,48 @@ impl Module {
     /// The module's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Initialize a new token in the first slot whose token is not yet
+    /// initialized (SoftHSM always offers one), set its security officer and
+    /// user PINs, and return what the new token reports.
+    ///
+    /// This is provisioning: it is what `softhsm2-util --init-token --free`
+    /// does, without putting the PINs on a command line. Both PINs must be
+    /// UTF-8. Fails if no free slot exists or a token with `label` exists.
+    pub fn init_token(&self, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<TokenSummary> {
+        let err = ErrCtx { token: Some(label.to_owned()), key: None };
+        if self.tokens()?.iter().any(|t| t.initialized && t.label == label) {
+            return Err(err.step("init token", format!("a token labelled `{label}` already exists")));
+        }
+        let to_auth = |pin: &Pin| -> Result<AuthPin> {
+            let text = std::str::from_utf8(pin.as_bytes())
+                .map_err(|_| err.step("init token", "PINs used to initialize a token must be UTF-8"))?;
+            Ok(AuthPin::from(text.to_owned()))
+        };
+        let so = to_auth(so_pin)?;
+        let user = to_auth(user_pin)?;
+        let free = self
+            .ctx
+            .get_all_slots()
+            .map_err(|e| err.ck(e))?
+            .into_iter()
+            .find(|slot| self.ctx.get_token_info(*slot).map(|info| !info.token_initialized()).unwrap_or(false))
+            .ok_or_else(|| err.step("init token", "no slot with an uninitialized token is free in this module"))?;
+        self.ctx.init_token(free, &so, label).map_err(|e| err.ck(e))?;
+        // Some modules (SoftHSM among them) move a freshly initialized token
+        // to a new slot id: look it up again by label.
+        let summary = self
+            .tokens()?
+            .into_iter()
+            .find(|t| t.initialized && t.label == label)
+            .ok_or_else(|| err.step("init token", "the initialized token did not appear in the slot list"))?;
+        let session =
+            self.ctx.open_rw_session(Slot::try_from(summary.slot_id).map_err(|e| err.ck(e))?).map_err(|e| err.ck(e))?;
+        session.login(UserType::So, Some(&so)).map_err(|e| err.ck(e))?;
+        session.init_pin(&user).map_err(|e| err.ck(e))?;
+        session.logout().map_err(|e| err.ck(e))?;
+        Ok(summary)
     }
 
     /// The tokens present in the module's slots.

@@ -1,0 +1,78 @@
+//! The optional TOML file of named keyrings.
+//!
+//! ```toml
+//! [keyrings.prod]
+//! wrapping-keys = [
+//!   "type=pkcs11,uri=pkcs11:token=prod;object=master-2026;type=secret-key",
+//!   "type=rsa,path=/etc/hsm-keyring/escrow.pub.pem,namespace=escrow,name=escrow-2026,padding=oaep-sha256",
+//! ]
+//! signer = "pkcs11:token=prod;object=signer-2026;type=private"
+//! trusted-signers = ["/etc/hsm-keyring/signer-2026.pem"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::exit::CliError;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub keyrings: BTreeMap<String, NamedKeyring>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NamedKeyring {
+    /// Wrapping key specs, the generator first.
+    pub wrapping_keys: Vec<String>,
+    /// Token signer URI for signed suites.
+    pub signer: Option<String>,
+    /// Trusted signers (PEM files or URIs) checked on decrypt.
+    #[serde(default)]
+    pub trusted_signers: Vec<String>,
+}
+
+/// The default config path: `$XDG_CONFIG_HOME/hsm-keyring/config.toml` or `~/.config/...`.
+pub fn default_path() -> Option<PathBuf> {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("hsm-keyring").join("config.toml"))
+}
+
+/// Find the named keyring in `path` (or the default file).
+pub fn named_keyring(path: Option<&Path>, name: &str) -> Result<NamedKeyring, CliError> {
+    let path = path
+        .map(Path::to_path_buf)
+        .or_else(default_path)
+        .ok_or_else(|| CliError::usage(format!("--keyring {name}: no config file (give --config FILE)")))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CliError::usage(format!("--keyring {name}: cannot read {}: {e}", path.display())))?;
+    let mut config: Config =
+        toml::from_str(&text).map_err(|e| CliError::usage(format!("config {}: {e}", path.display())))?;
+    config.keyrings.remove(name).ok_or_else(|| {
+        CliError::usage(format!(
+            "config {} has no keyring `{name}` (it has: {})",
+            path.display(),
+            config.keyrings.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_refuses_unknown_fields() {
+        let c: Config =
+            toml::from_str("[keyrings.a]\nwrapping-keys = [\"type=aes,path=k,namespace=n,name=m\"]\n").unwrap();
+        assert_eq!(c.keyrings["a"].wrapping_keys.len(), 1);
+        assert!(toml::from_str::<Config>("[keyrings.a]\nwrapping-keys = []\nbogus = 1\n").is_err());
+    }
+}
