@@ -21,6 +21,13 @@ use crate::spec::KeySpec;
 use crate::tokens::{Tokens, DEV_TOKEN_LABEL};
 use crate::Cli;
 
+/// `println!` that reports a closed stdout as an error instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(io::stdout().lock(), $($arg)*).map_err(|e| CliError::usage(format!("writing stdout: {e}")))?
+    };
+}
+
 fn policy(p: PolicyArg) -> CommitmentPolicy {
     match p {
         PolicyArg::ForbidEncryptAllowDecrypt => CommitmentPolicy::ForbidEncryptAllowDecrypt,
@@ -155,7 +162,7 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<(), CliError> {
     let _ = cli;
     let header = Client::new().inspect(input).map_err(|e| CliError::from_lib("inspect", e))?;
     let text = serde_json::to_string_pretty(&header_json(&header)).map_err(|e| CliError::usage(e.to_string()))?;
-    println!("{text}");
+    out!("{text}");
     Ok(())
 }
 
@@ -220,7 +227,7 @@ pub fn keys(cli: &Cli, tokens: &mut Tokens, cmd: &KeysCommand) -> Result<(), Cli
                 KeyType::EcP384 => token.generate_ec_p384_key_pair(label, None),
             }
             .map_err(lib("generate key"))?;
-            println!("{key}");
+            out!("{}", tokens.display_uri(&key));
         }
         KeysCommand::List { token, json } => {
             let uri = token_uri(tokens, token.as_deref())?;
@@ -231,24 +238,24 @@ pub fn keys(cli: &Cli, tokens: &mut Tokens, cmd: &KeysCommand) -> Result<(), Cli
                     .iter()
                     .map(|k| {
                         json!({
-                            "uri": k.uri.to_string(), "label": k.label, "id": hex(&k.id),
+                            "uri": tokens.display_uri(&k.uri), "label": k.label, "id": hex(&k.id),
                             "type": k.object_type.as_str(), "kind": format!("{:?}", k.kind),
                             "bits": k.bits, "curve": k.curve, "usages": k.usages,
                             "sensitive": k.sensitive, "extractable": k.extractable,
                         })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| CliError::usage(e.to_string()))?);
+                out!("{}", serde_json::to_string_pretty(&rows).map_err(|e| CliError::usage(e.to_string()))?);
             } else {
                 for k in &keys {
                     let size = k.bits.map(|b| format!("{b}")).or(k.curve.map(str::to_owned)).unwrap_or_default();
-                    println!(
+                    out!(
                         "{:<11} {:<4} {:<6} {:<24} {}",
                         k.object_type.as_str(),
                         format!("{:?}", k.kind),
                         size,
                         k.usages.join(","),
-                        k.uri
+                        tokens.display_uri(&k.uri)
                     );
                 }
                 if keys.is_empty() && !cli.quiet {
@@ -272,10 +279,11 @@ pub fn keys(cli: &Cli, tokens: &mut Tokens, cmd: &KeysCommand) -> Result<(), Cli
             let uri = token_uri(tokens, token.as_deref())?;
             let token = tokens.token(&uri)?;
             let key = token.import_aes_key(label, bytes.as_bytes(), None).map_err(lib("import AES key"))?;
+            let key = tokens.display_uri(&key);
             if !cli.quiet {
                 eprintln!("imported: this key existed outside the token; keep that copy as safe as the token (escrow/testing only)");
             }
-            println!("{key}");
+            out!("{key}");
         }
     }
     Ok(())
@@ -287,7 +295,7 @@ pub fn dev_token_init(cli: &Cli, tokens: &mut Tokens, dir: &std::path::Path, for
         eprintln!("dev token created in {} (SoftHSM; for development only)", dir.display());
     }
     for (what, uri) in created {
-        println!("{what:<13} {uri}");
+        out!("{what:<13} {}", tokens.display_uri(&uri));
     }
     if !cli.quiet {
         eprintln!("commands use this token when a URI names no module-path, e.g.");

@@ -59,8 +59,24 @@ impl Tokens {
     }
 
     /// True when a URI without `module-path` should use the dev token.
+    /// A URI naming SoftHSM's default module (as the dev token's own URIs do
+    /// when printed by other tools) also uses the dev token, unless the
+    /// environment chose a SoftHSM configuration or module.
     fn dev_mode(&self, uri: &Pkcs11Uri) -> bool {
-        uri.module_path.is_none() && std::env::var_os("PKCS11_MODULE").is_none() && self.dev_conf().is_file()
+        let module_ok = match &uri.module_path {
+            None => true,
+            Some(p) => PathBuf::from(p) == default_module_path() && std::env::var_os("SOFTHSM2_CONF").is_none(),
+        };
+        module_ok && std::env::var_os("PKCS11_MODULE").is_none() && self.dev_conf().is_file()
+    }
+
+    /// How to print a URI: without `module-path` when it leads to the dev token.
+    pub fn display_uri(&self, uri: &Pkcs11Uri) -> String {
+        let mut shown = uri.clone();
+        if self.dev_conf().is_file() && shown.module_path.as_deref().map(PathBuf::from) == Some(default_module_path()) {
+            shown.module_path = None;
+        }
+        shown.to_string()
     }
 
     /// Parse a URI given on the command line (refusing `pin-value` unless allowed).
