@@ -4,7 +4,6 @@
 //! `cargo bench --bench message` (about a minute).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::hint::black_box;

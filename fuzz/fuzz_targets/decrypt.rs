@@ -7,7 +7,6 @@
 #![no_main]
 
 #[path = "../../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::io::{Cursor, Read};

@@ -52,7 +52,8 @@ impl FrameOpener {
 
     /// After a regular frame: the sequence number of the next one.
     fn advance(&mut self, at: u64) -> Result<()> {
-        self.next_seq = self.next_seq.checked_add(1).filter(|&s| s <= body::MAX_FRAMES).ok_or_else(|| {
+        // `checked_add` fails exactly past u32::MAX = MAX_FRAMES.
+        self.next_seq = self.next_seq.checked_add(1).ok_or_else(|| {
             Error::malformed("sequence number", at, "more than 2^32 - 1 frames without a final frame")
         })?;
         Ok(())
@@ -97,7 +98,7 @@ fn check_trusted(client: &Client, curve: SignatureCurve, key: &[u8]) -> Result<(
     let compressed = crypto::ec_compress_point(curve, key).map_err(|_| Error::Signature {
         reason: format!("the message's verification key is not a valid {curve:?} point"),
     })?;
-    if trusted.iter().any(|t| *t == compressed) {
+    if trusted.contains(&compressed) {
         Ok(())
     } else {
         Err(untrusted())

@@ -147,7 +147,8 @@ impl FrameSealer {
 
     /// Sequence number for a regular frame, refusing to run past the format's limit.
     fn regular_seq(&self) -> Result<u32> {
-        if self.seq >= body::MAX_FRAMES {
+        // The final frame needs a sequence number too.
+        if self.seq == body::MAX_FRAMES {
             return Err(Error::config("the plaintext needs more than 2^32 - 1 frames; use a larger frame length"));
         }
         Ok(self.seq)
