@@ -512,3 +512,12 @@ fn non_framed_v1_messages_decrypt() {
     let err = r.read_to_end(&mut Vec::new()).unwrap_err();
     assert!(matches!(io_to_error(&err), Some(Error::PolicyViolation { .. })), "{err}");
 }
+
+#[test]
+fn client_and_streams_are_send_and_clients_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Client>();
+    send::<hsm_keyring::EncryptingWriter<Vec<u8>>>();
+    send::<hsm_keyring::DecryptingReader<Cursor<Vec<u8>>>>();
+}

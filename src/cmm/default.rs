@@ -151,3 +151,116 @@ impl<K: Keyring> CryptographicMaterialsManager for DefaultCmm<K> {
         Ok(materials)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::materials::{AlgorithmSuite, CommitmentPolicy, EncryptedDataKey, EncryptionContext};
+
+    /// A keyring that must not be reached.
+    #[derive(Debug)]
+    struct Unreachable;
+
+    impl Keyring for Unreachable {
+        fn on_encrypt(&self, _: EncryptionMaterials) -> Result<EncryptionMaterials> {
+            Err(Error::config("keyring reached"))
+        }
+        fn on_decrypt(&self, _: DecryptionMaterials, _: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
+            Err(Error::config("keyring reached"))
+        }
+        fn description(&self) -> String {
+            "unreachable".into()
+        }
+    }
+
+    fn ctx_with_public_key(value: &str) -> EncryptionContext {
+        let mut ctx = EncryptionContext::from_pairs([("a", "1")]).unwrap();
+        ctx.insert_reserved(PUBLIC_KEY_FIELD, value.to_owned());
+        ctx
+    }
+
+    fn request(
+        suite: AlgorithmSuite,
+        ctx: EncryptionContext,
+        reproduced: EncryptionContext,
+    ) -> DecryptMaterialsRequest {
+        DecryptMaterialsRequest::new(
+            suite,
+            CommitmentPolicy::RequireEncryptAllowDecrypt,
+            Vec::new(),
+            ctx,
+            Some(reproduced),
+        )
+    }
+
+    #[test]
+    fn signature_key_presence_must_match_the_suite_before_the_keyring_is_called() {
+        let cmm = DefaultCmm::new(Unreachable);
+        let none = EncryptionContext::new();
+        // Unsigned suite carrying a verification key: a stripped signature.
+        let key = base64::engine::general_purpose::STANDARD.encode([2u8; 49]);
+        let req = request(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, ctx_with_public_key(&key), none.clone());
+        assert!(matches!(cmm.decrypt_materials(req), Err(Error::Signature { .. })));
+        // Signed suite without one.
+        let ctx = EncryptionContext::from_pairs([("a", "1")]).unwrap();
+        let req = request(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, ctx, none.clone());
+        assert!(matches!(cmm.decrypt_materials(req), Err(Error::Signature { .. })));
+        // Not base64, or not a compressed point.
+        for bad in ["***", "AAAA"] {
+            let req =
+                request(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, ctx_with_public_key(bad), none.clone());
+            assert!(matches!(cmm.decrypt_materials(req), Err(Error::Signature { .. })), "{bad}");
+        }
+        // A conflicting reproduced pair.
+        let reproduced = EncryptionContext::from_pairs([("a", "2")]).unwrap();
+        let req = request(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, ctx_with_public_key(&key), reproduced);
+        assert!(matches!(cmm.decrypt_materials(req), Err(Error::EncryptionContextMismatch { .. })));
+        // Policy.
+        let mut req = request(AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha256, EncryptionContext::new(), none);
+        req.commitment_policy = CommitmentPolicy::RequireEncryptRequireDecrypt;
+        assert!(matches!(cmm.decrypt_materials(req), Err(Error::PolicyViolation { .. })));
+    }
+
+    #[test]
+    fn encrypt_adds_the_public_key_and_refuses_the_reserved_key() {
+        #[derive(Debug)]
+        struct Generate;
+        impl Keyring for Generate {
+            fn on_encrypt(&self, mut m: EncryptionMaterials) -> Result<EncryptionMaterials> {
+                m.set_data_key(crate::DataKey::new(vec![1; m.algorithm_suite.key_len()]))?;
+                m.encrypted_data_keys.push(EncryptedDataKey {
+                    provider_id: "p".into(),
+                    provider_info: vec![],
+                    ciphertext: vec![],
+                });
+                Ok(m)
+            }
+            fn on_decrypt(&self, _: DecryptionMaterials, _: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
+                Err(Error::config("unused"))
+            }
+            fn description(&self) -> String {
+                "generate".into()
+            }
+        }
+        let cmm = DefaultCmm::new(Generate);
+        let req = EncryptionMaterialsRequest::new(EncryptionContext::new(), CommitmentPolicy::default());
+        let m = cmm.get_encryption_materials(req).unwrap();
+        assert_eq!(m.algorithm_suite, AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384);
+        let encoded = m.encryption_context.get(PUBLIC_KEY_FIELD).unwrap();
+        assert_eq!(encoded.len(), 68);
+        assert!(encoded.ends_with("=="));
+        let key = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+        assert_eq!(key, m.signing_key.as_ref().unwrap().public_key());
+
+        let mut req = EncryptionMaterialsRequest::new(EncryptionContext::new(), CommitmentPolicy::default());
+        req.algorithm_suite = Some(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey);
+        let m = cmm.get_encryption_materials(req).unwrap();
+        assert!(m.signing_key.is_none() && m.encryption_context.is_empty());
+
+        let req = EncryptionMaterialsRequest::new(ctx_with_public_key("x"), CommitmentPolicy::default());
+        assert!(matches!(cmm.get_encryption_materials(req), Err(Error::InvalidEncryptionContext { .. })));
+        let mut req = EncryptionMaterialsRequest::new(EncryptionContext::new(), CommitmentPolicy::default());
+        req.algorithm_suite = Some(AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha256);
+        assert!(matches!(cmm.get_encryption_materials(req), Err(Error::PolicyViolation { .. })));
+    }
+}
