@@ -521,3 +521,35 @@ fn client_and_streams_are_send_and_clients_sync() {
     send::<hsm_keyring::EncryptingWriter<Vec<u8>>>();
     send::<hsm_keyring::DecryptingReader<Cursor<Vec<u8>>>>();
 }
+
+#[test]
+fn into_variants_append_and_leave_the_buffer_alone_on_failure() {
+    let keyring = TestAesKeyring::sample();
+    let cmm = DefaultCmm::new(&keyring);
+    let client = client_for(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, 50);
+    let ctx = EncryptionContext::new();
+    let mut msg = b"prefix".to_vec();
+    client.encrypt_into(&cmm, &data(170), &ctx, &mut msg).unwrap();
+    assert_eq!(&msg[..6], b"prefix");
+    let message = msg[6..].to_vec();
+    let mut out = b"kept".to_vec();
+    let info = client.decrypt_into(&cmm, &message, &ctx, &mut out).unwrap();
+    assert_eq!(info.frame_length, 50);
+    assert_eq!(&out[..4], b"kept");
+    assert_eq!(&out[4..], &data(170)[..]);
+
+    // A bad signature: the frames decrypted before it are withdrawn.
+    let mut bad = message.clone();
+    let n = bad.len();
+    bad[n - 5] ^= 1;
+    let mut out = b"kept".to_vec();
+    assert!(matches!(client.decrypt_into(&cmm, &bad, &ctx, &mut out), Err(Error::Signature { .. })));
+    assert_eq!(out, b"kept");
+    // Encrypt failure leaves the buffer alone too.
+    let mut buf = b"kept".to_vec();
+    let reserved =
+        EncryptionContext::deserialize(&[&[0u8, 1, 0, 21][..], b"aws-crypto-public-key", &[0, 1, b'x']].concat(), 0)
+            .unwrap();
+    assert!(client.encrypt_into(&cmm, b"x", &reserved, &mut buf).is_err());
+    assert_eq!(buf, b"kept");
+}

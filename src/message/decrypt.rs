@@ -6,7 +6,7 @@ use base64::Engine as _;
 
 use super::encrypt::into_io;
 use super::keys::{self, MessageKeys};
-use super::{Client, ContentType, Decrypted, HeaderInfo};
+use super::{Client, ContentType, HeaderInfo};
 use crate::crypto::{self, SignatureHasher, IV_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::body::{self, BodyKind};
@@ -206,25 +206,47 @@ fn trailing(at: u64) -> Error {
     Error::malformed("end of message", at, "unexpected bytes after the end of the message")
 }
 
-/// One-shot decryption of a whole message in memory.
-pub(crate) fn decrypt_all(
+/// One-shot decryption of a whole message in memory: the plaintext is
+/// appended to `out` only if everything verifies; on failure `out` is
+/// restored to its original length (the bytes decrypted meanwhile are wiped).
+pub(crate) fn decrypt_into(
     client: &Client,
     cmm: &dyn CryptographicMaterialsManager,
     message: &[u8],
     context: &EncryptionContext,
-) -> Result<Decrypted> {
+    out: &mut Vec<u8>,
+) -> Result<HeaderInfo> {
+    let original = out.len();
+    let res = decrypt_append(client, cmm, message, context, out);
+    if res.is_err() {
+        if let Some(tail) = out.get_mut(original..) {
+            tail.fill(0);
+        }
+        out.truncate(original);
+    }
+    res
+}
+
+fn decrypt_append(
+    client: &Client,
+    cmm: &dyn CryptographicMaterialsManager,
+    message: &[u8],
+    context: &EncryptionContext,
+    plaintext: &mut Vec<u8>,
+) -> Result<HeaderInfo> {
     let header = format::parse(message, &client.header_limits()).map_err(ReadError::into_error)?;
     let mut opener = open_header(client, cmm, &header, context)?;
     let body_bytes = message.get(header.len()..).unwrap_or_default();
     let mut r = Reader::new(body_bytes, header.len() as u64);
-    let mut plaintext = Vec::with_capacity(body_bytes.len());
+    plaintext.reserve(body_bytes.len());
     let e = ReadError::into_error;
     match header.content_type {
         ContentType::NonFramed => {
             let rec = body::parse_non_framed(&mut r).map_err(e)?;
             opener.hash(rec.raw);
+            let start = plaintext.len();
             plaintext.extend_from_slice(rec.content);
-            opener.open(BodyKind::NonFramed, 1, &mut plaintext, &rec.tag)?;
+            opener.open(BodyKind::NonFramed, 1, &mut plaintext[start..], &rec.tag)?;
         }
         ContentType::Framed => loop {
             let at = r.offset();
@@ -246,7 +268,7 @@ pub(crate) fn decrypt_all(
     if r.remaining() > 0 {
         return Err(trailing(r.offset()));
     }
-    Ok(Decrypted { plaintext, header: header_info(&header) })
+    Ok(header_info(&header))
 }
 
 /// Read a header from a stream, reading no more than the limits allow.

@@ -138,10 +138,7 @@ impl FrameSealer {
         body::body_aad(&mut self.aad, &self.message_id, kind, seq, content_len as u64);
         let tag = self.keys.aead.seal_in_place(&body::frame_iv(seq), &self.aad, &mut out[content_start..])?;
         out.extend_from_slice(&tag);
-        let (hasher_target, rest) = (&mut self.signer, &out[frame_start..]);
-        if let Some((hasher, _)) = hasher_target {
-            hasher.update(rest);
-        }
+        self.hash(&out[frame_start..]);
         Ok(())
     }
 
@@ -192,39 +189,51 @@ impl FrameSealer {
     }
 }
 
-/// One-shot encryption.
-pub(crate) fn encrypt_all(
+/// One-shot encryption, appended to `out` (left as it was on failure).
+pub(crate) fn encrypt_into(
     client: &Client,
     cmm: &dyn CryptographicMaterialsManager,
     plaintext: &[u8],
     context: &EncryptionContext,
-) -> Result<Vec<u8>> {
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let original = out.len();
+    let res = encrypt_append(client, cmm, plaintext, context, out);
+    if res.is_err() {
+        out.truncate(original);
+    }
+    res
+}
+
+fn encrypt_append(
+    client: &Client,
+    cmm: &dyn CryptographicMaterialsManager,
+    plaintext: &[u8],
+    context: &EncryptionContext,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let (mut sealer, header) = FrameSealer::start(client, cmm, context, Some(plaintext.len() as u64))?;
     let fl = client.frame_length as usize;
     let regular = plaintext.len() / fl;
-    let last = plaintext.len() % fl;
     let frames = regular.checked_add(1).filter(|&n| n <= body::MAX_FRAMES as usize);
     if frames.is_none() {
         return Err(Error::config("the plaintext needs more than 2^32 - 1 frames; use a larger frame length"));
     }
-    let size = header.len()
-        + plaintext.len()
-        + regular.saturating_mul(REGULAR_FRAME_PREFIX + TAG_LEN)
-        + FINAL_FRAME_PREFIX
-        + TAG_LEN
-        + 2
-        + 120;
-    let mut out = Vec::with_capacity(size);
+    let size = header
+        .len()
+        .saturating_add(plaintext.len())
+        .saturating_add(regular.saturating_mul(REGULAR_FRAME_PREFIX + TAG_LEN))
+        .saturating_add(FINAL_FRAME_PREFIX + TAG_LEN + 2 + 120);
+    out.reserve(size);
     out.extend_from_slice(&header);
     let mut chunks = plaintext.chunks_exact(fl);
     for chunk in &mut chunks {
-        sealer.regular_frame(&mut out, chunk)?;
+        sealer.regular_frame(out, chunk)?;
     }
-    debug_assert_eq!(chunks.remainder().len(), last);
-    sealer.final_frame(&mut out, chunks.remainder())?;
+    sealer.final_frame(out, chunks.remainder())?;
     let footer = sealer.footer()?;
     out.extend_from_slice(&footer);
-    Ok(out)
+    Ok(())
 }
 
 /// Streaming encryptor: an [`std::io::Write`] that turns plaintext into a

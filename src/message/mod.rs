@@ -279,7 +279,21 @@ impl Client {
         plaintext: &[u8],
         context: &EncryptionContext,
     ) -> Result<Vec<u8>> {
-        encrypt::encrypt_all(self, cmm, plaintext, context)
+        let mut out = Vec::new();
+        encrypt::encrypt_into(self, cmm, plaintext, context, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Client::encrypt`], appending the message to `out`, so that a
+    /// buffer can be reused across messages. On failure `out` is unchanged.
+    pub fn encrypt_into(
+        &self,
+        cmm: &dyn CryptographicMaterialsManager,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        encrypt::encrypt_into(self, cmm, plaintext, context, out)
     }
 
     /// Decrypt a whole message. Nothing is returned unless the header, every
@@ -291,7 +305,22 @@ impl Client {
         message: &[u8],
         context: &EncryptionContext,
     ) -> Result<Decrypted> {
-        decrypt::decrypt_all(self, cmm, message, context)
+        let mut plaintext = Vec::new();
+        let header = decrypt::decrypt_into(self, cmm, message, context, &mut plaintext)?;
+        Ok(Decrypted { plaintext, header })
+    }
+
+    /// Like [`Client::decrypt`], appending the plaintext to `out`, so that a
+    /// buffer can be reused across messages. Nothing is appended unless the
+    /// whole message verifies: on failure `out` has its original length.
+    pub fn decrypt_into(
+        &self,
+        cmm: &dyn CryptographicMaterialsManager,
+        message: &[u8],
+        context: &EncryptionContext,
+        out: &mut Vec<u8>,
+    ) -> Result<HeaderInfo> {
+        decrypt::decrypt_into(self, cmm, message, context, out)
     }
 
     /// [`Client::encrypt`] with a [`DefaultCmm`] around `keyring`.
