@@ -5,6 +5,7 @@
 pub mod cmm;
 pub mod crypto;
 pub mod error;
+pub mod format;
 pub mod keyrings;
 pub mod materials;
 pub mod message;

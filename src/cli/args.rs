@@ -103,6 +103,8 @@ pub struct InspectArgs {
     pub input: Option<PathBuf>,
 }
 
+/// The commitment policies, named as in the AWS Encryption SDK.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum PolicyArg {
     ForbidEncryptAllowDecrypt,

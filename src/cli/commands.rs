@@ -4,12 +4,8 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use hsm_keyring::keyrings::raw_aes_edk;
-use hsm_keyring::materials::{DecryptMaterialsRequest, EncryptionMaterialsRequest};
 use hsm_keyring::pkcs11::Pkcs11Uri;
-use hsm_keyring::{
-    AlgorithmSuite, Client, CommitmentPolicy, CryptographicMaterialsManager, DecryptionMaterials, DefaultCmm,
-    EncryptionMaterials, HeaderInfo, Keyring, RequiredEncryptionContextCmm,
-};
+use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, DefaultCmm, HeaderInfo, Keyring};
 use serde_json::json;
 
 use crate::args::{CommonCrypt, DecryptArgs, EncryptArgs, InspectArgs, KeyType, KeysCommand, PolicyArg};
@@ -74,36 +70,6 @@ pub fn encrypt(cli: &Cli, tokens: &mut Tokens, args: &EncryptArgs) -> Result<(),
     output.commit()
 }
 
-/// On decrypt, context pairs the message does not store are treated as
-/// required encryption context (authenticated but not stored).
-#[derive(Debug)]
-struct ReproducedContextCmm {
-    inner: Arc<dyn CryptographicMaterialsManager>,
-}
-
-impl CryptographicMaterialsManager for ReproducedContextCmm {
-    fn get_encryption_materials(
-        &self,
-        request: EncryptionMaterialsRequest,
-    ) -> hsm_keyring::Result<EncryptionMaterials> {
-        self.inner.get_encryption_materials(request)
-    }
-
-    fn decrypt_materials(&self, request: DecryptMaterialsRequest) -> hsm_keyring::Result<DecryptionMaterials> {
-        let required: Vec<String> = request
-            .reproduced_encryption_context
-            .iter()
-            .flat_map(|c| c.keys())
-            .filter(|k| !request.encryption_context.contains_key(k))
-            .map(str::to_owned)
-            .collect();
-        if required.is_empty() {
-            return self.inner.decrypt_materials(request);
-        }
-        RequiredEncryptionContextCmm::new(Arc::clone(&self.inner), required)?.decrypt_materials(request)
-    }
-}
-
 pub fn decrypt(cli: &Cli, tokens: &mut Tokens, args: &DecryptArgs) -> Result<(), CliError> {
     let (specs, named) = specs(cli, &args.common)?;
     let context = parse_context(&args.common.context)?;
@@ -120,7 +86,9 @@ pub fn decrypt(cli: &Cli, tokens: &mut Tokens, args: &DecryptArgs) -> Result<(),
     }
     let client = builder.build().map_err(|e| CliError::from_lib("configuration", e))?;
     let keyring: Arc<dyn Keyring> = tokens.keyring_for(&specs)?;
-    let cmm = ReproducedContextCmm { inner: Arc::new(DefaultCmm::new(keyring)) };
+    // Pairs given here that the message does not store are checked as
+    // required encryption context (authenticated, not stored).
+    let cmm = DefaultCmm::new(keyring);
     let input = open_input(args.common.input.as_deref(), cli.quiet, "decrypting")?;
     let mut output = Output::create(args.common.output.as_deref())?;
     let mut reader = client.decrypt_stream(&cmm, &context, input).map_err(|e| CliError::from_lib("decrypt", e))?;

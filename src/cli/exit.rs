@@ -28,10 +28,6 @@ impl CliError {
         CliError { kind: Kind::Usage, message: message.into() }
     }
 
-    pub fn decrypt(message: impl Into<String>) -> Self {
-        CliError { kind: Kind::Decrypt, message: message.into() }
-    }
-
     pub fn token(message: impl Into<String>) -> Self {
         CliError { kind: Kind::Token, message: message.into() }
     }

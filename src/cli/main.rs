@@ -1,5 +1,7 @@
 //! The `hsm-keyring` command: encrypt, decrypt and manage keys from the shell.
 #![forbid(unsafe_code)]
+// A binary: its items are not a public API.
+#![allow(missing_docs)]
 
 mod args;
 mod commands;

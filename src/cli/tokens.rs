@@ -65,7 +65,7 @@ impl Tokens {
     fn dev_mode(&self, uri: &Pkcs11Uri) -> bool {
         let module_ok = match &uri.module_path {
             None => true,
-            Some(p) => PathBuf::from(p) == default_module_path() && std::env::var_os("SOFTHSM2_CONF").is_none(),
+            Some(p) => Path::new(p) == default_module_path() && std::env::var_os("SOFTHSM2_CONF").is_none(),
         };
         module_ok && std::env::var_os("PKCS11_MODULE").is_none() && self.dev_conf().is_file()
     }

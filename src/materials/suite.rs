@@ -57,7 +57,7 @@ impl SignatureCurve {
 /// An algorithm suite of the AWS Encryption SDK message format.
 ///
 /// All use AES-GCM with a 12-byte IV and a 16-byte tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[non_exhaustive]
 pub enum AlgorithmSuite {
     /// 0x0014: AES-128-GCM, no KDF (v1).
@@ -81,13 +81,8 @@ pub enum AlgorithmSuite {
     /// 0x0478: AES-256-GCM, HKDF-SHA512, key commitment (v2).
     Aes256GcmHkdfSha512CommitKey,
     /// 0x0578: AES-256-GCM, HKDF-SHA512, key commitment, ECDSA P-384 (v2, the default).
+    #[default]
     Aes256GcmHkdfSha512CommitKeyEcdsaP384,
-}
-
-impl Default for AlgorithmSuite {
-    fn default() -> Self {
-        AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384
-    }
 }
 
 impl AlgorithmSuite {

@@ -1,27 +1,48 @@
 //! Encrypting and decrypting whole messages: one-shot and streaming.
 //!
-//! STUB: signatures are fixed; bodies are being implemented.
-#![allow(unused_variables, missing_docs)]
+//! A [`Client`] holds the configuration (commitment policy, suite, frame
+//! length, limits, trusted signers). It writes messages in the format of the
+//! AWS Encryption SDK (version 2 for the committing suites, version 1 for the
+//! legacy suites when the policy allows them) and reads both versions.
+//!
+//! ```
+//! # fn demo(keyring: &dyn hsm_keyring::Keyring) -> hsm_keyring::Result<()> {
+//! use hsm_keyring::{Client, EncryptionContext};
+//! let client = Client::new();
+//! let context = EncryptionContext::from_pairs([("purpose", "demo")])?;
+//! let message = client.encrypt_with_keyring(keyring, b"secret", &context)?;
+//! let decrypted = client.decrypt_with_keyring(keyring, &message, &context)?;
+//! assert_eq!(decrypted.plaintext, b"secret");
+//! # Ok(()) }
+//! ```
+
+mod decrypt;
+mod encrypt;
+mod keys;
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 
-use crate::error::Result;
+use crate::cmm::DefaultCmm;
+use crate::error::{Error, Result};
+use crate::format::HeaderLimits;
 use crate::materials::{
     AlgorithmSuite, CommitmentPolicy, CryptographicMaterialsManager, EncryptedDataKey, EncryptionContext,
+    SignatureCurve,
 };
+
+pub use crate::format::ContentType;
+pub use decrypt::DecryptingReader;
+pub use encrypt::EncryptingWriter;
 
 /// Default frame length, as in the AWS SDKs.
 pub const DEFAULT_FRAME_LENGTH: u32 = 4096;
 
-/// Body layout of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[non_exhaustive]
-pub enum ContentType {
-    /// Single-block body (read only).
-    NonFramed,
-    /// Framed body.
-    Framed,
-}
+/// Default largest header accepted when decrypting: 1 MiB.
+pub const DEFAULT_MAX_HEADER_LEN: usize = crate::format::DEFAULT_MAX_HEADER_LEN;
+
+/// Default largest frame (or non-framed body) the streaming decryptor buffers: 64 MiB.
+pub const DEFAULT_MAX_BODY_BUFFER: usize = 64 << 20;
 
 /// What the header of a message says (returned by decrypt and by [`Client::inspect`]).
 #[derive(Debug, Clone)]
@@ -65,137 +86,289 @@ pub struct Decrypted {
 /// Encrypt/decrypt configuration. Cheap to clone, `Send + Sync`.
 #[derive(Debug, Clone)]
 pub struct Client {
-    _private: (),
+    commitment_policy: CommitmentPolicy,
+    algorithm_suite: Option<AlgorithmSuite>,
+    frame_length: u32,
+    max_encrypted_data_keys: Option<usize>,
+    max_header_len: usize,
+    max_body_buffer: usize,
+    refuse_signed_streaming: bool,
+    /// Compressed public keys, if pinning is on.
+    trusted_signers: Option<Arc<[Vec<u8>]>>,
 }
 
 /// Builder for [`Client`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientBuilder {
-    _private: (),
+    commitment_policy: CommitmentPolicy,
+    algorithm_suite: Option<AlgorithmSuite>,
+    frame_length: u32,
+    max_encrypted_data_keys: Option<usize>,
+    max_header_len: usize,
+    max_body_buffer: usize,
+    refuse_signed_streaming: bool,
+    trusted_signers: Option<Vec<Vec<u8>>>,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            commitment_policy: CommitmentPolicy::default(),
+            algorithm_suite: None,
+            frame_length: DEFAULT_FRAME_LENGTH,
+            max_encrypted_data_keys: None,
+            max_header_len: DEFAULT_MAX_HEADER_LEN,
+            max_body_buffer: DEFAULT_MAX_BODY_BUFFER,
+            refuse_signed_streaming: false,
+            trusted_signers: None,
+        }
+    }
 }
 
 impl ClientBuilder {
-    pub fn commitment_policy(self, policy: CommitmentPolicy) -> Self {
-        todo!()
+    /// Which suites may encrypt and decrypt (default: `RequireEncryptRequireDecrypt`).
+    pub fn commitment_policy(mut self, policy: CommitmentPolicy) -> Self {
+        self.commitment_policy = policy;
+        self
     }
-    pub fn algorithm_suite(self, suite: AlgorithmSuite) -> Self {
-        todo!()
+
+    /// Encrypt with this suite instead of the policy's default (0x0578, or
+    /// 0x0378 under `ForbidEncryptAllowDecrypt`). Must be allowed by the policy.
+    pub fn algorithm_suite(mut self, suite: AlgorithmSuite) -> Self {
+        self.algorithm_suite = Some(suite);
+        self
     }
-    pub fn frame_length(self, frame_length: u32) -> Self {
-        todo!()
+
+    /// Plaintext bytes per frame (default 4096; must be at least 1).
+    pub fn frame_length(mut self, frame_length: u32) -> Self {
+        self.frame_length = frame_length;
+        self
     }
-    pub fn max_encrypted_data_keys(self, max: usize) -> Self {
-        todo!()
+
+    /// Refuse to write or read messages with more encrypted data keys than
+    /// `max` (default: no limit). On decrypt the limit is applied while the
+    /// header is parsed, before any keyring is called.
+    pub fn max_encrypted_data_keys(mut self, max: usize) -> Self {
+        self.max_encrypted_data_keys = Some(max);
+        self
     }
+
+    /// Largest header accepted on decrypt, in bytes (default 1 MiB), so that
+    /// a hostile header cannot make the reader allocate without bound.
+    pub fn max_header_len(mut self, max: usize) -> Self {
+        self.max_header_len = max;
+        self
+    }
+
+    /// Largest frame, or non-framed body, the streaming decryptor holds in
+    /// memory (default 64 MiB). Larger messages are refused by
+    /// [`Client::decrypt_stream`]; one-shot decryption is not affected.
+    pub fn max_body_buffer(mut self, max: usize) -> Self {
+        self.max_body_buffer = max;
+        self
+    }
+
+    /// Make [`Client::decrypt_stream`] refuse signed messages right after the
+    /// header, so that no plaintext is ever released before its signature is
+    /// verified (see [`DecryptingReader`]).
+    pub fn refuse_signed_streaming(mut self, refuse: bool) -> Self {
+        self.refuse_signed_streaming = refuse;
+        self
+    }
+
     /// Compressed public keys allowed to sign messages; others are refused.
-    pub fn trusted_signers(self, keys: Vec<Vec<u8>>) -> Self {
-        todo!()
+    ///
+    /// With a trusted set, decrypting a signed message whose
+    /// `aws-crypto-public-key` is not in the set fails with
+    /// [`Error::Signature`] before any keyring is called or any frame is
+    /// decrypted. Unsigned messages are not affected: combine with a signed
+    /// suite policy if unsigned messages must be refused as well.
+    pub fn trusted_signers(mut self, keys: Vec<Vec<u8>>) -> Self {
+        self.trusted_signers = Some(keys);
+        self
     }
+
+    /// Check the configuration and build the client.
     pub fn build(self) -> Result<Client> {
-        todo!()
+        if self.frame_length == 0 {
+            return Err(Error::config("the frame length must be at least 1"));
+        }
+        if self.max_encrypted_data_keys == Some(0) {
+            return Err(Error::config("the maximum number of encrypted data keys must be at least 1"));
+        }
+        if self.max_header_len == 0 || self.max_body_buffer == 0 {
+            return Err(Error::config("size limits must be at least 1"));
+        }
+        if let Some(suite) = self.algorithm_suite {
+            self.commitment_policy.check_encrypt(suite)?;
+        }
+        let trusted_signers = match self.trusted_signers {
+            None => None,
+            Some(keys) => {
+                let mut out = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let compressed = crate::crypto::ec_compress_point(SignatureCurve::P384, &key)
+                        .or_else(|_| crate::crypto::ec_compress_point(SignatureCurve::P256, &key))
+                        .map_err(|_| Error::InvalidKey {
+                            reason: "a trusted signer is not a P-384 or P-256 public point".into(),
+                        })?;
+                    out.push(compressed);
+                }
+                Some(Arc::from(out))
+            }
+        };
+        Ok(Client {
+            commitment_policy: self.commitment_policy,
+            algorithm_suite: self.algorithm_suite,
+            frame_length: self.frame_length,
+            max_encrypted_data_keys: self.max_encrypted_data_keys,
+            max_header_len: self.max_header_len,
+            max_body_buffer: self.max_body_buffer,
+            refuse_signed_streaming: self.refuse_signed_streaming,
+            trusted_signers,
+        })
     }
 }
 
 impl Default for Client {
     fn default() -> Self {
-        Client { _private: () }
+        let b = ClientBuilder::default();
+        Client {
+            commitment_policy: b.commitment_policy,
+            algorithm_suite: None,
+            frame_length: b.frame_length,
+            max_encrypted_data_keys: None,
+            max_header_len: b.max_header_len,
+            max_body_buffer: b.max_body_buffer,
+            refuse_signed_streaming: false,
+            trusted_signers: None,
+        }
     }
 }
 
 impl Client {
+    /// A builder with the defaults.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
     }
+
+    /// A client with the defaults: `RequireEncryptRequireDecrypt`, suite
+    /// 0x0578, 4096-byte frames, no EDK limit, 1 MiB header limit.
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The configured commitment policy.
+    pub fn commitment_policy(&self) -> CommitmentPolicy {
+        self.commitment_policy
+    }
+
+    /// The configured frame length.
+    pub fn frame_length(&self) -> u32 {
+        self.frame_length
+    }
+
+    fn header_limits(&self) -> HeaderLimits {
+        HeaderLimits { max_header_len: self.max_header_len, max_encrypted_data_keys: self.max_encrypted_data_keys }
+    }
+
+    /// Encrypt `plaintext` with materials from `cmm`.
     pub fn encrypt(
         &self,
         cmm: &dyn CryptographicMaterialsManager,
         plaintext: &[u8],
         context: &EncryptionContext,
     ) -> Result<Vec<u8>> {
-        todo!()
+        let mut out = Vec::new();
+        encrypt::encrypt_into(self, cmm, plaintext, context, &mut out)?;
+        Ok(out)
     }
+
+    /// Like [`Client::encrypt`], appending the message to `out`, so that a
+    /// buffer can be reused across messages. On failure `out` is unchanged.
+    pub fn encrypt_into(
+        &self,
+        cmm: &dyn CryptographicMaterialsManager,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        encrypt::encrypt_into(self, cmm, plaintext, context, out)
+    }
+
+    /// Decrypt a whole message. Nothing is returned unless the header, every
+    /// frame, and (for signed suites) the footer signature verify, and every
+    /// pair of `context` is authenticated by the message.
     pub fn decrypt(
         &self,
         cmm: &dyn CryptographicMaterialsManager,
         message: &[u8],
         context: &EncryptionContext,
     ) -> Result<Decrypted> {
-        todo!()
+        let mut plaintext = Vec::new();
+        let header = decrypt::decrypt_into(self, cmm, message, context, &mut plaintext)?;
+        Ok(Decrypted { plaintext, header })
     }
+
+    /// Like [`Client::decrypt`], appending the plaintext to `out`, so that a
+    /// buffer can be reused across messages. Nothing is appended unless the
+    /// whole message verifies: on failure `out` has its original length.
+    pub fn decrypt_into(
+        &self,
+        cmm: &dyn CryptographicMaterialsManager,
+        message: &[u8],
+        context: &EncryptionContext,
+        out: &mut Vec<u8>,
+    ) -> Result<HeaderInfo> {
+        decrypt::decrypt_into(self, cmm, message, context, out)
+    }
+
+    /// [`Client::encrypt`] with a [`DefaultCmm`] around `keyring`.
     pub fn encrypt_with_keyring(
         &self,
         keyring: &dyn crate::Keyring,
         plaintext: &[u8],
         context: &EncryptionContext,
     ) -> Result<Vec<u8>> {
-        todo!()
+        self.encrypt(&DefaultCmm::new(keyring), plaintext, context)
     }
+
+    /// [`Client::decrypt`] with a [`DefaultCmm`] around `keyring`.
     pub fn decrypt_with_keyring(
         &self,
         keyring: &dyn crate::Keyring,
         message: &[u8],
         context: &EncryptionContext,
     ) -> Result<Decrypted> {
-        todo!()
+        self.decrypt(&DefaultCmm::new(keyring), message, context)
     }
+
+    /// Start a streaming encryption into `output`; the header is written at once.
     pub fn encrypt_stream<W: Write>(
         &self,
         cmm: &dyn CryptographicMaterialsManager,
         context: &EncryptionContext,
         output: W,
     ) -> Result<EncryptingWriter<W>> {
-        todo!()
+        EncryptingWriter::new(self, cmm, context, output)
     }
+
+    /// Start a streaming decryption of `input`: reads and verifies the header
+    /// now. See [`DecryptingReader`] for what is released when, in particular
+    /// for signed suites.
     pub fn decrypt_stream<R: Read>(
         &self,
         cmm: &dyn CryptographicMaterialsManager,
         context: &EncryptionContext,
         input: R,
     ) -> Result<DecryptingReader<R>> {
-        todo!()
+        DecryptingReader::new(self, cmm, context, input)
     }
-    /// Parse only the header (no key needed).
-    pub fn inspect<R: Read>(&self, input: R) -> Result<HeaderInfo> {
-        todo!()
-    }
-}
 
-/// Streaming encryptor; call [`EncryptingWriter::finish`] to write the final frame and footer.
-pub struct EncryptingWriter<W: Write> {
-    inner: W,
-}
-
-impl<W: Write> EncryptingWriter<W> {
-    pub fn finish(self) -> Result<W> {
-        todo!()
-    }
-}
-
-impl<W: Write> Write for EncryptingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        todo!()
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        todo!()
-    }
-}
-
-/// Streaming decryptor: yields only authenticated frames.
-pub struct DecryptingReader<R: Read> {
-    inner: R,
-}
-
-impl<R: Read> DecryptingReader<R> {
-    pub fn header(&self) -> &HeaderInfo {
-        todo!()
-    }
-}
-
-impl<R: Read> Read for DecryptingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        todo!()
+    /// Parse only the header (no key needed). Nothing in it is authenticated:
+    /// use it to route a message, not to trust it.
+    pub fn inspect<R: Read>(&self, mut input: R) -> Result<HeaderInfo> {
+        let (header, _) = decrypt::read_header(&mut input, &self.header_limits())?;
+        Ok(decrypt::header_info(&header))
     }
 }

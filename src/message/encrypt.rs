@@ -1,0 +1,361 @@
+//! Writing messages: header construction, frame sealing, footer.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use super::keys::{self, MessageKeys};
+use super::Client;
+use crate::crypto::{self, SignatureHasher, TAG_LEN};
+use crate::error::{Error, Result};
+use crate::format::body::{self, BodyKind, FINAL_FRAME_PREFIX, REGULAR_FRAME_PREFIX};
+use crate::format::{self, HeaderFields};
+use crate::materials::{
+    CryptographicMaterialsManager, EncryptionContext, EncryptionMaterials, EncryptionMaterialsRequest, FooterSigner,
+};
+
+/// Seals the frames of one message and signs it.
+pub(crate) struct FrameSealer {
+    keys: MessageKeys,
+    message_id: Vec<u8>,
+    frame_length: u32,
+    /// Sequence number of the next frame.
+    seq: u32,
+    aad: Vec<u8>,
+    signer: Option<(SignatureHasher, Arc<dyn FooterSigner>)>,
+}
+
+impl FrameSealer {
+    /// Ask the CMM for materials and build the header. Returns the sealer
+    /// (the header already hashed) and the header bytes.
+    pub(crate) fn start(
+        client: &Client,
+        cmm: &dyn CryptographicMaterialsManager,
+        context: &EncryptionContext,
+        plaintext_len: Option<u64>,
+    ) -> Result<(FrameSealer, Vec<u8>)> {
+        let policy = client.commitment_policy;
+        if let Some(suite) = client.algorithm_suite {
+            policy.check_encrypt(suite)?;
+        }
+        let mut request = EncryptionMaterialsRequest::new(context.clone(), policy);
+        request.algorithm_suite = client.algorithm_suite;
+        request.max_plaintext_length = plaintext_len;
+        let materials = cmm.get_encryption_materials(request)?;
+        Self::from_materials(client, materials)
+    }
+
+    fn from_materials(client: &Client, materials: EncryptionMaterials) -> Result<(FrameSealer, Vec<u8>)> {
+        let suite = materials.algorithm_suite;
+        client.commitment_policy.check_encrypt(suite)?;
+        if let Some(want) = client.algorithm_suite {
+            if want != suite {
+                return Err(Error::PolicyViolation {
+                    reason: format!(
+                        "the materials use suite 0x{:04X} but 0x{:04X} was configured",
+                        suite.id(),
+                        want.id()
+                    ),
+                });
+            }
+        }
+        let edk_count = materials.encrypted_data_keys.len();
+        if let Some(max) = client.max_encrypted_data_keys {
+            if edk_count > max {
+                return Err(Error::TooManyEncryptedDataKeys { count: edk_count, max });
+            }
+        }
+        if edk_count == 0 {
+            return Err(Error::config("the materials hold no encrypted data key"));
+        }
+        let data_key =
+            materials.plaintext_data_key.as_ref().ok_or_else(|| Error::config("the materials hold no data key"))?;
+        let signer = match (suite.signature(), &materials.signing_key) {
+            (Some(curve), Some(signer)) => {
+                if signer.curve() != curve {
+                    return Err(Error::config(format!(
+                        "the signing key is on {:?} but suite 0x{:04X} signs with {curve:?}",
+                        signer.curve(),
+                        suite.id()
+                    )));
+                }
+                Some((SignatureHasher::new(curve), Arc::clone(signer)))
+            }
+            (Some(_), None) => return Err(Error::config("a signed suite needs a signing key in the materials")),
+            (None, _) => None,
+        };
+        for key in &materials.required_encryption_context_keys {
+            if !materials.encryption_context.contains_key(key) {
+                return Err(Error::InvalidEncryptionContext {
+                    reason: format!("required key `{key}` is not in the encryption context"),
+                });
+            }
+        }
+        let stored = materials.stored_encryption_context();
+        let required = materials
+            .encryption_context
+            .subset(materials.required_encryption_context_keys.iter().map(String::as_str))
+            .serialize()?;
+
+        let mut message_id = vec![0u8; suite.message_id_len()];
+        crypto::fill_random(&mut message_id)?;
+        let keys = keys::derive(suite, data_key, &message_id)?;
+        let commit = keys.commit_key.as_ref().map(|c| c.to_vec()).unwrap_or_default();
+        let mut header = format::serialize_body(&HeaderFields {
+            suite,
+            message_id: &message_id,
+            stored_context: &stored,
+            encrypted_data_keys: &materials.encrypted_data_keys,
+            frame_length: client.frame_length,
+            suite_data: &commit,
+        })?;
+        let mut scratch = Vec::new();
+        let tag = keys::header_tag(&keys, keys::header_aad(&header, &required, &mut scratch))?;
+        format::append_auth(&mut header, suite.message_format_version(), &[0; crypto::IV_LEN], &tag);
+
+        let mut sealer = FrameSealer {
+            keys,
+            message_id,
+            frame_length: client.frame_length,
+            seq: 1,
+            aad: Vec::with_capacity(96),
+            signer,
+        };
+        sealer.hash(&header);
+        Ok((sealer, header))
+    }
+
+    fn hash(&mut self, bytes: &[u8]) {
+        if let Some((hasher, _)) = &mut self.signer {
+            hasher.update(bytes);
+        }
+    }
+
+    /// `out[frame_start..]` is the prefix of a `kind` frame followed by its
+    /// plaintext from `content_start`: encrypt in place, append the tag, hash.
+    fn seal(&mut self, out: &mut Vec<u8>, frame_start: usize, content_start: usize, kind: BodyKind) -> Result<()> {
+        let seq = self.seq;
+        let content_len = out.len() - content_start;
+        body::body_aad(&mut self.aad, &self.message_id, kind, seq, content_len as u64);
+        let tag = self.keys.aead.seal_in_place(&body::frame_iv(seq), &self.aad, &mut out[content_start..])?;
+        out.extend_from_slice(&tag);
+        self.hash(&out[frame_start..]);
+        Ok(())
+    }
+
+    /// Sequence number for a regular frame, refusing to run past the format's limit.
+    fn regular_seq(&self) -> Result<u32> {
+        // The final frame needs a sequence number too.
+        if self.seq == body::MAX_FRAMES {
+            return Err(Error::config("the plaintext needs more than 2^32 - 1 frames; use a larger frame length"));
+        }
+        Ok(self.seq)
+    }
+
+    /// Append a regular frame of exactly one frame length of `plaintext`.
+    pub(crate) fn regular_frame(&mut self, out: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
+        debug_assert_eq!(plaintext.len(), self.frame_length as usize);
+        let seq = self.regular_seq()?;
+        let start = out.len();
+        out.extend_from_slice(&body::regular_prefix(seq));
+        let content_start = out.len();
+        out.extend_from_slice(plaintext);
+        self.seal(out, start, content_start, BodyKind::Regular)?;
+        self.seq += 1;
+        Ok(())
+    }
+
+    /// Append the final frame (fewer bytes than one frame length, maybe none).
+    pub(crate) fn final_frame(&mut self, out: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
+        let len = u32::try_from(plaintext.len())
+            .ok()
+            .filter(|&l| l <= self.frame_length)
+            .ok_or_else(|| Error::crypto("final frame longer than the frame length"))?;
+        let start = out.len();
+        out.extend_from_slice(&body::final_prefix(self.seq, len));
+        let content_start = out.len();
+        out.extend_from_slice(plaintext);
+        self.seal(out, start, content_start, BodyKind::Final)
+    }
+
+    /// The footer (empty for unsigned suites). Consumes the sealer.
+    pub(crate) fn footer(self) -> Result<Vec<u8>> {
+        match self.signer {
+            Some((hasher, signer)) => {
+                let digest = hasher.finalize();
+                body::footer(&signer.sign_digest(&digest)?)
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// One-shot encryption, appended to `out` (left as it was on failure).
+pub(crate) fn encrypt_into(
+    client: &Client,
+    cmm: &dyn CryptographicMaterialsManager,
+    plaintext: &[u8],
+    context: &EncryptionContext,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let original = out.len();
+    let res = encrypt_append(client, cmm, plaintext, context, out);
+    if res.is_err() {
+        out.truncate(original);
+    }
+    res
+}
+
+fn encrypt_append(
+    client: &Client,
+    cmm: &dyn CryptographicMaterialsManager,
+    plaintext: &[u8],
+    context: &EncryptionContext,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let (mut sealer, header) = FrameSealer::start(client, cmm, context, Some(plaintext.len() as u64))?;
+    let fl = client.frame_length as usize;
+    let regular = plaintext.len() / fl;
+    let frames = regular.checked_add(1).filter(|&n| n <= body::MAX_FRAMES as usize);
+    if frames.is_none() {
+        return Err(Error::config("the plaintext needs more than 2^32 - 1 frames; use a larger frame length"));
+    }
+    let size = header
+        .len()
+        .saturating_add(plaintext.len())
+        .saturating_add(regular.saturating_mul(REGULAR_FRAME_PREFIX + TAG_LEN))
+        .saturating_add(FINAL_FRAME_PREFIX + TAG_LEN + 2 + 120);
+    out.reserve(size);
+    out.extend_from_slice(&header);
+    let mut chunks = plaintext.chunks_exact(fl);
+    for chunk in &mut chunks {
+        sealer.regular_frame(out, chunk)?;
+    }
+    sealer.final_frame(out, chunks.remainder())?;
+    let footer = sealer.footer()?;
+    out.extend_from_slice(&footer);
+    Ok(())
+}
+
+/// Streaming encryptor: an [`std::io::Write`] that turns plaintext into a
+/// framed message on the wrapped writer.
+///
+/// It holds at most one frame of plaintext. Every full frame is sealed and
+/// written as soon as it is complete; [`EncryptingWriter::finish`] writes the
+/// final frame (possibly empty) and, for signed suites, the footer.
+/// **Dropping the writer without calling `finish` leaves an incomplete
+/// message** that every reader refuses.
+pub struct EncryptingWriter<W: Write> {
+    inner: W,
+    sealer: Option<FrameSealer>,
+    /// `[FINAL_FRAME_PREFIX bytes of room][plaintext of the current frame]`,
+    /// then the tag while a frame is written out.
+    buf: Vec<u8>,
+    frame_length: usize,
+    failed: bool,
+}
+
+impl<W: Write> std::fmt::Debug for EncryptingWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptingWriter")
+            .field("frame_length", &self.frame_length)
+            .field("buffered", &(self.buf.len() - FINAL_FRAME_PREFIX))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> EncryptingWriter<W> {
+    pub(crate) fn new(
+        client: &Client,
+        cmm: &dyn CryptographicMaterialsManager,
+        context: &EncryptionContext,
+        mut inner: W,
+    ) -> Result<Self> {
+        let (sealer, header) = FrameSealer::start(client, cmm, context, None)?;
+        inner.write_all(&header)?;
+        let frame_length = client.frame_length as usize;
+        let mut buf = Vec::with_capacity(FINAL_FRAME_PREFIX + frame_length + TAG_LEN);
+        buf.resize(FINAL_FRAME_PREFIX, 0);
+        Ok(EncryptingWriter { inner, sealer: Some(sealer), buf, frame_length, failed: false })
+    }
+
+    fn sealer(&mut self) -> Result<&mut FrameSealer> {
+        if self.failed {
+            return Err(Error::config("an earlier write failed; the message cannot be completed"));
+        }
+        self.sealer.as_mut().ok_or_else(|| Error::config("the message is already finished"))
+    }
+
+    /// Seal the buffered full frame and write it out.
+    fn flush_regular(&mut self) -> Result<()> {
+        let frame_start = FINAL_FRAME_PREFIX - REGULAR_FRAME_PREFIX;
+        let sealer = self.sealer.as_mut().ok_or_else(|| Error::config("the message is already finished"))?;
+        let seq = sealer.regular_seq()?;
+        self.buf[frame_start..FINAL_FRAME_PREFIX].copy_from_slice(&body::regular_prefix(seq));
+        sealer.seal(&mut self.buf, frame_start, FINAL_FRAME_PREFIX, BodyKind::Regular)?;
+        sealer.seq += 1;
+        let res = self.inner.write_all(&self.buf[frame_start..]);
+        self.buf.truncate(FINAL_FRAME_PREFIX);
+        res.map_err(Error::from)
+    }
+
+    fn write_inner(&mut self, data: &[u8]) -> Result<usize> {
+        self.sealer()?;
+        let mut written = 0;
+        while written < data.len() {
+            let room = self.frame_length - (self.buf.len() - FINAL_FRAME_PREFIX);
+            let n = room.min(data.len() - written);
+            self.buf.extend_from_slice(&data[written..written + n]);
+            written += n;
+            if self.buf.len() - FINAL_FRAME_PREFIX == self.frame_length {
+                self.flush_regular()?;
+            }
+        }
+        Ok(written)
+    }
+
+    /// Write the final frame and the footer, flush, and return the inner writer.
+    pub fn finish(mut self) -> Result<W> {
+        if self.failed {
+            return Err(Error::config("an earlier write failed; the message cannot be completed"));
+        }
+        let mut sealer = self.sealer.take().ok_or_else(|| Error::config("the message is already finished"))?;
+        let len = self.buf.len() - FINAL_FRAME_PREFIX;
+        let len = u32::try_from(len).map_err(|_| Error::crypto("frame too long"))?;
+        self.buf[..FINAL_FRAME_PREFIX].copy_from_slice(&body::final_prefix(sealer.seq, len));
+        sealer.seal(&mut self.buf, 0, FINAL_FRAME_PREFIX, BodyKind::Final)?;
+        self.inner.write_all(&self.buf)?;
+        let footer = sealer.footer()?;
+        self.inner.write_all(&footer)?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+
+    /// Bytes of memory held for the current frame (for tests of the memory bound).
+    #[doc(hidden)]
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+impl<W: Write> Write for EncryptingWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_inner(data).map_err(|e| {
+            self.failed = true;
+            into_io(e)
+        })
+    }
+
+    /// Flushes the wrapped writer. A partly filled frame stays buffered: only
+    /// [`EncryptingWriter::finish`] may write a short frame.
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Carry a crate error through `std::io`; `get_ref()` + `downcast_ref::<Error>()` recovers it.
+pub(crate) fn into_io(e: Error) -> io::Error {
+    match e {
+        Error::Io(io) => io,
+        other => io::Error::other(other),
+    }
+}
