@@ -30,5 +30,5 @@ step() {
 step_done() {
   local end
   end=$(date +%s.%N)
-  printf '    %s: %.1f s\n' "$STEP_NAME" "$(echo "$end - $STEP_START" | bc)"
+  printf '    %s: %.2f s\n' "$STEP_NAME" "$(echo "$end - $STEP_START" | bc)"
 }
