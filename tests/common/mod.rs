@@ -105,7 +105,15 @@ fn init() -> Option<SoftHsm> {
         eprintln!("SKIPPED: {what}");
         return None;
     }
-    let keep = tempfile::Builder::new().prefix("hsm-keyring-softhsm-").tempdir().expect("temp dir");
+    // The directory lives as long as the process (it is held in a static), so
+    // put it where it is cleaned up anyway: the CI run's directory, or cargo's
+    // per-target temporary directory, before the system temp directory.
+    let parent = std::env::var_os("HSM_KEYRING_TEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_TARGET_TMPDIR").map(PathBuf::from))
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent).expect("test directory parent");
+    let keep = tempfile::Builder::new().prefix("hsm-keyring-softhsm-").tempdir_in(&parent).expect("temp dir");
     let dir = keep.path().to_path_buf();
     let tokens = dir.join("tokens");
     std::fs::create_dir(&tokens).expect("token dir");
