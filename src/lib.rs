@@ -5,6 +5,8 @@
 pub mod cmm;
 pub mod crypto;
 pub mod error;
+#[cfg(feature = "aws-esdk")]
+pub mod interop;
 pub mod materials;
 pub mod message;
 
