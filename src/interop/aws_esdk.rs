@@ -455,14 +455,14 @@ impl FromAwsEsdk {
         &self.keyring
     }
 
-    fn call<T>(&self, f: impl FnOnce(&dyn EsdkKeyring) -> T) -> Result<T> {
+    fn call<T>(&self, f: impl FnOnce(&dyn EsdkKeyring) -> Result<T>) -> Result<T> {
         // The mutex belongs to `KeyringRef`; `aws-esdk` takes it the same way.
         let guard = self
             .keyring
             .inner
             .lock()
             .map_err(|_| Error::keyring(self.description(), "the keyring's lock was poisoned by a panic"))?;
-        Ok(f(&*guard))
+        f(&*guard)
     }
 
     fn esdk_encryption_materials(&self, ours: &EncryptionMaterials) -> Result<EsdkEncryptionMaterials> {
@@ -507,7 +507,7 @@ impl Keyring for FromAwsEsdk {
     fn on_encrypt(&self, mut materials: EncryptionMaterials) -> Result<EncryptionMaterials> {
         let theirs = self.esdk_encryption_materials(&materials)?;
         let input = OnEncryptInput::builder().materials(theirs).build().map_err(|e| mapping_error(e.to_string()))?;
-        let output = self.call(|k| k.on_encrypt(input))?.map_err(|e| error_from_esdk(&self.description(), &e, None))?;
+        let output = self.call(|k| k.on_encrypt(input).map_err(|e| error_from_esdk(&self.description(), &e, None)))?;
         let mut out =
             output.materials.ok_or_else(|| Error::keyring(self.description(), "on_encrypt returned no materials"))?;
         let edks = edks_from_esdk(out.encrypted_data_keys.as_ref())?;
@@ -543,9 +543,8 @@ impl Keyring for FromAwsEsdk {
             .encrypted_data_keys(edks_to_esdk(edks)?)
             .build()
             .map_err(|e| mapping_error(e.to_string()))?;
-        let output = self
-            .call(|k| k.on_decrypt(input))?
-            .map_err(|e| error_from_esdk(&self.description(), &e, Some(edks.len())))?;
+        let output =
+            self.call(|k| k.on_decrypt(input).map_err(|e| error_from_esdk(&self.description(), &e, Some(edks.len()))))?;
         let key = output
             .materials
             .and_then(|m| m.plaintext_data_key)

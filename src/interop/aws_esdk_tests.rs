@@ -9,10 +9,13 @@ use ::aws_esdk::material_providers::types::AesWrappingAlg;
 use super::*;
 use crate::materials::context::PUBLIC_KEY_FIELD;
 
+/// What the toy keyring was given: suite, context, required keys, verification key.
+type Seen = (AlgorithmSuite, EncryptionContext, Vec<String>, Option<Vec<u8>>);
+
 /// A keyring of ours that "wraps" by XOR with a fixed pad and records what it saw.
 #[derive(Debug, Default)]
 struct ToyKeyring {
-    seen: Mutex<Vec<(AlgorithmSuite, EncryptionContext, Vec<String>, Option<Vec<u8>>)>>,
+    seen: Mutex<Vec<Seen>>,
     fail_with: Option<&'static str>,
 }
 
@@ -87,9 +90,12 @@ fn their_raw_aes(key: &[u8], name: &str) -> KeyringRef {
     resolve_now(fut).expect("synchronous").expect("raw AES keyring")
 }
 
-fn context_with_public_key() -> EncryptionContext {
+/// A context as a CMM makes it: signed suites carry the public key field.
+fn context_for(suite: AlgorithmSuite) -> EncryptionContext {
     let mut ctx = EncryptionContext::from_pairs([("purpose", "test"), ("größe", "groß")]).unwrap();
-    ctx.insert_reserved(PUBLIC_KEY_FIELD, "A2Jhc2U2NC1wdWJsaWMta2V5".into());
+    if suite.is_signing() {
+        ctx.insert_reserved(PUBLIC_KEY_FIELD, "A2Jhc2U2NC1wdWJsaWMta2V5".into());
+    }
     ctx
 }
 
@@ -139,7 +145,7 @@ fn inconsistent_or_foreign_suites_are_refused() {
 
 #[test]
 fn context_keeps_reserved_keys_and_non_ascii() {
-    let ctx = context_with_public_key();
+    let ctx = context_for(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384);
     let map = context_to_esdk(&ctx);
     assert_eq!(map.len(), 3);
     assert_eq!(map.get("größe").map(String::as_str), Some("groß"));
@@ -165,7 +171,7 @@ fn our_keyring_inside_theirs_maps_materials_faithfully() {
     for suite in [AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, AlgorithmSuite::Aes128GcmIv12Tag16HkdfSha256] {
         let toy = Arc::new(ToyKeyring::default());
         let adapter = AwsEsdkKeyring::new(toy.clone());
-        let ctx = context_with_public_key();
+        let ctx = context_for(suite);
         let input = OnEncryptInput::builder().materials(their_enc_materials(suite, &ctx)).build().unwrap();
         let out = adapter.on_encrypt(input).unwrap().materials.unwrap();
         let key = out.plaintext_data_key.clone().expect("data key set");
@@ -229,7 +235,7 @@ fn our_errors_are_carried_into_theirs() {
 fn their_raw_aes_keyring_inside_ours() {
     let theirs = FromAwsEsdk::new(their_raw_aes(&[7; 32], "k"), "aws-esdk raw AES ns/k");
     for suite in [AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha256] {
-        let ctx = context_with_public_key();
+        let ctx = context_for(suite);
         let em = theirs.on_encrypt(EncryptionMaterials::new(suite, ctx.clone())).unwrap();
         let key = em.plaintext_data_key.clone().expect("generated");
         assert_eq!(key.len(), suite.key_len());
@@ -271,7 +277,7 @@ fn adapters_compose_both_ways() {
     let toy = Arc::new(ToyKeyring::default());
     let round = FromAwsEsdk::new(AwsEsdkKeyring::keyring_ref(toy.clone() as Arc<dyn Keyring>), "round trip");
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384;
-    let ctx = context_with_public_key();
+    let ctx = context_for(suite);
     let mut m = EncryptionMaterials::new(suite, ctx.clone());
     m.required_encryption_context_keys = vec!["purpose".into()];
     let em = round.on_encrypt(m).unwrap();
