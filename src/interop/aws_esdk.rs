@@ -359,7 +359,6 @@ impl<K: Keyring> AwsEsdkKeyring<K> {
             // Keyrings do not sign; the other side's signing key stays in `theirs`.
             signing_key: None,
         };
-        let before = ours.encrypted_data_keys.len();
         let input_edks = ours.encrypted_data_keys.clone();
         let input_key = ours.plaintext_data_key.clone();
         let out = self.inner.on_encrypt(ours)?;
@@ -371,7 +370,7 @@ impl<K: Keyring> AwsEsdkKeyring<K> {
                 return Err(Error::keyring(self.inner.description(), "on_encrypt replaced the existing data key"));
             }
         }
-        if out.encrypted_data_keys.len() <= before || !out.encrypted_data_keys.starts_with(&input_edks) {
+        if out.encrypted_data_keys.len() <= input_edks.len() || !out.encrypted_data_keys.starts_with(&input_edks) {
             return Err(Error::keyring(
                 self.inner.description(),
                 "on_encrypt did not append an EDK to the existing ones",

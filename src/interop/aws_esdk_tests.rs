@@ -319,3 +319,60 @@ fn their_not_mine_is_told_apart_from_their_failures() {
     let ours = Error::NotMine { keyring: "toy".into(), edk_count: 3 };
     assert!(error_from_esdk("toy", &error_to_esdk(&ours), Some(3)).is_not_mine());
 }
+
+/// Waits in `on_encrypt` until `n` callers are inside at once (or gives up).
+#[derive(Debug)]
+struct Rendezvous {
+    n: usize,
+    inside: Mutex<usize>,
+    all_in: std::sync::Condvar,
+}
+
+impl Keyring for Rendezvous {
+    fn on_encrypt(&self, m: EncryptionMaterials) -> Result<EncryptionMaterials> {
+        let mut inside = self.inside.lock().map_err(|_| Error::crypto("poisoned"))?;
+        *inside += 1;
+        self.all_in.notify_all();
+        let (inside, timeout) = self
+            .all_in
+            .wait_timeout_while(inside, std::time::Duration::from_secs(10), |count| *count < self.n)
+            .map_err(|_| Error::crypto("poisoned"))?;
+        drop(inside);
+        if timeout.timed_out() {
+            return Err(Error::keyring(self.description(), "callers were serialized"));
+        }
+        ToyKeyring::default().on_encrypt(m)
+    }
+
+    fn on_decrypt(&self, m: DecryptionMaterials, edks: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
+        ToyKeyring::default().on_decrypt(m, edks)
+    }
+
+    fn description(&self) -> String {
+        "rendezvous keyring".into()
+    }
+}
+
+#[test]
+fn adapter_does_not_serialize_callers() {
+    let shared: Arc<dyn Keyring> = Arc::new(Rendezvous { n: 2, inside: Mutex::new(0), all_in: Default::default() });
+    let adapter = AwsEsdkKeyring::new(shared);
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            // One KeyringRef per thread (each has its own lock on the other side).
+            let keyring_ref = KeyringRef::from(adapter.clone());
+            std::thread::spawn(move || {
+                let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+                let input = OnEncryptInput::builder()
+                    .materials(their_enc_materials(suite, &context_for(suite)))
+                    .build()
+                    .unwrap();
+                let guard = keyring_ref.inner.lock().unwrap();
+                guard.on_encrypt(input).map(|_| ()).map_err(|e| esdk_error_text(&e))
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), Ok(()));
+    }
+}
