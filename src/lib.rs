@@ -6,6 +6,8 @@ pub mod cmm;
 pub mod crypto;
 pub mod error;
 pub mod format;
+#[cfg(feature = "aws-esdk")]
+pub mod interop;
 pub mod keyrings;
 pub mod materials;
 pub mod message;

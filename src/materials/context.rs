@@ -57,6 +57,16 @@ impl EncryptionContext {
         Ok(())
     }
 
+    /// Build a context from pairs without the reserved-prefix check: for
+    /// materials handed over by another implementation, which already carry
+    /// the library's own fields (such as `aws-crypto-public-key`).
+    #[cfg_attr(not(feature = "aws-esdk"), allow(dead_code))]
+    pub(crate) fn from_pairs_unchecked<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        EncryptionContext { pairs: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    }
+
     /// Add a pair without the reserved-prefix check (for the library's own fields).
     pub(crate) fn insert_reserved(&mut self, key: &str, value: String) {
         self.pairs.insert(key.to_owned(), value);
