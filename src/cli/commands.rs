@@ -64,9 +64,9 @@ pub fn encrypt(cli: &Cli, tokens: &mut Tokens, args: &EncryptArgs) -> Result<(),
     }
     let mut input = open_input(args.common.input.as_deref(), cli.quiet, "encrypting")?;
     let output = Output::create(args.common.output.as_deref())?;
-    let mut writer = client.encrypt_stream(&cmm, &context, output).map_err(|e| CliError::from_lib("encrypt", e))?;
-    copy(&mut input, &mut writer).map_err(|e| CliError::from_lib("encrypt", e))?;
-    let output = writer.finish().map_err(|e| CliError::from_lib("encrypt", e))?;
+    let mut writer = client.encrypt_stream(&cmm, &context, output).map_err(CliError::from_encrypt)?;
+    copy(&mut input, &mut writer).map_err(CliError::from_encrypt)?;
+    let output = writer.finish().map_err(CliError::from_encrypt)?;
     output.commit()
 }
 
