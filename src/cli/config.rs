@@ -57,7 +57,7 @@ pub fn named_keyring(path: Option<&Path>, name: &str) -> Result<NamedKeyring, Cl
         // One line: the parser's own text quotes the offending line below its message.
         let line = e.span().map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1);
         let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
-        CliError::usage(format!("config {}: {}{at}", path.display(), e.message().trim_end()))
+        CliError::usage(format!("config {}: {}{at}", path.display(), e.message().trim_end().replace('\n', "; ")))
     })?;
     config.keyrings.remove(name).ok_or_else(|| {
         CliError::usage(format!(
@@ -88,5 +88,8 @@ mod tests {
         let e = named_keyring(Some(&path), "a").unwrap_err();
         assert!(!e.message.contains('\n'), "{}", e.message);
         assert!(e.message.contains("bogus") && e.message.ends_with("(line 3)"), "{}", e.message);
+        std::fs::write(&path, "[keyrings.a\n").unwrap();
+        let e = named_keyring(Some(&path), "a").unwrap_err();
+        assert!(!e.message.contains('\n') && e.message.ends_with("(line 1)"), "{}", e.message);
     }
 }
