@@ -30,7 +30,7 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Poll a child's VmHWM until it exits; returns (success, peak KiB).
+/// A child whose VmHWM is sampled until it exits.
 struct Watched {
     child: Child,
     peak: u64,
@@ -121,7 +121,11 @@ fn pipeline(work: &Work, suite: &str, len: usize, seed: u64, hold: Duration) -> 
     let mut watched =
         [Watched { child: encrypt, peak: 0, status: None }, Watched { child: decrypt, peak: 0, status: None }];
     loop {
-        let done = watched.iter_mut().map(Watched::poll).fold(true, |a, b| a && b);
+        // Poll every process on each round (no short-circuit).
+        let mut done = true;
+        for w in &mut watched {
+            done &= w.poll();
+        }
         if done {
             break;
         }
