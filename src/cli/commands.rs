@@ -49,24 +49,37 @@ pub fn encrypt(cli: &Cli, tokens: &mut Tokens, args: &EncryptArgs) -> Result<(),
     let context = parse_context(&args.common.context)?;
     let mut builder =
         Client::builder().commitment_policy(policy(args.common.commitment_policy)).frame_length(args.frame_length);
-    if let Some(s) = &args.suite {
-        builder =
-            builder.algorithm_suite(AlgorithmSuite::parse(s).map_err(|e| CliError::usage(format!("--suite: {e}")))?);
+    let suite = match &args.suite {
+        Some(s) => Some(AlgorithmSuite::parse(s).map_err(|e| CliError::usage(format!("--suite: {e}")))?),
+        None => None,
+    };
+    if let Some(suite) = suite {
+        builder = builder.algorithm_suite(suite);
     }
     if let Some(max) = args.common.max_encrypted_data_keys {
         builder = builder.max_encrypted_data_keys(max);
     }
     let client = builder.build().map_err(|e| CliError::from_lib("configuration", e))?;
+    let signer = args.signer.as_deref().or(named.as_ref().and_then(|n| n.signer.as_deref()));
+    if let (Some(signer), Some(suite)) = (signer, suite) {
+        // Never drop a requested signature silently.
+        if !suite.is_signing() {
+            return Err(CliError::usage(format!(
+                "--suite: suite 0x{:04X} does not sign, but a signer was given ({signer})",
+                suite.id()
+            )));
+        }
+    }
     let keyring = tokens.keyring_for(&specs)?;
     let mut cmm = DefaultCmm::new(keyring);
-    if let Some(signer) = args.signer.as_deref().or(named.as_ref().and_then(|n| n.signer.as_deref())) {
+    if let Some(signer) = signer {
         cmm = cmm.with_signer(Arc::new(tokens.signer(signer)?));
     }
     let mut input = open_input(args.common.input.as_deref(), cli.quiet, "encrypting")?;
     let output = Output::create(args.common.output.as_deref())?;
-    let mut writer = client.encrypt_stream(&cmm, &context, output).map_err(|e| CliError::from_lib("encrypt", e))?;
-    copy(&mut input, &mut writer).map_err(|e| CliError::from_lib("encrypt", e))?;
-    let output = writer.finish().map_err(|e| CliError::from_lib("encrypt", e))?;
+    let mut writer = client.encrypt_stream(&cmm, &context, output).map_err(CliError::from_encrypt)?;
+    copy(&mut input, &mut writer).map_err(CliError::from_encrypt)?;
+    let output = writer.finish().map_err(CliError::from_encrypt)?;
     output.commit()
 }
 

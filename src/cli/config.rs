@@ -53,8 +53,12 @@ pub fn named_keyring(path: Option<&Path>, name: &str) -> Result<NamedKeyring, Cl
         .ok_or_else(|| CliError::usage(format!("--keyring {name}: no config file (give --config FILE)")))?;
     let text = std::fs::read_to_string(&path)
         .map_err(|e| CliError::usage(format!("--keyring {name}: cannot read {}: {e}", path.display())))?;
-    let mut config: Config =
-        toml::from_str(&text).map_err(|e| CliError::usage(format!("config {}: {e}", path.display())))?;
+    let mut config: Config = toml::from_str(&text).map_err(|e| {
+        // One line: the parser's own text quotes the offending line below its message.
+        let line = e.span().map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1);
+        let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        CliError::usage(format!("config {}: {}{at}", path.display(), e.message().trim_end().replace('\n', "; ")))
+    })?;
     config.keyrings.remove(name).ok_or_else(|| {
         CliError::usage(format!(
             "config {} has no keyring `{name}` (it has: {})",
@@ -74,5 +78,18 @@ mod tests {
             toml::from_str("[keyrings.a]\nwrapping-keys = [\"type=aes,path=k,namespace=n,name=m\"]\n").unwrap();
         assert_eq!(c.keyrings["a"].wrapping_keys.len(), 1);
         assert!(toml::from_str::<Config>("[keyrings.a]\nwrapping-keys = []\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn parse_errors_are_one_line_with_the_line_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[keyrings.a]\nwrapping-keys = []\nbogus = 1\n").unwrap();
+        let e = named_keyring(Some(&path), "a").unwrap_err();
+        assert!(!e.message.contains('\n'), "{}", e.message);
+        assert!(e.message.contains("bogus") && e.message.ends_with("(line 3)"), "{}", e.message);
+        std::fs::write(&path, "[keyrings.a\n").unwrap();
+        let e = named_keyring(Some(&path), "a").unwrap_err();
+        assert!(!e.message.contains('\n') && e.message.ends_with("(line 1)"), "{}", e.message);
     }
 }

@@ -53,6 +53,18 @@ impl CliError {
         CliError { kind, message }
     }
 
+    /// Classify a library error met while encrypting. Nothing is authenticated
+    /// there, so what would be a decryption failure (exit 1), such as more
+    /// encrypted data keys than `--max-encrypted-data-keys`, is a usage or
+    /// configuration error.
+    pub fn from_encrypt(err: Error) -> Self {
+        let mut e = Self::from_lib("encrypt", err);
+        if e.kind == Kind::Decrypt {
+            e.kind = Kind::Usage;
+        }
+        e
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self.kind {
             Kind::Decrypt => 1,

@@ -213,6 +213,10 @@ impl Tokens {
     pub fn signer(&mut self, uri: &str) -> Result<Pkcs11Signer, CliError> {
         let uri = self.parse_uri(uri)?;
         let token = self.token(&uri)?;
+        let kind = key_kind(&token, &uri)?;
+        if kind != KeyKind::Ec {
+            return Err(CliError::usage(format!("signer {uri} is a {kind:?} key; a signer must be an EC P-384 key")));
+        }
         Pkcs11Signer::new(token, &uri).map_err(|e| CliError::from_lib("signer", e))
     }
 
