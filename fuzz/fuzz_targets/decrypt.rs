@@ -6,18 +6,14 @@
 //! the fuzzer reaches the body and footer code quickly.
 #![no_main]
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::io::{Cursor, Read};
 use std::sync::OnceLock;
 
-use common::TestAesKeyring;
-use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, DefaultCmm, EncryptionContext};
+use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, DefaultCmm, EncryptionContext, RawAesKeyring};
 use libfuzzer_sys::fuzz_target;
 
 struct Fixture {
-    keyring: TestAesKeyring,
+    keyring: RawAesKeyring,
     client: Client,
     sample: Vec<u8>,
     plaintext: Vec<u8>,
@@ -26,7 +22,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let keyring = TestAesKeyring::sample();
+        let keyring = RawAesKeyring::new("fuzz-ns", "fuzz-key", &[0x42; 32]).expect("valid AES-256 key");
         let client = Client::builder()
             .commitment_policy(CommitmentPolicy::RequireEncryptAllowDecrypt)
             .algorithm_suite(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384)
