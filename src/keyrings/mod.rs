@@ -30,7 +30,10 @@ const MAX_FIELD_LEN: usize = u16::MAX as usize;
 /// Check a raw keyring's namespace and name: the namespace `aws-kms` is
 /// reserved, and both must fit their header fields (`extra` bytes follow the
 /// name in the provider info).
-fn check_namespace_and_name(namespace: &str, name: &str, extra: usize) -> Result<()> {
+/// Refuse a namespace or key name that the EDK format or the AWS SDKs do not
+/// allow: the reserved `aws-kms` namespace, and fields over 65535 bytes once
+/// `extra` bytes follow the name in the provider info.
+pub(crate) fn check_namespace_and_name(namespace: &str, name: &str, extra: usize) -> Result<()> {
     if namespace == AWS_KMS_PROVIDER_ID {
         return Err(Error::config(format!(
             "the key namespace `{AWS_KMS_PROVIDER_ID}` is reserved for AWS KMS keyrings"

@@ -9,13 +9,11 @@ use super::token::{hex, KeyClass, KeyRef, Token};
 use super::uri::{ObjectType, Pkcs11Uri};
 use crate::crypto::{self, IV_LEN, TAG_LEN};
 use crate::error::{Error, Result};
+use crate::keyrings::raw_aes_edk;
 use crate::materials::{DataKey, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring};
 
 /// Provider id used when none is configured.
 pub const DEFAULT_NAMESPACE: &str = "hsm-keyring";
-
-/// Tag length in bits, as written in the provider info.
-const TAG_BITS: u32 = (TAG_LEN * 8) as u32;
 
 /// Who chooses the AES-GCM IV of each wrap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,12 +91,13 @@ impl Pkcs11AesKeyring {
         Self::new(Token::open(key_uri)?, key_uri)
     }
 
-    /// Use `namespace` as the provider id (`aws-kms` and empty are refused).
+    /// Use `namespace` as the provider id (`aws-kms`, empty and over-long ones are refused).
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Result<Self> {
         let namespace = namespace.into();
-        if namespace.is_empty() || namespace == "aws-kms" {
-            return Err(Error::config(format!("key namespace `{namespace}` is not allowed")));
+        if namespace.is_empty() {
+            return Err(Error::config("key namespace must not be empty"));
         }
+        crate::keyrings::check_namespace_and_name(&namespace, &self.key_name, raw_aes_edk::PROVIDER_INFO_SUFFIX_LEN)?;
         self.namespace = namespace;
         Ok(self)
     }
@@ -109,6 +108,7 @@ impl Pkcs11AesKeyring {
         if name.is_empty() {
             return Err(Error::config("key name must not be empty"));
         }
+        crate::keyrings::check_namespace_and_name(&self.namespace, &name, raw_aes_edk::PROVIDER_INFO_SUFFIX_LEN)?;
         self.key_name = name;
         Ok(self)
     }
@@ -165,37 +165,17 @@ impl Pkcs11AesKeyring {
                 ),
             ));
         }
-        let mut provider_info = Vec::with_capacity(self.key_name.len() + 8 + IV_LEN);
-        provider_info.extend_from_slice(self.key_name.as_bytes());
-        provider_info.extend_from_slice(&TAG_BITS.to_be_bytes());
-        provider_info.extend_from_slice(&(IV_LEN as u32).to_be_bytes());
-        provider_info.extend_from_slice(&iv);
+        let provider_info = raw_aes_edk::serialize_provider_info(&self.key_name, &iv);
         Ok(EncryptedDataKey { provider_id: self.namespace.clone(), provider_info, ciphertext })
     }
 
-    /// `Some(iv)` if the EDK is this keyring's (an error if it is but its
-    /// provider info is unusable), `None` if not.
-    fn parse_edk(&self, edk: &EncryptedDataKey) -> Option<Result<[u8; IV_LEN]>> {
+    /// The IV if the EDK is this keyring's (same namespace, key name and the
+    /// raw AES provider-info layout), exactly as the raw AES keyring decides.
+    fn parse_edk(&self, edk: &EncryptedDataKey) -> Option<[u8; IV_LEN]> {
         if edk.provider_id != self.namespace {
             return None;
         }
-        let name = self.key_name.as_bytes();
-        let rest = edk.provider_info.strip_prefix(name)?;
-        if rest.len() != 8 + IV_LEN {
-            return None;
-        }
-        let (tag_bits, rest) = rest.split_at(4);
-        let (iv_len, iv) = rest.split_at(4);
-        let bad = |reason: String| Some(Err(Error::keyring(self.description(), reason)));
-        if tag_bits != TAG_BITS.to_be_bytes() {
-            return bad(format!("EDK has tag length {} bits (expected 128)", hex(tag_bits)));
-        }
-        if iv_len != (IV_LEN as u32).to_be_bytes() {
-            return bad(format!("EDK has IV length {} (expected 12)", hex(iv_len)));
-        }
-        let mut out = [0u8; IV_LEN];
-        out.copy_from_slice(iv);
-        Some(Ok(out))
+        raw_aes_edk::parse_provider_info(&self.key_name, &edk.provider_info)
     }
 
     fn unwrap(&self, edk: &EncryptedDataKey, iv: [u8; IV_LEN], aad: &[u8], key_len: usize) -> Result<DataKey> {
@@ -267,14 +247,7 @@ impl Keyring for Pkcs11AesKeyring {
         let key_len = materials.algorithm_suite.key_len();
         let mut failure = None;
         for edk in edks {
-            let iv = match self.parse_edk(edk) {
-                None => continue,
-                Some(Ok(iv)) => iv,
-                Some(Err(e)) => {
-                    failure.get_or_insert(e);
-                    continue;
-                }
-            };
+            let Some(iv) = self.parse_edk(edk) else { continue };
             match self.unwrap(edk, iv, &aad, key_len) {
                 Ok(key) => {
                     materials.set_data_key(key)?;

@@ -105,12 +105,13 @@ impl Pkcs11RsaKeyring {
         Ok(self)
     }
 
-    /// Use `namespace` as the provider id (`aws-kms` and empty are refused).
+    /// Use `namespace` as the provider id (`aws-kms`, empty and over-long ones are refused).
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Result<Self> {
         let namespace = namespace.into();
-        if namespace.is_empty() || namespace == "aws-kms" {
-            return Err(Error::config(format!("key namespace `{namespace}` is not allowed")));
+        if namespace.is_empty() {
+            return Err(Error::config("key namespace must not be empty"));
         }
+        crate::keyrings::check_namespace_and_name(&namespace, &self.key_name, 0)?;
         self.namespace = namespace;
         Ok(self)
     }
@@ -121,6 +122,7 @@ impl Pkcs11RsaKeyring {
         if name.is_empty() {
             return Err(Error::config("key name must not be empty"));
         }
+        crate::keyrings::check_namespace_and_name(&self.namespace, &name, 0)?;
         self.key_name = name;
         Ok(self)
     }
