@@ -146,7 +146,8 @@ pub async fn round_trip(
     Ok(())
 }
 
-/// Tampering, truncation, wrong context and policy: every receiver refuses.
+/// Tampering, truncation, wrong or extra reproduced context and policy: every
+/// receiver refuses; a subset of the context and the untouched message pass.
 pub async fn negative_cells(pair: &KeyringPair, plan: &Plan, report: &mut Report) {
     for sender in pair.parties() {
         for &(suite, send_policy, receive_policy) in plan.suites {
@@ -178,6 +179,16 @@ pub async fn negative_cells(pair: &KeyringPair, plan: &Plan, report: &mut Report
                 let spec = DecryptSpec { context: wrong, ..dec };
                 let outcome = decrypt(receiver, pair, spec, &message).await;
                 report.check(&format!("{base}, wrong context"), expect_failure("a wrong context", outcome));
+                // A reproduced pair the message does not have: refused (AES: the EDK's AAD; RSA: the header).
+                let extra: &Pairs = &[("tenant", "acme"), ("purpose", "interop"), ("extra", "x")];
+                let outcome = decrypt(receiver, pair, DecryptSpec { context: extra, ..dec }, &message).await;
+                report.check(&format!("{base}, extra reproduced pair"), expect_failure("an extra pair", outcome));
+                // A subset of the stored context is a valid reproduction.
+                let subset: &Pairs = &[("tenant", "acme")];
+                let outcome = decrypt(receiver, pair, DecryptSpec { context: subset, ..dec }, &message)
+                    .await
+                    .and_then(|out| if out == pt { Ok(()) } else { Err("plaintext differs".into()) });
+                report.check(&format!("{base}, subset of the context reproduced"), outcome);
                 if !suite.is_committing() {
                     let spec = DecryptSpec { policy: CommitmentPolicy::RequireEncryptRequireDecrypt, ..dec };
                     let outcome = decrypt(receiver, pair, spec, &message).await;
