@@ -80,21 +80,17 @@ pub struct KeyringPair {
     pub name: String,
     /// The `aws-esdk` keyring.
     pub theirs: KeyringRef,
-    /// Ours, when this build has it (see [`software`]).
-    pub ours: Option<Arc<dyn Keyring>>,
+    /// The hsm-keyring keyring.
+    pub ours: Arc<dyn Keyring>,
 }
 
 impl KeyringPair {
-    /// The keyring implementations available for this pair.
-    pub fn keyring_impls(&self) -> Vec<KeyringImpl> {
-        let mut v = vec![KeyringImpl::Theirs];
-        if self.ours.is_some() {
-            v.push(KeyringImpl::Ours);
-        }
-        v
+    /// Both keyring implementations.
+    pub fn keyring_impls(&self) -> [KeyringImpl; 2] {
+        [KeyringImpl::Theirs, KeyringImpl::Ours]
     }
 
-    /// Every party that can use this pair.
+    /// Every party: each message implementation with each keyring implementation.
     pub fn parties(&self) -> Vec<Party> {
         let mut v = Vec::new();
         for message in [Impl::Esdk, Impl::Ours] {
@@ -105,25 +101,19 @@ impl KeyringPair {
         v
     }
 
-    fn ours(&self) -> Result<Arc<dyn Keyring>> {
-        self.ours.clone().ok_or_else(|| format!("{}: no hsm-keyring keyring in this build", self.name))
-    }
-
     /// The keyring in the shape `aws-esdk` takes.
-    pub fn for_esdk(&self, which: KeyringImpl) -> Result<KeyringRef> {
+    pub fn for_esdk(&self, which: KeyringImpl) -> KeyringRef {
         match which {
-            KeyringImpl::Theirs => Ok(self.theirs.clone()),
-            KeyringImpl::Ours => Ok(AwsEsdkKeyring::keyring_ref(self.ours()?)),
+            KeyringImpl::Theirs => self.theirs.clone(),
+            KeyringImpl::Ours => AwsEsdkKeyring::keyring_ref(self.ours.clone()),
         }
     }
 
     /// The keyring in the shape hsm-keyring takes.
-    pub fn for_ours(&self, which: KeyringImpl) -> Result<Arc<dyn Keyring>> {
+    pub fn for_ours(&self, which: KeyringImpl) -> Arc<dyn Keyring> {
         match which {
-            KeyringImpl::Theirs => {
-                Ok(Arc::new(FromAwsEsdk::new(self.theirs.clone(), format!("aws-esdk {}", self.name))))
-            }
-            KeyringImpl::Ours => self.ours(),
+            KeyringImpl::Theirs => Arc::new(FromAwsEsdk::new(self.theirs.clone(), format!("aws-esdk {}", self.name))),
+            KeyringImpl::Ours => self.ours.clone(),
         }
     }
 }
@@ -146,17 +136,22 @@ pub fn mpl() -> Result<MplClient> {
     MplClient::from_conf(config).map_err(|e| esdk_error_text(&e))
 }
 
-/// A raw AES-256 keyring pair over `key`.
-pub async fn raw_aes_pair(name: &str, key: &[u8; 32]) -> Result<KeyringPair> {
-    let theirs = mpl()?
+/// `aws-esdk`'s raw AES-256 keyring over `key`.
+pub async fn esdk_raw_aes(namespace: &str, name: &str, key: &[u8]) -> Result<KeyringRef> {
+    mpl()?
         .create_raw_aes_keyring()
-        .key_namespace(NAMESPACE)
+        .key_namespace(namespace)
         .key_name(name)
         .wrapping_key(key.to_vec())
         .wrapping_alg(AesWrappingAlg::AlgAes256GcmIv12Tag16)
         .send()
         .await
-        .map_err(|e| esdk_error_text(&e))?;
+        .map_err(|e| esdk_error_text(&e))
+}
+
+/// A raw AES-256 keyring pair over `key`.
+pub async fn raw_aes_pair(name: &str, key: &[u8; 32]) -> Result<KeyringPair> {
+    let theirs = esdk_raw_aes(NAMESPACE, name, key).await?;
     let ours = software::raw_aes(NAMESPACE, name, key)?;
     Ok(KeyringPair { name: format!("raw AES-256 {NAMESPACE}/{name}"), theirs, ours })
 }
@@ -278,7 +273,7 @@ pub async fn encrypt(party: Party, pair: &KeyringPair, spec: EncryptSpec<'_>, pl
     match party.message {
         Impl::Esdk => {
             let client = esdk_client(spec.policy)?;
-            let keyring = pair.for_esdk(party.keyring)?;
+            let keyring = pair.for_esdk(party.keyring);
             let mut request = client
                 .encrypt()
                 .plaintext(plaintext.to_vec())
@@ -295,7 +290,7 @@ pub async fn encrypt(party: Party, pair: &KeyringPair, spec: EncryptSpec<'_>, pl
         }
         Impl::Ours => {
             let client = our_client(spec.policy, Some(spec.suite))?;
-            let cmm = our_cmm(pair.for_ours(party.keyring)?, spec.required_keys)?;
+            let cmm = our_cmm(pair.for_ours(party.keyring), spec.required_keys)?;
             client.encrypt(&*cmm, plaintext, &our_context(spec.context)?).map_err(|e| e.to_string())
         }
     }
@@ -306,7 +301,7 @@ pub async fn decrypt(party: Party, pair: &KeyringPair, spec: DecryptSpec<'_>, me
     match party.message {
         Impl::Esdk => {
             let client = esdk_client(spec.policy)?;
-            let keyring = pair.for_esdk(party.keyring)?;
+            let keyring = pair.for_esdk(party.keyring);
             let mut request =
                 client.decrypt().ciphertext(message.to_vec()).encryption_context(esdk_context(spec.context));
             request = if spec.required_keys.is_empty() {
@@ -319,7 +314,7 @@ pub async fn decrypt(party: Party, pair: &KeyringPair, spec: DecryptSpec<'_>, me
         }
         Impl::Ours => {
             let client = our_client(spec.policy, None)?;
-            let cmm = our_cmm(pair.for_ours(party.keyring)?, spec.required_keys)?;
+            let cmm = our_cmm(pair.for_ours(party.keyring), spec.required_keys)?;
             let out = client.decrypt(&*cmm, message, &our_context(spec.context)?).map_err(|e| e.to_string())?;
             Ok(out.plaintext)
         }
