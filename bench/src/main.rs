@@ -240,8 +240,8 @@ fn plan(options: &Options, backends: &[Backend], softhsm: bool) -> Vec<Case> {
     }
     for (size, threads) in sizes {
         let mode = if size == LARGE { Mode::Large } else { Mode::Rate };
-        cases.push(base(Subject::BareAesGcm, 0x0478, size, threads, Mode::Rate));
-        cases.push(base(Subject::BareAwsLc, 0x0478, size, threads, Mode::Rate));
+        cases.push(base(Subject::BareAesGcm, 0x0478, size, threads, mode));
+        cases.push(base(Subject::BareAwsLc, 0x0478, size, threads, mode));
         for suite in SUITES {
             for &backend in backends {
                 cases.push(base(Subject::Ours { backend, keyring: OurKeyring::RawAes }, suite, size, threads, mode));

@@ -23,16 +23,17 @@ pub fn rate<'a>(threads: usize, run: Duration, make: &(dyn Fn(usize) -> R<Op<'a>
             .map(|t| {
                 let barrier = Arc::clone(&barrier);
                 s.spawn(move || -> R<Vec<f64>> {
-                    // Build and warm up; on failure keep meeting the barrier so that
-                    // the other threads are not left waiting.
-                    let mut op = make(t);
-                    if let Ok(op) = op.as_mut() {
+                    // After a failure the thread keeps meeting the barrier, so
+                    // that the other threads are not left waiting.
+                    let mut failure = None;
+                    let mut op = make(t).map_err(|e| failure = Some(e)).ok();
+                    if let Some(op) = op.as_mut() {
                         let warm = Instant::now();
                         let mut n = 0;
-                        while n < 3 || (warm.elapsed() < run / 10 && n < 1000) {
+                        while n < 2 || (warm.elapsed() < run / 10 && n < 1000) {
                             if let Err(e) = op() {
-                                barrier.wait();
-                                return Err(e);
+                                failure = Some(e);
+                                break;
                             }
                             n += 1;
                         }
@@ -40,11 +41,14 @@ pub fn rate<'a>(threads: usize, run: Duration, make: &(dyn Fn(usize) -> R<Op<'a>
                     let mut rates = Vec::with_capacity(ROUNDS);
                     for _ in 0..ROUNDS {
                         barrier.wait();
-                        let op = op.as_mut().map_err(|e| e.clone())?;
+                        let Some(op) = op.as_mut().filter(|_| failure.is_none()) else { continue };
                         let start = Instant::now();
                         let mut n = 0u64;
                         loop {
-                            op()?;
+                            if let Err(e) = op() {
+                                failure = Some(e);
+                                break;
+                            }
                             n += 1;
                             let elapsed = start.elapsed();
                             if elapsed >= run {
@@ -53,7 +57,10 @@ pub fn rate<'a>(threads: usize, run: Duration, make: &(dyn Fn(usize) -> R<Op<'a>
                             }
                         }
                     }
-                    Ok(rates)
+                    match failure {
+                        Some(e) => Err(e),
+                        None => Ok(rates),
+                    }
                 })
             })
             .collect();

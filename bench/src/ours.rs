@@ -46,8 +46,11 @@ pub fn create_softhsm_key() -> R<()> {
     Ok(())
 }
 
+/// A CMM, and the cache inside it if there is one (for its statistics).
+type CmmAndCache = (Box<dyn CryptographicMaterialsManager>, Option<Arc<Cached>>);
+
 /// A CMM for `keyring`, with a cache if asked.
-fn cmm_for(case: &Case, keyring: OurKeyring) -> R<(Box<dyn CryptographicMaterialsManager>, Option<Arc<Cached>>)> {
+fn cmm_for(case: &Case, keyring: OurKeyring) -> R<CmmAndCache> {
     match keyring {
         OurKeyring::RawAes => {
             let ring = RawAesKeyring::new(KEY_NAMESPACE, KEY_NAME, &WRAPPING_KEY).map_err(err)?;
