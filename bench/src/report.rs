@@ -162,7 +162,7 @@ pub fn print(rows: &[Row], latency_ms: u64, notes: &[String], elapsed: Duration)
     println!("`encrypt_into`/`decrypt_into` with reused buffers, aws-esdk takes owned copies (its API takes input by");
     println!("value). 64 MiB: hsm-keyring streams (`encrypt_stream` from a generator into a sink, `decrypt_stream`");
     println!("from a file into a sink), best of 3, and so do the bare ceilings (4 KiB chunk and tag records);");
-    println!("aws-esdk is one-shot (plaintext or message in memory), one run each way. Peak");
+    println!("aws-esdk is one-shot (plaintext or message in memory), best of 3, timing only the call. Peak");
     println!("memory: growth of VmHWM over the case, in a process of its own, the in-memory input of a one-shot");
     println!("call included.");
     println!();
