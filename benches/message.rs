@@ -149,7 +149,7 @@ fn main() {
         }
     }
     println!();
-    println!("| 1 KiB message, test AES keyring | encrypt µs | decrypt µs |");
+    println!("| 1 KiB message, raw AES keyring | encrypt µs | decrypt µs |");
     println!("|---|---|---|");
     for (suite, e, d) in per_message {
         println!("| 0x{:04X} | {e:.1} | {d:.1} |", suite.id());
