@@ -6,58 +6,16 @@
 //! The AWS KMS vectors are counted as not applicable.
 
 mod cli_support;
+mod esdk_vectors;
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
-use std::path::Path;
 use std::sync::Mutex;
 
 use base64::Engine as _;
 use cli_support::{Work, BIN};
+use esdk_vectors::{Vectors, KMS_TESTS, RAW_TESTS, TOTAL_TESTS};
 use serde_json::Value;
 
-const ZIP_NAME: &str = "v4-Net-4.0.1.zip";
-const TOTAL_TESTS: usize = 132;
-const RAW_TESTS: usize = 99;
-const KMS_TESTS: usize = 33;
 const THREADS: usize = 2;
-
-struct Vectors {
-    manifest: Value,
-    keys: Value,
-    files: BTreeMap<String, Vec<u8>>,
-}
-
-fn load(path: &Path) -> Vectors {
-    let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let mut archive = zip::ZipArchive::new(file).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let mut files = BTreeMap::new();
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).expect("zip entry");
-        if entry.is_dir() {
-            continue;
-        }
-        let name = entry.name().to_owned();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).unwrap_or_else(|e| panic!("read {name}: {e}"));
-        files.insert(name, bytes);
-    }
-    let json = |name: &str| -> Value {
-        serde_json::from_slice(files.get(name).unwrap_or_else(|| panic!("{name} missing"))).expect("JSON")
-    };
-    let (manifest, keys) = (json("manifest.json"), json("keys.json"));
-    assert_eq!(manifest["manifest"]["type"], "awses-decrypt");
-    Vectors { manifest, keys, files }
-}
-
-impl Vectors {
-    fn file(&self, uri: &Value) -> &[u8] {
-        let uri = uri.as_str().expect("file reference");
-        let name = uri.strip_prefix("file://").unwrap_or(uri);
-        self.files.get(name).unwrap_or_else(|| panic!("{name} missing from {ZIP_NAME}"))
-    }
-}
 
 /// The `--wrapping-key` spec for one master key, writing its key file into
 /// `work` (once per key). `None` for a key that cannot decrypt (a public key).
@@ -131,10 +89,9 @@ fn run_case(vectors: &Vectors, work: &Work, name: &str, test: &Value) -> Result<
 
 #[test]
 fn official_vectors_decrypt_through_the_command() {
-    let Some(zip) = cli_support::vectors_zip(ZIP_NAME) else { return };
-    let vectors = load(&zip);
+    let Some(vectors) = Vectors::open("cli vectors") else { return };
     let work = Work::new();
-    let tests = vectors.manifest["tests"].as_object().expect("manifest tests");
+    let tests = vectors.tests();
     assert_eq!(tests.len(), TOTAL_TESTS);
     let needs_kms =
         |t: &Value| t["master-keys"].as_array().expect("master-keys").iter().any(|k| k["type"] == "aws-kms");
@@ -180,10 +137,9 @@ fn official_vectors_decrypt_through_the_command() {
 fn official_vectors_refuse_a_wrong_context_and_the_default_policy_refuses_v1() {
     // A negative control: the same process setup fails when a context value is
     // changed, and the default commitment policy refuses the legacy vectors.
-    let Some(zip) = cli_support::vectors_zip(ZIP_NAME) else { return };
-    let vectors = load(&zip);
+    let Some(vectors) = Vectors::open("cli vectors") else { return };
     let work = Work::new();
-    let tests = vectors.manifest["tests"].as_object().expect("manifest tests");
+    let tests = vectors.tests();
     let aes_with_context = |t: &Value| {
         let keys = t["master-keys"].as_array().unwrap();
         keys.len() == 1

@@ -1,10 +1,8 @@
 //! Official AWS Encryption SDK decrypt vectors (`v4-Net-4.0.1.zip`, manifest
 //! "awses-decrypt" version 4, written by the .NET SDK 4.0).
 //!
-//! The zip is read from `$ESDK_VECTORS_DIR/v4-Net-4.0.1.zip`, or else from
-//! `../shared/esdk-vectors/` next to the crate root; it is never copied into
-//! the repository. Without the zip the tests print a skip notice, except with
-//! `CI=true`, where a missing zip is a failure.
+//! Where the zip is read from, and what happens without it: see
+//! `tests/esdk_vectors/mod.rs`.
 //!
 //! Two tests:
 //! * `official_vectors_decrypt`: every vector whose keys are raw AES or raw
@@ -16,11 +14,7 @@
 //!   layouts and AAD against bytes written by another implementation,
 //!   independently of the message code.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -32,63 +26,9 @@ use hsm_keyring::{
 };
 use serde_json::Value;
 
-const ZIP_NAME: &str = "v4-Net-4.0.1.zip";
-const TOTAL_TESTS: usize = 132;
-const RAW_TESTS: usize = 99;
-const KMS_TESTS: usize = 33;
+mod esdk_vectors;
 
-// ---------------------------------------------------------------------------
-// Loading the zip
-// ---------------------------------------------------------------------------
-
-fn zip_path() -> PathBuf {
-    match std::env::var_os("ESDK_VECTORS_DIR") {
-        Some(dir) => PathBuf::from(dir).join(ZIP_NAME),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/esdk-vectors").join(ZIP_NAME),
-    }
-}
-
-/// The vectors, or `None` (after a skip notice) when the zip is absent outside CI.
-fn open_vectors() -> Option<Vectors> {
-    let path = zip_path();
-    if !path.is_file() {
-        let in_ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-        assert!(!in_ci, "CI=true but the official vectors are missing: {}", path.display());
-        println!(
-            "vectors: SKIPPED, {} not found (set ESDK_VECTORS_DIR to the directory holding {ZIP_NAME})",
-            path.display()
-        );
-        return None;
-    }
-    let file = File::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let mut archive = zip::ZipArchive::new(file).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let mut files = BTreeMap::new();
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).expect("zip entry");
-        if entry.is_dir() {
-            continue;
-        }
-        let name = entry.name().to_owned();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).unwrap_or_else(|e| panic!("read {name} from the zip: {e}"));
-        files.insert(name, bytes);
-    }
-    let json = |name: &str| -> Value {
-        let bytes = files.get(name).unwrap_or_else(|| panic!("{name} missing from {ZIP_NAME}"));
-        serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
-    };
-    let manifest = json("manifest.json");
-    let keys = json("keys.json");
-    assert_eq!(manifest["manifest"]["type"], "awses-decrypt");
-    assert_eq!(manifest["manifest"]["version"], 4);
-    Some(Vectors { manifest, keys, files })
-}
-
-struct Vectors {
-    manifest: Value,
-    keys: Value,
-    files: BTreeMap<String, Vec<u8>>,
-}
+use esdk_vectors::{Vectors, KMS_TESTS, RAW_TESTS, TOTAL_TESTS};
 
 /// One decrypt test of the manifest.
 struct Case<'a> {
@@ -96,18 +36,8 @@ struct Case<'a> {
     test: &'a Value,
 }
 
-impl Vectors {
-    fn cases(&self) -> Vec<Case<'_>> {
-        let tests = self.manifest["tests"].as_object().expect("manifest tests");
-        tests.iter().map(|(name, test)| Case { name, test }).collect()
-    }
-
-    /// A `file://` reference of the manifest.
-    fn file(&self, uri: &Value) -> &[u8] {
-        let uri = uri.as_str().expect("file reference");
-        let name = uri.strip_prefix("file://").unwrap_or(uri);
-        self.files.get(name).unwrap_or_else(|| panic!("{name} missing from {ZIP_NAME}"))
-    }
+fn cases(vectors: &Vectors) -> Vec<Case<'_>> {
+    vectors.tests().iter().map(|(name, test)| Case { name, test }).collect()
 }
 
 impl Case<'_> {
@@ -220,8 +150,8 @@ fn decrypt_case(vectors: &Vectors, case: &Case<'_>) -> Result<(), String> {
 
 #[test]
 fn official_vectors_decrypt() {
-    let Some(vectors) = open_vectors() else { return };
-    let cases = vectors.cases();
+    let Some(vectors) = Vectors::open("vectors") else { return };
+    let cases = cases(&vectors);
     assert_eq!(cases.len(), TOTAL_TESTS);
     let (mut passed, mut not_applicable) = (0usize, 0usize);
     let mut failures = Vec::new();
@@ -339,11 +269,11 @@ fn full_context(stored: &EncryptionContext, reproduced: &EncryptionContext) -> E
 
 #[test]
 fn official_edks_open_at_keyring_level() {
-    let Some(vectors) = open_vectors() else { return };
+    let Some(vectors) = Vectors::open("vectors") else { return };
     let mut checked = 0usize;
     let mut versions = [0usize; 3];
     let mut suites = std::collections::BTreeSet::new();
-    for case in vectors.cases().iter().filter(|c| !c.needs_kms()) {
+    for case in cases(&vectors).iter().filter(|c| !c.needs_kms()) {
         let header = walk_header(vectors.file(&case.test["ciphertext"]))
             .unwrap_or_else(|e| panic!("{}: header walk failed: {e}", case.name));
         let reproduced = case.context();

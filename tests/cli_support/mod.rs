@@ -199,22 +199,3 @@ pub fn inspect(work: &Work, file: &str) -> serde_json::Value {
     let out = work.ok(["inspect", "-i", file]);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect output is not JSON ({e}):\n{out}"))
 }
-
-/// Where the official vectors zip is: `$ESDK_VECTORS_DIR`, else
-/// `../shared/esdk-vectors` or `../../shared/esdk-vectors` from the crate root.
-/// `None` (after a skip notice) when absent outside CI.
-pub fn vectors_zip(name: &str) -> Option<PathBuf> {
-    let candidates: Vec<PathBuf> = match std::env::var_os("ESDK_VECTORS_DIR") {
-        Some(dir) => vec![PathBuf::from(dir).join(name)],
-        None => {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            vec![root.join("../shared/esdk-vectors").join(name), root.join("../../shared/esdk-vectors").join(name)]
-        }
-    };
-    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
-        return Some(found.clone());
-    }
-    assert!(!in_ci(), "CI=true but the official vectors are missing: {candidates:?}");
-    println!("cli vectors: SKIPPED, {name} not found in {candidates:?} (set ESDK_VECTORS_DIR)");
-    None
-}
