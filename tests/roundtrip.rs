@@ -351,6 +351,22 @@ fn header_size_limit_applies_to_decrypt_and_inspect() {
 }
 
 #[test]
+fn header_size_limit_applies_to_encrypt() {
+    let keyring = ManyEdkKeyring { inner: TestAesKeyring::sample(), extra: 20 };
+    let small = Client::builder().max_header_len(512).build().unwrap();
+    let err = small.encrypt_with_keyring(&keyring, b"x", &EncryptionContext::new()).unwrap_err();
+    assert!(matches!(err, Error::PolicyViolation { .. }), "{err}");
+    let mut sink = Vec::new();
+    let cmm = DefaultCmm::new(&keyring);
+    assert!(small.encrypt_stream(&cmm, &EncryptionContext::new(), &mut sink).is_err());
+    assert!(sink.is_empty(), "nothing is written when the header is refused");
+    // The same materials fit a larger limit.
+    let roomy = Client::builder().max_header_len(8192).build().unwrap();
+    let msg = roomy.encrypt_with_keyring(&keyring, b"x", &EncryptionContext::new()).unwrap();
+    assert_eq!(roomy.decrypt_with_keyring(&keyring, &msg, &EncryptionContext::new()).unwrap().plaintext, b"x");
+}
+
+#[test]
 fn refuse_signed_streaming_stops_after_the_header() {
     let keyring = TestAesKeyring::sample();
     let msg = Client::new().encrypt_with_keyring(&keyring, b"x", &EncryptionContext::new()).unwrap();

@@ -3,6 +3,7 @@
 use std::io::{self, Read};
 
 use base64::Engine as _;
+use zeroize::Zeroizing;
 
 use super::encrypt::into_io;
 use super::keys::{self, MessageKeys};
@@ -409,7 +410,8 @@ pub struct DecryptingReader<R: Read> {
     info: HeaderInfo,
     opener: FrameOpener,
     content_type: ContentType,
-    buf: Vec<u8>,
+    /// Ciphertext read ahead, then the verified plaintext handed out: wiped on drop.
+    buf: Zeroizing<Vec<u8>>,
     footer: Vec<u8>,
     out_start: usize,
     out_end: usize,
@@ -457,7 +459,7 @@ impl<R: Read> DecryptingReader<R> {
             info: header_info(&header),
             opener,
             content_type: header.content_type,
-            buf: Vec::new(),
+            buf: Zeroizing::new(Vec::new()),
             footer: Vec::new(),
             out_start: 0,
             out_end: 0,

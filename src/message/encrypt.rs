@@ -3,6 +3,8 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
+use zeroize::Zeroizing;
+
 use super::keys::{self, MessageKeys};
 use super::Client;
 use crate::crypto::{self, SignatureHasher, TAG_LEN};
@@ -111,6 +113,17 @@ impl FrameSealer {
         let mut scratch = Vec::new();
         let tag = keys::header_tag(&keys, keys::header_aad(&header, &required, &mut scratch))?;
         format::append_auth(&mut header, suite.message_format_version(), &[0; crypto::IV_LEN], &tag);
+        // Never write a header that a reader with the same limits would refuse.
+        if header.len() > client.max_header_len {
+            return Err(Error::PolicyViolation {
+                reason: format!(
+                    "the message header would be {} bytes, over the configured maximum of {} \
+                     (fewer or smaller encrypted data keys or context pairs, or raise max_header_len)",
+                    header.len(),
+                    client.max_header_len
+                ),
+            });
+        }
 
         let mut sealer = FrameSealer {
             keys,
@@ -249,7 +262,8 @@ pub struct EncryptingWriter<W: Write> {
     sealer: Option<FrameSealer>,
     /// `[FINAL_FRAME_PREFIX bytes of room][plaintext of the current frame]`,
     /// then the tag while a frame is written out.
-    buf: Vec<u8>,
+    /// Plaintext of the frame being filled (sealed in place): wiped on drop.
+    buf: Zeroizing<Vec<u8>>,
     frame_length: usize,
     failed: bool,
 }
@@ -275,7 +289,7 @@ impl<W: Write> EncryptingWriter<W> {
         let frame_length = client.frame_length as usize;
         let mut buf = Vec::with_capacity(FINAL_FRAME_PREFIX + frame_length + TAG_LEN);
         buf.resize(FINAL_FRAME_PREFIX, 0);
-        Ok(EncryptingWriter { inner, sealer: Some(sealer), buf, frame_length, failed: false })
+        Ok(EncryptingWriter { inner, sealer: Some(sealer), buf: Zeroizing::new(buf), frame_length, failed: false })
     }
 
     fn sealer(&mut self) -> Result<&mut FrameSealer> {

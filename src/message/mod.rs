@@ -154,7 +154,8 @@ impl ClientBuilder {
     }
 
     /// Largest header accepted on decrypt, in bytes (default 1 MiB), so that
-    /// a hostile header cannot make the reader allocate without bound.
+    /// a hostile header cannot make the reader allocate without bound. Encrypt
+    /// refuses to write a larger header, which such a reader would refuse.
     pub fn max_header_len(mut self, max: usize) -> Self {
         self.max_header_len = max;
         self
