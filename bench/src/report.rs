@@ -161,10 +161,11 @@ pub fn print(rows: &[Row], latency_ms: u64, notes: &[String], elapsed: Duration)
     println!("derivation, header or signature. 1 KiB and 1 MiB: in memory, best of 3 timed rounds; hsm-keyring uses");
     println!("`encrypt_into`/`decrypt_into` with reused buffers, aws-esdk takes owned copies (its API takes input by");
     println!("value). 64 MiB: hsm-keyring streams (`encrypt_stream` from a generator into a sink, `decrypt_stream`");
-    println!("from a file into a sink), best of 3, and so do the bare ceilings (4 KiB chunk and tag records);");
-    println!("aws-esdk is one-shot (plaintext or message in memory), best of 3, timing only the call. Peak");
-    println!("memory: growth of VmHWM over the case, in a process of its own, the in-memory input of a one-shot");
-    println!("call included.");
+    println!("from the message in memory into a sink), best of 3, and so do the bare ceilings (4 KiB chunk and");
+    println!("tag records); aws-esdk is one-shot (plaintext or message in memory), best of 3, timing only the call.");
+    println!("Peak memory: growth of VmHWM over the case, in a process of its own; hsm-keyring's decryption peak");
+    println!("comes from a separate run that streams the message from a file; the in-memory input of a one-shot");
+    println!("call is included.");
     println!();
     print_targets(rows, latency_ms);
     if !all_notes.is_empty() {
