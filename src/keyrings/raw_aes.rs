@@ -18,7 +18,8 @@ use crate::materials::{DataKey, DecryptionMaterials, EncryptedDataKey, Encryptio
 /// A keyring that wraps data keys with AES-GCM under a 128-, 192- or 256-bit
 /// wrapping key held in process memory.
 ///
-/// The wrapping key is kept in a zeroizing buffer and never printed by `Debug`.
+/// The wrapping key is expanded once, at construction; its key schedule is
+/// wiped when the keyring is dropped and never printed by `Debug`.
 ///
 /// ```
 /// use hsm_keyring::keyrings::RawAesKeyring;
@@ -29,7 +30,8 @@ use crate::materials::{DataKey, DecryptionMaterials, EncryptedDataKey, Encryptio
 pub struct RawAesKeyring {
     namespace: String,
     name: String,
-    wrapping_key: DataKey,
+    wrapping_key: AeadKey,
+    key_bits: usize,
 }
 
 impl fmt::Debug for RawAesKeyring {
@@ -61,7 +63,7 @@ impl RawAesKeyring {
                 ),
             });
         }
-        Ok(RawAesKeyring { namespace, name, wrapping_key: DataKey::new(key.to_vec()) })
+        Ok(RawAesKeyring { namespace, name, wrapping_key: AeadKey::new(key)?, key_bits: key.len() * 8 })
     }
 
     /// The key namespace (the EDK provider id).
@@ -76,17 +78,12 @@ impl RawAesKeyring {
 
     /// Size of the wrapping key in bits.
     pub fn key_bits(&self) -> usize {
-        self.wrapping_key.len() * 8
-    }
-
-    fn cipher(&self) -> Result<AeadKey> {
-        AeadKey::new(self.wrapping_key.as_bytes())
+        self.key_bits
     }
 
     /// Try to open one EDK whose provider info already matched; `Err` carries the reason.
     fn unwrap_one(
         &self,
-        cipher: &AeadKey,
         iv: &[u8; IV_LEN],
         aad: &[u8],
         ciphertext: &[u8],
@@ -103,7 +100,7 @@ impl RawAesKeyring {
             raw_aes_edk::split_ciphertext(ciphertext).ok_or("ciphertext shorter than the tag")?;
         // Decrypt in a zeroizing buffer; it becomes the data key only once the tag verified.
         let mut buf = Zeroizing::new(encrypted_key.to_vec());
-        cipher.open_in_place(iv, aad, &mut buf, &tag).map_err(|()| {
+        self.wrapping_key.open_in_place(iv, aad, &mut buf, &tag).map_err(|()| {
             "AES-GCM authentication failed: wrong wrapping key, altered EDK, or a different encryption context"
                 .to_owned()
         })?;
@@ -126,7 +123,7 @@ impl Keyring for RawAesKeyring {
         fill_random(&mut iv)?;
         // Sealed in place: the buffer holds the plaintext key until the seal succeeds.
         let mut sealed = Zeroizing::new(data_key.as_bytes().to_vec());
-        let tag = self.cipher()?.seal_in_place(&iv, &aad, &mut sealed)?;
+        let tag = self.wrapping_key.seal_in_place(&iv, &aad, &mut sealed)?;
         materials.encrypted_data_keys.push(EncryptedDataKey {
             provider_id: self.namespace.clone(),
             provider_info: raw_aes_edk::serialize_provider_info(&self.name, &iv),
@@ -140,7 +137,8 @@ impl Keyring for RawAesKeyring {
             return Err(Error::keyring(self.description(), "the decryption materials already hold a data key"));
         }
         let mut failures = Vec::new();
-        let mut prepared: Option<(AeadKey, Vec<u8>)> = None;
+        // The AAD is serialized only once an EDK turns out to be ours.
+        let mut aad: Option<Vec<u8>> = None;
         for (index, edk) in edks.iter().enumerate() {
             if edk.provider_id != self.namespace {
                 continue;
@@ -148,14 +146,11 @@ impl Keyring for RawAesKeyring {
             let Some(iv) = raw_aes_edk::parse_provider_info(&self.name, &edk.provider_info) else {
                 continue;
             };
-            // Set up the cipher and the AAD only once an EDK is ours.
-            if prepared.is_none() {
-                prepared = Some((self.cipher()?, materials.encryption_context.serialize()?));
-            }
-            let Some((cipher, aad)) = &prepared else {
-                continue;
+            let aad = match &mut aad {
+                Some(aad) => aad,
+                slot => slot.insert(materials.encryption_context.serialize()?),
             };
-            match self.unwrap_one(cipher, &iv, aad, &edk.ciphertext, materials.algorithm_suite.key_len()) {
+            match self.unwrap_one(&iv, aad, &edk.ciphertext, materials.algorithm_suite.key_len()) {
                 Ok(key) => {
                     materials.set_data_key(key)?;
                     return Ok(materials);
