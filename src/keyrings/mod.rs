@@ -30,9 +30,6 @@ const MAX_FIELD_LEN: usize = u16::MAX as usize;
 /// Check a raw keyring's namespace and name: the namespace `aws-kms` is
 /// reserved, and both must fit their header fields (`extra` bytes follow the
 /// name in the provider info).
-/// Refuse a namespace or key name that the EDK format or the AWS SDKs do not
-/// allow: the reserved `aws-kms` namespace, and fields over 65535 bytes once
-/// `extra` bytes follow the name in the provider info.
 pub(crate) fn check_namespace_and_name(namespace: &str, name: &str, extra: usize) -> Result<()> {
     if namespace == AWS_KMS_PROVIDER_ID {
         return Err(Error::config(format!(
@@ -52,4 +49,13 @@ pub(crate) fn check_namespace_and_name(namespace: &str, name: &str, extra: usize
         )));
     }
     Ok(())
+}
+
+/// The error of a keyring whose own EDKs all failed to open: one reason per
+/// EDK, in order ("mine but failed", as opposed to [`Error::NotMine`]).
+pub(crate) fn own_edks_failed(keyring: String, failures: &[String]) -> Error {
+    Error::keyring(
+        keyring,
+        format!("could not open any of its {} encrypted data keys: {}", failures.len(), failures.join("; ")),
+    )
 }

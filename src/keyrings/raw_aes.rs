@@ -161,10 +161,7 @@ impl Keyring for RawAesKeyring {
         if failures.is_empty() {
             return Err(Error::NotMine { keyring: self.description(), edk_count: edks.len() });
         }
-        Err(Error::keyring(
-            self.description(),
-            format!("could not unwrap any of its {} encrypted data keys: {}", failures.len(), failures.join("; ")),
-        ))
+        Err(super::own_edks_failed(self.description(), &failures))
     }
 
     fn description(&self) -> String {

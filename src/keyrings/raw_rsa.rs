@@ -181,10 +181,7 @@ impl Keyring for RawRsaKeyring {
                 )),
             }
         }
-        Err(Error::keyring(
-            self.description(),
-            format!("could not decrypt any of its {} encrypted data keys: {}", failures.len(), failures.join("; ")),
-        ))
+        Err(super::own_edks_failed(self.description(), &failures))
     }
 
     fn description(&self) -> String {
