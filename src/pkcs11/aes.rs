@@ -5,8 +5,9 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 
-use super::token::{hex, KeyClass, KeyRef, Token};
+use super::token::{KeyClass, KeyRef, Token};
 use super::uri::{ObjectType, Pkcs11Uri};
+use super::EdkName;
 use crate::crypto::{self, IV_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::keyrings::raw_aes_edk;
@@ -50,8 +51,7 @@ pub struct Pkcs11AesKeyring {
     token: Token,
     key_uri: Pkcs11Uri,
     key: KeyRef,
-    namespace: String,
-    key_name: String,
+    name: EdkName,
     iv_mode: GcmIvMode,
 }
 
@@ -70,19 +70,8 @@ impl Pkcs11AesKeyring {
         let key = KeyRef::from_uri(key_uri, KeyClass::Secret)?;
         let key_uri = token.key_uri(key.label.as_deref(), key.id.as_deref(), Some(ObjectType::SecretKey));
         token.find_key(&key_uri, &key)?;
-        let key_name = match (&key.label, &key.id) {
-            (Some(label), _) => label.clone(),
-            (None, Some(id)) => hex(id),
-            (None, None) => String::new(),
-        };
-        Ok(Pkcs11AesKeyring {
-            token,
-            key_uri,
-            key,
-            namespace: DEFAULT_NAMESPACE.to_owned(),
-            key_name,
-            iv_mode: GcmIvMode::default(),
-        })
+        let name = EdkName::for_key(&key, raw_aes_edk::PROVIDER_INFO_SUFFIX_LEN);
+        Ok(Pkcs11AesKeyring { token, key_uri, key, name, iv_mode: GcmIvMode::default() })
     }
 
     /// Open the token named by `key_uri` (module, PIN and token from the URI)
@@ -93,23 +82,13 @@ impl Pkcs11AesKeyring {
 
     /// Use `namespace` as the provider id (`aws-kms`, empty and over-long ones are refused).
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Result<Self> {
-        let namespace = namespace.into();
-        if namespace.is_empty() {
-            return Err(Error::config("key namespace must not be empty"));
-        }
-        crate::keyrings::check_namespace_and_name(&namespace, &self.key_name, raw_aes_edk::PROVIDER_INFO_SUFFIX_LEN)?;
-        self.namespace = namespace;
+        self.name.set_namespace(namespace.into())?;
         Ok(self)
     }
 
     /// Use `name` as the key name in the provider info.
     pub fn with_key_name(mut self, name: impl Into<String>) -> Result<Self> {
-        let name = name.into();
-        if name.is_empty() {
-            return Err(Error::config("key name must not be empty"));
-        }
-        crate::keyrings::check_namespace_and_name(&self.namespace, &name, raw_aes_edk::PROVIDER_INFO_SUFFIX_LEN)?;
-        self.key_name = name;
+        self.name.set_key_name(name.into())?;
         Ok(self)
     }
 
@@ -121,12 +100,12 @@ impl Pkcs11AesKeyring {
 
     /// The provider id written in EDKs.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.name.namespace
     }
 
     /// The key name written in EDKs.
     pub fn key_name(&self) -> &str {
-        &self.key_name
+        &self.name.key_name
     }
 
     /// URI of the wrapping key.
@@ -165,17 +144,17 @@ impl Pkcs11AesKeyring {
                 ),
             ));
         }
-        let provider_info = raw_aes_edk::serialize_provider_info(&self.key_name, &iv);
-        Ok(EncryptedDataKey { provider_id: self.namespace.clone(), provider_info, ciphertext })
+        let provider_info = raw_aes_edk::serialize_provider_info(&self.name.key_name, &iv);
+        Ok(EncryptedDataKey { provider_id: self.name.namespace.clone(), provider_info, ciphertext })
     }
 
     /// The IV if the EDK is this keyring's (same namespace, key name and the
     /// raw AES provider-info layout), exactly as the raw AES keyring decides.
     fn parse_edk(&self, edk: &EncryptedDataKey) -> Option<[u8; IV_LEN]> {
-        if edk.provider_id != self.namespace {
+        if edk.provider_id != self.name.namespace {
             return None;
         }
-        raw_aes_edk::parse_provider_info(&self.key_name, &edk.provider_info)
+        raw_aes_edk::parse_provider_info(&self.name.key_name, &edk.provider_info)
     }
 
     fn unwrap(&self, edk: &EncryptedDataKey, iv: [u8; IV_LEN], aad: &[u8], key_len: usize) -> Result<DataKey> {
@@ -262,6 +241,11 @@ impl Keyring for Pkcs11AesKeyring {
     }
 
     fn description(&self) -> String {
-        format!("PKCS#11 AES keyring {}/{} ({})", self.namespace, self.key_name, self.key_uri.to_path_string())
+        format!(
+            "PKCS#11 AES keyring {}/{} ({})",
+            self.name.namespace,
+            self.name.key_name,
+            self.key_uri.to_path_string()
+        )
     }
 }

@@ -3,9 +3,9 @@
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 
-use super::aes::DEFAULT_NAMESPACE;
-use super::token::{hex, KeyClass, KeyRef, Token};
+use super::token::{KeyClass, KeyRef, Token};
 use super::uri::{ObjectType, Pkcs11Uri};
+use super::EdkName;
 use crate::crypto::{RsaPadding, RsaPublicKey};
 use crate::error::{Error, Result};
 use crate::materials::{DataKey, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring};
@@ -43,8 +43,7 @@ pub struct Pkcs11RsaKeyring {
     private: KeyRef,
     public: KeyRef,
     padding: RsaPadding,
-    namespace: String,
-    key_name: String,
+    name: EdkName,
     wrap_mode: RsaWrapMode,
     public_key: Option<RsaPublicKey>,
 }
@@ -72,19 +71,14 @@ impl Pkcs11RsaKeyring {
                 token.find_key(&key_uri, &private)?;
             }
         }
-        let key_name = match (&private.label, &private.id) {
-            (Some(label), _) => label.clone(),
-            (None, Some(id)) => hex(id),
-            (None, None) => String::new(),
-        };
+        let name = EdkName::for_key(&private, 0);
         Ok(Pkcs11RsaKeyring {
             token,
             key_uri,
             private,
             public,
             padding,
-            namespace: DEFAULT_NAMESPACE.to_owned(),
-            key_name,
+            name,
             wrap_mode: RsaWrapMode::default(),
             public_key: None,
         })
@@ -107,34 +101,24 @@ impl Pkcs11RsaKeyring {
 
     /// Use `namespace` as the provider id (`aws-kms`, empty and over-long ones are refused).
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Result<Self> {
-        let namespace = namespace.into();
-        if namespace.is_empty() {
-            return Err(Error::config("key namespace must not be empty"));
-        }
-        crate::keyrings::check_namespace_and_name(&namespace, &self.key_name, 0)?;
-        self.namespace = namespace;
+        self.name.set_namespace(namespace.into())?;
         Ok(self)
     }
 
     /// Use `name` as the key name (the provider info).
     pub fn with_key_name(mut self, name: impl Into<String>) -> Result<Self> {
-        let name = name.into();
-        if name.is_empty() {
-            return Err(Error::config("key name must not be empty"));
-        }
-        crate::keyrings::check_namespace_and_name(&self.namespace, &name, 0)?;
-        self.key_name = name;
+        self.name.set_key_name(name.into())?;
         Ok(self)
     }
 
     /// The provider id written in EDKs.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.name.namespace
     }
 
     /// The key name written in EDKs.
     pub fn key_name(&self) -> &str {
-        &self.key_name
+        &self.name.key_name
     }
 
     /// URI of the private key.
@@ -188,8 +172,8 @@ impl Keyring for Pkcs11RsaKeyring {
             None => return Err(Error::keyring(self.description(), "no data key to wrap")),
         };
         materials.encrypted_data_keys.push(EncryptedDataKey {
-            provider_id: self.namespace.clone(),
-            provider_info: self.key_name.as_bytes().to_vec(),
+            provider_id: self.name.namespace.clone(),
+            provider_info: self.name.key_name.as_bytes().to_vec(),
             ciphertext,
         });
         Ok(materials)
@@ -202,7 +186,7 @@ impl Keyring for Pkcs11RsaKeyring {
         let mut failure = None;
         let padding = self.padding;
         for edk in edks {
-            if edk.provider_id != self.namespace || edk.provider_info != self.key_name.as_bytes() {
+            if edk.provider_id != self.name.namespace || edk.provider_info != self.name.key_name.as_bytes() {
                 continue;
             }
             let result = self
@@ -224,6 +208,11 @@ impl Keyring for Pkcs11RsaKeyring {
     }
 
     fn description(&self) -> String {
-        format!("PKCS#11 RSA keyring {}/{} ({})", self.namespace, self.key_name, self.key_uri.to_path_string())
+        format!(
+            "PKCS#11 RSA keyring {}/{} ({})",
+            self.name.namespace,
+            self.name.key_name,
+            self.key_uri.to_path_string()
+        )
     }
 }
