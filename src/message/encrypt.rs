@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use zeroize::Zeroizing;
+use zeroize::Zeroize;
 
 use super::keys::{self, MessageKeys};
 use super::Client;
@@ -249,6 +249,30 @@ fn encrypt_append(
     Ok(())
 }
 
+/// The writer's frame buffer. Frames are sealed in place, so plaintext only
+/// ever sits in the initialized part (a partly filled frame); that part is
+/// wiped on drop, without paying to clear the whole frame-sized capacity.
+struct FrameBuf(Vec<u8>);
+
+impl Drop for FrameBuf {
+    fn drop(&mut self) {
+        self.0.as_mut_slice().zeroize();
+    }
+}
+
+impl std::ops::Deref for FrameBuf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for FrameBuf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
 /// Streaming encryptor: an [`std::io::Write`] that turns plaintext into a
 /// framed message on the wrapped writer.
 ///
@@ -262,8 +286,8 @@ pub struct EncryptingWriter<W: Write> {
     sealer: Option<FrameSealer>,
     /// `[FINAL_FRAME_PREFIX bytes of room][plaintext of the current frame]`,
     /// then the tag while a frame is written out.
-    /// Plaintext of the frame being filled (sealed in place): wiped on drop.
-    buf: Zeroizing<Vec<u8>>,
+    /// The frame being filled (sealed in place): its plaintext is wiped on drop.
+    buf: FrameBuf,
     frame_length: usize,
     failed: bool,
 }
@@ -289,7 +313,7 @@ impl<W: Write> EncryptingWriter<W> {
         let frame_length = client.frame_length as usize;
         let mut buf = Vec::with_capacity(FINAL_FRAME_PREFIX + frame_length + TAG_LEN);
         buf.resize(FINAL_FRAME_PREFIX, 0);
-        Ok(EncryptingWriter { inner, sealer: Some(sealer), buf: Zeroizing::new(buf), frame_length, failed: false })
+        Ok(EncryptingWriter { inner, sealer: Some(sealer), buf: FrameBuf(buf), frame_length, failed: false })
     }
 
     fn sealer(&mut self) -> Result<&mut FrameSealer> {
