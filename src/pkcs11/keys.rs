@@ -4,6 +4,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 
+use super::module::ObjectGuard;
 use super::token::{hex, KeyClass, KeyRef, Token};
 use super::uri::{ObjectType, Pkcs11Uri};
 use crate::crypto;
@@ -104,11 +105,12 @@ impl Token {
     /// only. `id` defaults to 8 random bytes. A label already in use is refused.
     /// Returns the key's URI.
     pub fn generate_aes_key(&self, label: &str, id: Option<&[u8]>) -> Result<Pkcs11Uri> {
-        let id = self.prepare_new(label, id)?;
+        let objects = self.module().object_lock();
+        let id = self.prepare_new(&objects, label, id)?;
         let mut template = aes_template(label, &id);
         template.push(Attribute::ValueLen(32.into()));
         let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::SecretKey));
-        self.run(Some(&uri), |s| s.generate_key(&Mechanism::AesKeyGen, &template))?;
+        self.run_holding(&objects, Some(&uri), |s| s.generate_key(&Mechanism::AesKeyGen, &template))?;
         Ok(uri)
     }
 
@@ -124,11 +126,12 @@ impl Token {
         if key.len() != 16 && key.len() != 32 {
             return Err(Error::InvalidKey { reason: format!("AES key of {} bytes (expected 16 or 32)", key.len()) });
         }
-        let id = self.prepare_new(label, id)?;
+        let objects = self.module().object_lock();
+        let id = self.prepare_new(&objects, label, id)?;
         let mut template = aes_template(label, &id);
         template.push(Attribute::Value(key.to_vec()));
         let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::SecretKey));
-        let result = self.run(Some(&uri), |s| s.create_object(&template));
+        let result = self.run_holding(&objects, Some(&uri), |s| s.create_object(&template));
         // The template held a copy of the key material.
         for attr in &mut template {
             if let Attribute::Value(v) = attr {
@@ -145,10 +148,11 @@ impl Token {
     /// decrypt. `bits` is 2048, 3072 or 4096 (3072 or more recommended).
     /// Returns the private key's URI (the public half has the same label and id).
     pub fn generate_rsa_key_pair(&self, label: &str, bits: u32, id: Option<&[u8]>) -> Result<Pkcs11Uri> {
+        let objects = self.module().object_lock();
         if ![2048, 3072, 4096].contains(&bits) {
             return Err(Error::config(format!("RSA key size {bits} (expected 2048, 3072 or 4096)")));
         }
-        let id = self.prepare_new(label, id)?;
+        let id = self.prepare_new(&objects, label, id)?;
         let mut pub_t = public(label, &id);
         pub_t.extend([
             Attribute::Class(ObjectClass::PUBLIC_KEY),
@@ -169,7 +173,9 @@ impl Token {
             Attribute::Derive(false),
         ]);
         let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::Private));
-        self.run(Some(&uri), |s| s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &pub_t, &priv_t))?;
+        self.run_holding(&objects, Some(&uri), |s| {
+            s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &pub_t, &priv_t)
+        })?;
         Ok(uri)
     }
 
@@ -178,7 +184,8 @@ impl Token {
     /// non-extractable) may only sign, the public key only verify.
     /// Returns the private key's URI.
     pub fn generate_ec_p384_key_pair(&self, label: &str, id: Option<&[u8]>) -> Result<Pkcs11Uri> {
-        let id = self.prepare_new(label, id)?;
+        let objects = self.module().object_lock();
+        let id = self.prepare_new(&objects, label, id)?;
         let mut pub_t = public(label, &id);
         pub_t.extend([
             Attribute::Class(ObjectClass::PUBLIC_KEY),
@@ -198,7 +205,7 @@ impl Token {
             Attribute::Derive(false),
         ]);
         let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::Private));
-        self.run(Some(&uri), |s| s.generate_key_pair(&Mechanism::EccKeyPairGen, &pub_t, &priv_t))?;
+        self.run_holding(&objects, Some(&uri), |s| s.generate_key_pair(&Mechanism::EccKeyPairGen, &pub_t, &priv_t))?;
         Ok(uri)
     }
 
@@ -265,10 +272,11 @@ impl Token {
             Some(other) => return Err(Error::config(format!("type={} is not a key", other.as_str()))),
             None => vec![KeyClass::Secret, KeyClass::Private, KeyClass::Public],
         };
+        let objects = self.module().object_lock();
         let mut count = 0;
         for class in classes {
             let key = KeyRef::from_uri(uri, class)?;
-            count += self.run(Some(uri), |s| {
+            count += self.run_holding(&objects, Some(uri), |s| {
                 let handles = s.find_objects(&key.template())?;
                 for h in &handles {
                     s.destroy_object(*h)?;
@@ -300,11 +308,12 @@ impl Token {
     }
 
     /// Refuse a label in use; pick the id.
-    fn prepare_new(&self, label: &str, id: Option<&[u8]>) -> Result<Vec<u8>> {
+    fn prepare_new(&self, objects: &ObjectGuard<'_>, label: &str, id: Option<&[u8]>) -> Result<Vec<u8>> {
         if label.is_empty() {
             return Err(Error::config("a key label must not be empty"));
         }
-        let existing = self.run(None, |s| s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]))?;
+        let existing =
+            self.run_holding(objects, None, |s| s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]))?;
         if !existing.is_empty() {
             return Err(Error::config(format!(
                 "token `{}` already holds {} object(s) labelled `{label}`; choose another label",

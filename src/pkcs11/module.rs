@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -29,7 +29,22 @@ pub fn default_module_path() -> PathBuf {
     }
 }
 
-static MODULES: Lazy<Mutex<HashMap<PathBuf, Arc<Pkcs11>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+static MODULES: Lazy<Mutex<HashMap<PathBuf, Arc<Loaded>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// What the registry keeps per module path.
+struct Loaded {
+    ctx: Arc<Pkcs11>,
+    /// Written while creating or destroying token objects; read around every
+    /// other token call when `fragile_store`. See [`Module::object_lock`].
+    objects: RwLock<()>,
+    /// The module's object store cannot take object changes concurrently
+    /// with other calls (SoftHSM 2).
+    fragile_store: bool,
+}
+
+/// Proof that the caller holds [`Module::object_lock`]: token calls made
+/// while holding it do not take the shared side again.
+pub(crate) struct ObjectGuard<'a>(#[allow(dead_code)] RwLockWriteGuard<'a, ()>);
 
 /// A loaded and initialized PKCS#11 module, shared by everything in the
 /// process that names the same path. Cheap to clone.
@@ -41,6 +56,7 @@ static MODULES: Lazy<Mutex<HashMap<PathBuf, Arc<Pkcs11>>>> = Lazy::new(|| Mutex:
 pub struct Module {
     path: PathBuf,
     ctx: Arc<Pkcs11>,
+    loaded: Arc<Loaded>,
 }
 
 impl fmt::Debug for Module {
@@ -71,8 +87,8 @@ impl Module {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut modules = MODULES.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(ctx) = modules.get(&path) {
-            return Ok(Module { path, ctx: Arc::clone(ctx) });
+        if let Some(loaded) = modules.get(&path) {
+            return Ok(Module { path, ctx: Arc::clone(&loaded.ctx), loaded: Arc::clone(loaded) });
         }
         let err = ErrCtx::default();
         let ctx = Pkcs11::new(&path).map_err(|e| match e {
@@ -89,9 +105,35 @@ impl Module {
             Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
             Err(e) => return Err(err.ck(e)),
         }
+        // SoftHSM 2's file object store (2.6.1 included) fails object
+        // creation with CKR_GENERAL_ERROR when another thread of the process
+        // uses the token at the same moment (SoftHSMv2 issue 573).
+        let fragile_store = ctx.get_library_info().map(|i| i.manufacturer_id().contains("SoftHSM")).unwrap_or(false);
         let ctx = Arc::new(ctx);
-        modules.insert(path.clone(), Arc::clone(&ctx));
-        Ok(Module { path, ctx })
+        let loaded = Arc::new(Loaded { ctx: Arc::clone(&ctx), objects: RwLock::new(()), fragile_store });
+        modules.insert(path.clone(), Arc::clone(&loaded));
+        Ok(Module { path, ctx, loaded })
+    }
+
+    /// Serializes changes to the set of token objects (generate, import,
+    /// delete) within this process.
+    ///
+    /// Key management is rare, so this costs nothing that matters, and it
+    /// makes "is this label free?" and "create it" one step for the threads
+    /// of this process. On SoftHSM 2, whose file object store fails object
+    /// creation with `CKR_GENERAL_ERROR` while another thread uses the
+    /// token, every other token call also waits for it (see
+    /// [`use_guard`](Module::use_guard)); on other modules cryptographic
+    /// calls never take it.
+    pub(crate) fn object_lock(&self) -> ObjectGuard<'_> {
+        ObjectGuard(self.loaded.objects.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The shared side of [`object_lock`](Module::object_lock), held around
+    /// a token call; `None` (no lock at all) unless the module's object store
+    /// needs it.
+    pub(crate) fn use_guard(&self) -> Option<RwLockReadGuard<'_, ()>> {
+        self.loaded.fragile_store.then(|| self.loaded.objects.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Load the module named by `$PKCS11_MODULE` or the SoftHSM default.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLockReadGuard};
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
@@ -12,7 +12,7 @@ use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::RawAuthPin;
 
-use super::module::{default_module_path, Module, TokenSummary};
+use super::module::{default_module_path, Module, ObjectGuard, TokenSummary};
 use super::pin::{resolve_pin, Pin};
 use super::uri::{ObjectType, Pkcs11Uri};
 use super::{is_recoverable, ErrCtx};
@@ -303,7 +303,18 @@ impl Token {
 
     /// Run `op` on a pooled session, with the recovery described on [`Token`].
     pub(crate) fn run<T>(&self, key_uri: Option<&Pkcs11Uri>, mut op: impl FnMut(&Session) -> CkResult<T>) -> Result<T> {
-        self.run_inner(key_uri, None, &mut |s, _| op(s))
+        self.run_inner(key_uri, None, false, &mut |s, _| op(s))
+    }
+
+    /// [`run`](Token::run) for a caller that holds the module's object lock
+    /// (creating or destroying objects).
+    pub(crate) fn run_holding<T>(
+        &self,
+        _held: &ObjectGuard<'_>,
+        key_uri: Option<&Pkcs11Uri>,
+        mut op: impl FnMut(&Session) -> CkResult<T>,
+    ) -> Result<T> {
+        self.run_inner(key_uri, None, true, &mut |s, _| op(s))
     }
 
     /// Run `op` on a pooled session with the handle of `key`, with recovery.
@@ -313,7 +324,7 @@ impl Token {
         key: &KeyRef,
         mut op: impl FnMut(&Session, ObjectHandle) -> CkResult<T>,
     ) -> Result<T> {
-        self.run_inner(Some(key_uri), Some(key), &mut |s, h| match h {
+        self.run_inner(Some(key_uri), Some(key), false, &mut |s, h| match h {
             Some(h) => op(s, h),
             None => Err(CkError::InvalidValue),
         })
@@ -329,12 +340,14 @@ impl Token {
         &self,
         key_uri: Option<&Pkcs11Uri>,
         key: Option<&KeyRef>,
+        holding_object_lock: bool,
         op: &mut dyn FnMut(&Session, Option<ObjectHandle>) -> CkResult<T>,
     ) -> Result<T> {
         let ctx = self.err_ctx(key_uri);
         let mut retried = false;
         loop {
-            let lease = self.checkout().map_err(|e| ctx.ck(e))?;
+            let lease = if holding_object_lock { self.checkout_with(None) } else { self.checkout() };
+            let lease = lease.map_err(|e| ctx.ck(e))?;
             let handle = match key {
                 None => None,
                 Some(k) => match self.lookup(lease.session(), k) {
@@ -432,17 +445,25 @@ impl Token {
 
     /// Borrow a session: an idle one, a new one if fewer than `pool_size`
     /// are open, else wait for one to come back.
+    ///
+    /// The lease holds the module's [`use_guard`](Module::use_guard), taken
+    /// before the session: every thread takes the lock before a session, so
+    /// waiting for one never blocks someone who holds the other.
     pub(crate) fn checkout(&self) -> CkResult<Lease<'_>> {
+        self.checkout_with(self.inner.module.use_guard())
+    }
+
+    fn checkout_with<'a>(&'a self, guard: Option<RwLockReadGuard<'a, ()>>) -> CkResult<Lease<'a>> {
         let mut pool = self.pool();
         loop {
             if let Some(session) = pool.idle.pop() {
-                return Ok(Lease { token: self, session: Some(session) });
+                return Ok(Lease { token: self, session: Some(session), _use: guard });
             }
             if pool.open < self.inner.pool_size {
                 pool.open += 1;
                 drop(pool);
                 return match self.open_session() {
-                    Ok(session) => Ok(Lease { token: self, session: Some(session) }),
+                    Ok(session) => Ok(Lease { token: self, session: Some(session), _use: guard }),
                     Err(e) => {
                         self.pool().open -= 1;
                         self.inner.available.notify_one();
@@ -485,6 +506,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 pub(crate) struct Lease<'a> {
     token: &'a Token,
     session: Option<Session>,
+    /// Released after the session is back in the pool.
+    _use: Option<RwLockReadGuard<'a, ()>>,
 }
 
 impl Lease<'_> {
