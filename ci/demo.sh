@@ -10,7 +10,7 @@ source ci/lib.sh
 ensure_packages softhsm2 openssl bc
 
 step "build (release)"
-cargo build --release --quiet --bin hsm-keyring --features aws-lc
+cargo build --release --quiet --bin hsm-keyring --features cli
 step_done
 BIN="$PWD/target/release/hsm-keyring"
 

@@ -93,6 +93,14 @@ fn edk_names(header: &Value) -> Vec<(String, String)> {
 // ---------------------------------------------------------------------------
 
 #[test]
+fn the_command_runs_on_the_aws_lc_backend() {
+    let work = Work::new();
+    let version = work.ok(["--version"]);
+    assert!(version.starts_with(&format!("hsm-keyring {}", env!("CARGO_PKG_VERSION"))), "{version}");
+    assert!(version.contains("crypto backend: aws-lc"), "{version}");
+}
+
+#[test]
 fn dev_token_init_prints_uris_and_refuses_a_second_init_without_force() {
     let Some(_) = Work::with_dev_token() else { return };
     let work = Work::new();

@@ -4,12 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--version`: the crate version and the primitive backend.
+#[cfg(feature = "aws-lc")]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto backend: aws-lc)");
+#[cfg(not(feature = "aws-lc"))]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto backend: rustcrypto)");
+
 /// Envelope encryption with master keys in a PKCS#11 token (AWS Encryption SDK message format).
 ///
 /// Exit codes: 0 success, 1 decryption or authentication failure, 2 usage or
 /// configuration error, 3 token error.
 #[derive(Debug, Parser)]
-#[command(name = "hsm-keyring", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "hsm-keyring", version = VERSION, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

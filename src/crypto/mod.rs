@@ -25,6 +25,13 @@ use crate::materials::SignatureCurve;
 pub(crate) use backend::{hkdf, AeadKey, SignatureHasher};
 pub use backend::{RsaPrivateKey, RsaPublicKey, SoftwareSigner};
 
+/// Name of the primitive backend this build uses: `"aws-lc"` or `"rustcrypto"`.
+#[cfg(feature = "aws-lc")]
+pub const BACKEND: &str = "aws-lc";
+/// Name of the primitive backend this build uses: `"aws-lc"` or `"rustcrypto"`.
+#[cfg(not(feature = "aws-lc"))]
+pub const BACKEND: &str = "rustcrypto";
+
 /// AES-GCM IV length used everywhere in the format.
 pub const IV_LEN: usize = 12;
 /// AES-GCM tag length used everywhere in the format.
