@@ -62,19 +62,39 @@ fn allowed(region: Region, e: &Error) -> bool {
 }
 
 /// Decrypt through the streaming reader; returns what was released and the error.
+///
+/// Reads twice: with a 5-byte buffer (each frame is opened in the reader's
+/// buffer and handed out in pieces) and with a buffer larger than a frame
+/// (each regular frame is decrypted straight into the caller's buffer). Both
+/// must release the same bytes and fail the same way, and a failed read must
+/// leave the caller's buffer untouched or zeroed: no unauthenticated byte.
 fn stream(s: &Sample, msg: &[u8]) -> (Vec<u8>, Result<(), Error>) {
+    let small = stream_with(s, msg, 5);
+    let large = stream_with(s, msg, 4 * FRAME);
+    assert_eq!(small.0, large.0, "released bytes depend on the read size");
+    assert_eq!(format!("{:?}", small.1), format!("{:?}", large.1), "errors depend on the read size");
+    small
+}
+
+fn stream_with(s: &Sample, msg: &[u8], read_size: usize) -> (Vec<u8>, Result<(), Error>) {
+    const UNTOUCHED: u8 = 0xA5;
     let cmm = DefaultCmm::new(&s.keyring);
     let mut reader = match s.client.decrypt_stream(&cmm, &EncryptionContext::new(), Cursor::new(msg)) {
         Ok(r) => r,
         Err(e) => return (Vec::new(), Err(e)),
     };
     let mut out = Vec::new();
-    let mut buf = [0u8; 5];
+    let mut buf = vec![UNTOUCHED; read_size];
     loop {
+        buf.fill(UNTOUCHED);
         match reader.read(&mut buf) {
             Ok(0) => return (out, Ok(())),
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) => {
+                assert!(
+                    buf.iter().all(|&b| b == UNTOUCHED || b == 0),
+                    "a failed read left bytes in the caller's buffer (read size {read_size})"
+                );
                 let inner = io_to_error(&e).map(|e| format!("{e:?}")).unwrap_or_else(|| e.to_string());
                 // Re-create a comparable error class from the wrapped one.
                 let err = e.into_inner().and_then(|b| b.downcast::<Error>().ok()).map(|b| *b);

@@ -99,6 +99,39 @@ impl AeadKey {
             .map(|_| ())
             .map_err(|_| ())
     }
+
+    /// Verify `tag` and decrypt `ciphertext` into `out` (same length), with
+    /// no copy in between. On failure `out` is zeroed.
+    pub(crate) fn open_to(
+        &self,
+        iv: &[u8; IV_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        out: &mut [u8],
+    ) -> Result<(), ()> {
+        if out.len() != ciphertext.len() {
+            return Err(());
+        }
+        self.0
+            .open_separate_gather(Nonce::assume_unique_for_key(*iv), Aad::from(aad), ciphertext, tag, out)
+            .map_err(|_| out.fill(0))
+    }
+
+    /// Verify `tag` and append the decryption of `ciphertext` to `out`. On
+    /// failure `out` keeps its length and the bytes written past it are zeroed.
+    pub(crate) fn open_append(
+        &self,
+        iv: &[u8; IV_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ()> {
+        let start = out.len();
+        out.resize(start + ciphertext.len(), 0);
+        self.open_to(iv, aad, ciphertext, tag, &mut out[start..]).inspect_err(|()| out.truncate(start))
+    }
 }
 
 /// Output length for HKDF-Expand.
@@ -434,6 +467,48 @@ mod tests {
             }
         }
         assert!(matches!(AeadKey::new(&[0; 20]), Err(Error::InvalidKey { .. })));
+    }
+
+    #[test]
+    fn open_to_and_open_append_agree_and_release_nothing_on_failure() {
+        let iv = [3u8; IV_LEN];
+        let aad = b"frame aad";
+        let key = [0x5Au8; 32];
+        let lc = AeadKey::new(&key).unwrap();
+        let rc = rustcrypto::AeadKey::new(&key).unwrap();
+        for plain_len in [0usize, 1, 17, 4096] {
+            let plain: Vec<u8> = (0..plain_len).map(|i| (i * 7 % 253) as u8).collect();
+            let mut ct = plain.clone();
+            let tag = lc.seal_in_place(&iv, aad, &mut ct).unwrap();
+            let mut bad_tag = tag;
+            bad_tag[15] ^= 1;
+            // open_to: both backends, good and bad tag, and a length mismatch.
+            let mut out_lc = vec![0xEEu8; plain_len];
+            let mut out_rc = vec![0xEEu8; plain_len];
+            lc.open_to(&iv, aad, &ct, &tag, &mut out_lc).unwrap();
+            rc.open_to(&iv, aad, &ct, &tag, &mut out_rc).unwrap();
+            assert_eq!((&out_lc, &out_rc), (&plain, &plain));
+            assert!(lc.open_to(&iv, aad, &ct, &bad_tag, &mut out_lc).is_err());
+            assert!(rc.open_to(&iv, aad, &ct, &bad_tag, &mut out_rc).is_err());
+            assert!(out_lc.iter().chain(&out_rc).all(|&b| b == 0), "unauthenticated bytes left in the output");
+            assert!(lc.open_to(&iv, aad, &ct, &tag, &mut vec![0u8; plain_len + 1]).is_err());
+            assert!(rc.open_to(&iv, aad, &ct, &tag, &mut vec![0u8; plain_len + 1]).is_err());
+            // open_append: appends after what is there; on failure restores the length.
+            type Append<'a> = Box<dyn Fn(&[u8], &[u8; TAG_LEN], &mut Vec<u8>) -> Result<(), ()> + 'a>;
+            let backends: [(&str, Append<'_>); 2] = [
+                ("aws-lc", Box::new(|ct, tag, out| lc.open_append(&iv, aad, ct, tag, out))),
+                ("rustcrypto", Box::new(|ct, tag, out| rc.open_append(&iv, aad, ct, tag, out))),
+            ];
+            for (name, open) in backends {
+                let mut out = b"prefix".to_vec();
+                open(&ct, &tag, &mut out).unwrap();
+                assert_eq!(&out[..6], b"prefix", "{name}");
+                assert_eq!(&out[6..], &plain[..], "{name}");
+                let mut out = b"prefix".to_vec();
+                assert!(open(&ct, &bad_tag, &mut out).is_err(), "{name}");
+                assert_eq!(out, b"prefix", "{name}");
+            }
+        }
     }
 
     #[test]

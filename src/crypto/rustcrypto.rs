@@ -84,6 +84,41 @@ impl AeadKey {
         }
         .map_err(|_| ())
     }
+
+    /// Verify `tag` and decrypt `ciphertext` into `out` (same length). On
+    /// failure `out` is zeroed.
+    pub(crate) fn open_to(
+        &self,
+        iv: &[u8; IV_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        out: &mut [u8],
+    ) -> Result<(), ()> {
+        if out.len() != ciphertext.len() {
+            return Err(());
+        }
+        out.copy_from_slice(ciphertext);
+        self.open_in_place(iv, aad, out, tag).inspect_err(|()| out.fill(0))
+    }
+
+    /// Verify `tag` and append the decryption of `ciphertext` to `out`. On
+    /// failure `out` keeps its length and the bytes written past it are zeroed.
+    pub(crate) fn open_append(
+        &self,
+        iv: &[u8; IV_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ()> {
+        let start = out.len();
+        out.extend_from_slice(ciphertext);
+        self.open_in_place(iv, aad, &mut out[start..], tag).inspect_err(|()| {
+            out[start..].fill(0);
+            out.truncate(start);
+        })
+    }
 }
 
 /// HKDF (extract then expand) into each `(info, out)` pair with one extraction.

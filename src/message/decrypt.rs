@@ -51,6 +51,42 @@ impl FrameOpener {
             .map_err(|()| Error::FrameAuthentication { sequence: seq })
     }
 
+    /// Authenticate `ciphertext` and write its plaintext to `out` (same
+    /// length). On failure `out` is zeroed.
+    fn open_to(
+        &mut self,
+        kind: BodyKind,
+        seq: u32,
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        out: &mut [u8],
+    ) -> Result<()> {
+        body::body_aad(&mut self.aad, &self.message_id, kind, seq, ciphertext.len() as u64);
+        let iv: [u8; IV_LEN] = body::frame_iv(seq);
+        self.keys
+            .aead
+            .open_to(&iv, &self.aad, ciphertext, tag, out)
+            .map_err(|()| Error::FrameAuthentication { sequence: seq })
+    }
+
+    /// Authenticate `ciphertext` and append its plaintext to `out`. On
+    /// failure `out` keeps its length.
+    fn open_append(
+        &mut self,
+        kind: BodyKind,
+        seq: u32,
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        body::body_aad(&mut self.aad, &self.message_id, kind, seq, ciphertext.len() as u64);
+        let iv: [u8; IV_LEN] = body::frame_iv(seq);
+        self.keys
+            .aead
+            .open_append(&iv, &self.aad, ciphertext, tag, out)
+            .map_err(|()| Error::FrameAuthentication { sequence: seq })
+    }
+
     /// After a regular frame: the sequence number of the next one.
     fn advance(&mut self, at: u64) -> Result<()> {
         // `checked_add` fails exactly past u32::MAX = MAX_FRAMES.
@@ -245,17 +281,13 @@ fn decrypt_append(
         ContentType::NonFramed => {
             let rec = body::parse_non_framed(&mut r).map_err(e)?;
             opener.hash(rec.raw);
-            let start = plaintext.len();
-            plaintext.extend_from_slice(rec.content);
-            opener.open(BodyKind::NonFramed, 1, &mut plaintext[start..], &rec.tag)?;
+            opener.open_append(BodyKind::NonFramed, 1, rec.content, &rec.tag, plaintext)?;
         }
         ContentType::Framed => loop {
             let at = r.offset();
             let rec = body::parse_frame(&mut r, header.frame_length, opener.next_seq).map_err(e)?;
             opener.hash(rec.raw);
-            let start = plaintext.len();
-            plaintext.extend_from_slice(rec.content);
-            opener.open(rec.kind, rec.seq, &mut plaintext[start..], &rec.tag)?;
+            opener.open_append(rec.kind, rec.seq, rec.content, &rec.tag, plaintext)?;
             if rec.kind == BodyKind::Final {
                 break;
             }
@@ -415,8 +447,21 @@ pub struct DecryptingReader<R: Read> {
     footer: Vec<u8>,
     out_start: usize,
     out_end: usize,
+    /// A regular frame read (and hashed) but not opened yet.
+    pending: Option<Pending>,
     state: State,
     max_body_buffer: usize,
+}
+
+/// A regular frame waiting in the reader's buffer. It is opened by the next
+/// `read`: straight into the caller's buffer when that holds the whole frame
+/// (no copy), else in place and handed out from there.
+struct Pending {
+    seq: u32,
+    /// Offset of the frame in the message, for errors.
+    at: u64,
+    content: std::ops::Range<usize>,
+    tag: [u8; TAG_LEN],
 }
 
 impl<R: Read> std::fmt::Debug for DecryptingReader<R> {
@@ -463,6 +508,7 @@ impl<R: Read> DecryptingReader<R> {
             footer: Vec::new(),
             out_start: 0,
             out_end: 0,
+            pending: None,
             state: State::Body,
             max_body_buffer: client.max_body_buffer,
         })
@@ -544,13 +590,43 @@ impl<R: Read> DecryptingReader<R> {
         self.opener.hash(&self.buf);
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&self.buf[content_end..]);
-        self.opener.open(kind, seq, &mut self.buf[content_start..content_end], &tag)?;
         if kind == BodyKind::Regular {
-            self.opener.advance(start_at)?;
+            self.pending = Some(Pending { seq, at: start_at, content: content_start..content_end, tag });
+            return Ok(false);
         }
+        self.opener.open(kind, seq, &mut self.buf[content_start..content_end], &tag)?;
         self.out_start = content_start;
         self.out_end = content_end;
-        Ok(kind == BodyKind::Final)
+        Ok(true)
+    }
+
+    /// Open the pending regular frame: into `out` when it holds the whole
+    /// frame (returns its length), else in place for the read loop to hand
+    /// out (returns `None`). If the tag does not verify, the part of `out`
+    /// written is zeroed before the error is returned, so nothing
+    /// unauthenticated reaches the caller.
+    fn open_pending(&mut self, p: Pending, out: &mut [u8]) -> Result<Option<usize>> {
+        // Past the last sequence number the frame is refused before opening.
+        self.opener.advance(p.at)?;
+        let len = p.content.len();
+        if len > 0 && out.len() >= len {
+            self.opener.open_to(BodyKind::Regular, p.seq, &self.buf[p.content], &p.tag, &mut out[..len])?;
+            return Ok(Some(len));
+        }
+        self.opener.open(BodyKind::Regular, p.seq, &mut self.buf[p.content.clone()], &p.tag)?;
+        self.out_start = p.content.start;
+        self.out_end = p.content.end;
+        Ok(None)
+    }
+
+    /// Enter the failed state; nothing more is handed out.
+    fn fail(&mut self, e: Error) -> io::Error {
+        self.state = State::Failed;
+        self.pending = None;
+        self.out_start = 0;
+        self.out_end = 0;
+        self.buf.clear();
+        into_io(e)
     }
 
     fn non_framed(&mut self) -> Result<bool> {
@@ -598,6 +674,13 @@ impl<R: Read> Read for DecryptingReader<R> {
             if out.is_empty() {
                 return Ok(0);
             }
+            if let Some(p) = self.pending.take() {
+                match self.open_pending(p, out) {
+                    Ok(Some(n)) => return Ok(n),
+                    Ok(None) => continue,
+                    Err(e) => return Err(self.fail(e)),
+                }
+            }
             match self.state {
                 State::Done => return Ok(0),
                 State::Failed => {
@@ -606,11 +689,7 @@ impl<R: Read> Read for DecryptingReader<R> {
                 State::Body => {}
             }
             if let Err(e) = self.next_record() {
-                self.state = State::Failed;
-                self.out_start = 0;
-                self.out_end = 0;
-                self.buf.clear();
-                return Err(into_io(e));
+                return Err(self.fail(e));
             }
         }
     }
