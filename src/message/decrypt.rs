@@ -343,6 +343,52 @@ struct Input<R> {
     offset: u64,
 }
 
+/// The reader's reusable buffer: the first `len` bytes are in use. Bytes
+/// past `len` keep what an earlier frame left there, so reading the next
+/// frame writes each byte once instead of zeroing it first. Wiped on drop.
+#[derive(Default)]
+struct Scratch {
+    bytes: Zeroizing<Vec<u8>>,
+    len: usize,
+}
+
+impl Scratch {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// The `n` bytes after the used part, to be filled and then committed.
+    fn spare(&mut self, n: usize) -> &mut [u8] {
+        let end = self.len + n;
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        &mut self.bytes[self.len..end]
+    }
+
+    /// Count `n` more bytes (written through [`spare`](Scratch::spare)) as used.
+    fn commit(&mut self, n: usize) {
+        self.len += n;
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..self.len]
+    }
+}
+
 impl<R: Read> Input<R> {
     fn read_some(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.ahead_pos < self.ahead.len() {
@@ -365,19 +411,16 @@ impl<R: Read> Input<R> {
 
     /// Append exactly `n` bytes of `field` to `buf`, growing it only as the
     /// bytes arrive.
-    fn fill(&mut self, buf: &mut Vec<u8>, n: usize, field: &'static str) -> Result<()> {
+    fn fill(&mut self, buf: &mut Scratch, n: usize, field: &'static str) -> Result<()> {
         const STEP: usize = 64 * 1024;
         let field_at = self.offset;
         let mut remaining = n;
         while remaining > 0 {
             let step = remaining.min(STEP);
-            let old = buf.len();
-            buf.resize(old + step, 0);
             let mut filled = 0;
             while filled < step {
-                match self.read_some(&mut buf[old + filled..old + step]) {
+                match self.read_some(buf.spare(step - filled)) {
                     Ok(0) => {
-                        buf.truncate(old + filled);
                         return Err(Error::malformed(
                             field,
                             field_at,
@@ -385,6 +428,7 @@ impl<R: Read> Input<R> {
                         ));
                     }
                     Ok(k) => {
+                        buf.commit(k);
                         filled += k;
                         self.offset += k as u64;
                     }
@@ -443,8 +487,8 @@ pub struct DecryptingReader<R: Read> {
     opener: FrameOpener,
     content_type: ContentType,
     /// Ciphertext read ahead, then the verified plaintext handed out: wiped on drop.
-    buf: Zeroizing<Vec<u8>>,
-    footer: Vec<u8>,
+    buf: Scratch,
+    footer: Scratch,
     out_start: usize,
     out_end: usize,
     /// A regular frame read (and hashed) but not opened yet.
@@ -504,8 +548,8 @@ impl<R: Read> DecryptingReader<R> {
             info: header_info(&header),
             opener,
             content_type: header.content_type,
-            buf: Zeroizing::new(Vec::new()),
-            footer: Vec::new(),
+            buf: Scratch::default(),
+            footer: Scratch::default(),
             out_start: 0,
             out_end: 0,
             pending: None,
