@@ -40,11 +40,16 @@ impl FrameOpener {
         }
     }
 
+    /// Set `self.aad` for a record and return its IV.
+    fn frame_aad_and_iv(&mut self, kind: BodyKind, seq: u32, len: usize) -> [u8; IV_LEN] {
+        body::body_aad(&mut self.aad, &self.message_id, kind, seq, len as u64);
+        body::frame_iv(seq)
+    }
+
     /// Authenticate and decrypt one record in place. On failure the buffer
     /// holds garbage and must not be released.
     fn open(&mut self, kind: BodyKind, seq: u32, content: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<()> {
-        body::body_aad(&mut self.aad, &self.message_id, kind, seq, content.len() as u64);
-        let iv: [u8; IV_LEN] = body::frame_iv(seq);
+        let iv = self.frame_aad_and_iv(kind, seq, content.len());
         self.keys
             .aead
             .open_in_place(&iv, &self.aad, content, tag)
@@ -61,8 +66,7 @@ impl FrameOpener {
         tag: &[u8; TAG_LEN],
         out: &mut [u8],
     ) -> Result<()> {
-        body::body_aad(&mut self.aad, &self.message_id, kind, seq, ciphertext.len() as u64);
-        let iv: [u8; IV_LEN] = body::frame_iv(seq);
+        let iv = self.frame_aad_and_iv(kind, seq, ciphertext.len());
         self.keys
             .aead
             .open_to(&iv, &self.aad, ciphertext, tag, out)
@@ -79,8 +83,7 @@ impl FrameOpener {
         tag: &[u8; TAG_LEN],
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        body::body_aad(&mut self.aad, &self.message_id, kind, seq, ciphertext.len() as u64);
-        let iv: [u8; IV_LEN] = body::frame_iv(seq);
+        let iv = self.frame_aad_and_iv(kind, seq, ciphertext.len());
         self.keys
             .aead
             .open_append(&iv, &self.aad, ciphertext, tag, out)
