@@ -148,10 +148,10 @@ impl Token {
     /// decrypt. `bits` is 2048, 3072 or 4096 (3072 or more recommended).
     /// Returns the private key's URI (the public half has the same label and id).
     pub fn generate_rsa_key_pair(&self, label: &str, bits: u32, id: Option<&[u8]>) -> Result<Pkcs11Uri> {
-        let objects = self.module().object_lock();
         if ![2048, 3072, 4096].contains(&bits) {
             return Err(Error::config(format!("RSA key size {bits} (expected 2048, 3072 or 4096)")));
         }
+        let objects = self.module().object_lock();
         let id = self.prepare_new(&objects, label, id)?;
         let mut pub_t = public(label, &id);
         pub_t.extend([

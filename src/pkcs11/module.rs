@@ -33,7 +33,7 @@ static MODULES: Lazy<Mutex<HashMap<PathBuf, Arc<Loaded>>>> = Lazy::new(|| Mutex:
 
 /// What the registry keeps per module path.
 struct Loaded {
-    ctx: Arc<Pkcs11>,
+    ctx: Pkcs11,
     /// Written while creating or destroying token objects; read around every
     /// other token call when `fragile_store`. See [`Module::object_lock`].
     objects: RwLock<()>,
@@ -55,7 +55,6 @@ pub(crate) struct ObjectGuard<'a>(#[allow(dead_code)] RwLockWriteGuard<'a, ()>);
 #[derive(Clone)]
 pub struct Module {
     path: PathBuf,
-    ctx: Arc<Pkcs11>,
     loaded: Arc<Loaded>,
 }
 
@@ -88,7 +87,7 @@ impl Module {
         let path = path.as_ref().to_path_buf();
         let mut modules = MODULES.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(loaded) = modules.get(&path) {
-            return Ok(Module { path, ctx: Arc::clone(&loaded.ctx), loaded: Arc::clone(loaded) });
+            return Ok(Module { path, loaded: Arc::clone(loaded) });
         }
         let err = ErrCtx::default();
         let ctx = Pkcs11::new(&path).map_err(|e| match e {
@@ -109,10 +108,9 @@ impl Module {
         // creation with CKR_GENERAL_ERROR when another thread of the process
         // uses the token at the same moment (SoftHSMv2 issue 573).
         let fragile_store = ctx.get_library_info().map(|i| i.manufacturer_id().contains("SoftHSM")).unwrap_or(false);
-        let ctx = Arc::new(ctx);
-        let loaded = Arc::new(Loaded { ctx: Arc::clone(&ctx), objects: RwLock::new(()), fragile_store });
+        let loaded = Arc::new(Loaded { ctx, objects: RwLock::new(()), fragile_store });
         modules.insert(path.clone(), Arc::clone(&loaded));
-        Ok(Module { path, ctx, loaded })
+        Ok(Module { path, loaded })
     }
 
     /// Serializes changes to the set of token objects (generate, import,
@@ -166,13 +164,13 @@ impl Module {
         let so = to_auth(so_pin)?;
         let user = to_auth(user_pin)?;
         let free = self
-            .ctx
+            .ctx()
             .get_all_slots()
             .map_err(|e| err.ck(e))?
             .into_iter()
-            .find(|slot| self.ctx.get_token_info(*slot).map(|info| !info.token_initialized()).unwrap_or(false))
+            .find(|slot| self.ctx().get_token_info(*slot).map(|info| !info.token_initialized()).unwrap_or(false))
             .ok_or_else(|| err.step("init token", "no slot with an uninitialized token is free in this module"))?;
-        self.ctx.init_token(free, &so, label).map_err(|e| err.ck(e))?;
+        self.ctx().init_token(free, &so, label).map_err(|e| err.ck(e))?;
         // Some modules (SoftHSM among them) move a freshly initialized token
         // to a new slot id: look it up again by label.
         let summary = self
@@ -180,8 +178,10 @@ impl Module {
             .into_iter()
             .find(|t| t.initialized && t.label == label)
             .ok_or_else(|| err.step("init token", "the initialized token did not appear in the slot list"))?;
-        let session =
-            self.ctx.open_rw_session(Slot::try_from(summary.slot_id).map_err(|e| err.ck(e))?).map_err(|e| err.ck(e))?;
+        let session = self
+            .ctx()
+            .open_rw_session(Slot::try_from(summary.slot_id).map_err(|e| err.ck(e))?)
+            .map_err(|e| err.ck(e))?;
         session.login(UserType::So, Some(&so)).map_err(|e| err.ck(e))?;
         session.init_pin(&user).map_err(|e| err.ck(e))?;
         session.logout().map_err(|e| err.ck(e))?;
@@ -191,10 +191,10 @@ impl Module {
     /// The tokens present in the module's slots.
     pub fn tokens(&self) -> Result<Vec<TokenSummary>> {
         let err = ErrCtx::default();
-        let slots = self.ctx.get_slots_with_token().map_err(|e| err.ck(e))?;
+        let slots = self.ctx().get_slots_with_token().map_err(|e| err.ck(e))?;
         let mut out = Vec::with_capacity(slots.len());
         for slot in slots {
-            let info = self.ctx.get_token_info(slot).map_err(|e| err.ck(e))?;
+            let info = self.ctx().get_token_info(slot).map_err(|e| err.ck(e))?;
             out.push(TokenSummary {
                 slot_id: slot.id(),
                 label: info.label().trim_end().to_owned(),
@@ -208,7 +208,7 @@ impl Module {
     }
 
     pub(crate) fn ctx(&self) -> &Pkcs11 {
-        &self.ctx
+        &self.loaded.ctx
     }
 
     pub(crate) fn slot(&self, summary: &TokenSummary) -> Result<Slot> {
