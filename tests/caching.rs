@@ -133,3 +133,35 @@ fn streaming_encryption_is_not_cached() {
     assert_eq!(keyring.wraps.load(Ordering::SeqCst), 2);
     assert_eq!(cmm.stats().hits, 0);
 }
+
+#[test]
+fn streaming_encryption_with_a_stated_length_is_cached_and_held_to_it() {
+    use std::io::Write;
+    let keyring = CountingKeyring::new();
+    let cmm = CachingCmm::builder_for_keyring(keyring.clone())
+        .max_age(Duration::from_secs(300))
+        .max_bytes_per_key(20)
+        .build()
+        .unwrap();
+    let client = Client::new();
+    let context = EncryptionContext::new();
+    for _ in 0..2 {
+        let mut writer = client.encrypt_stream_with_max_length(&cmm, &context, Vec::new(), 8).unwrap();
+        writer.write_all(b"streamed").unwrap();
+        let message = writer.finish().unwrap();
+        assert_eq!(client.decrypt_with_keyring(&*keyring, &message, &context).unwrap().plaintext, b"streamed");
+    }
+    assert_eq!(keyring.wraps.load(Ordering::SeqCst), 1, "the second message reuses the cached data key");
+    assert_eq!(cmm.stats().hits, 1);
+    // The stated length is counted against the byte limit: 8 + 8 + 8 > 20.
+    let writer = client.encrypt_stream_with_max_length(&cmm, &context, Vec::new(), 8).unwrap();
+    writer.abandon();
+    assert_eq!(keyring.wraps.load(Ordering::SeqCst), 2, "over the byte limit: a fresh data key");
+
+    // Writing past the stated length fails, and the message cannot be finished.
+    let mut writer = client.encrypt_stream_with_max_length(&cmm, &context, Vec::new(), 4).unwrap();
+    writer.write_all(b"four").unwrap();
+    let err = writer.write_all(b"+").unwrap_err();
+    assert!(err.to_string().contains("maximum length"), "{err}");
+    assert!(writer.finish().is_err());
+}

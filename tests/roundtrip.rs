@@ -284,7 +284,8 @@ fn too_many_encrypted_data_keys_fail_before_any_keyring_call() {
     let cmm = DefaultCmm::new(&keyring);
     let err = limited.decrypt_stream(&cmm, &EncryptionContext::new(), Cursor::new(&msg)).unwrap_err();
     assert!(matches!(err, Error::TooManyEncryptedDataKeys { .. }), "{err}");
-    assert!(matches!(limited.inspect(Cursor::new(&msg)), Err(Error::TooManyEncryptedDataKeys { .. })));
+    // Inspecting looks at any header within the size limit, whatever its EDK count.
+    assert_eq!(limited.inspect(Cursor::new(&msg)).unwrap().encrypted_data_keys.len(), 4);
     assert_eq!(keyring.inner.decrypt_calls(), before, "no keyring call for an over-limit message");
 
     let four = Client::builder().max_encrypted_data_keys(4).build().unwrap();

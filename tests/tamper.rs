@@ -53,8 +53,9 @@ fn allowed(region: Region, e: &Error) -> bool {
                 | Error::Keyring { .. }
                 | Error::UnsupportedSuite(_)
                 | Error::Signature { .. }
-                // A configured limit (e.g. the streaming buffer) applies before the tag is checked.
+                // A configured limit (the streaming buffer, the EDK count) applies before the tag is checked.
                 | Error::PolicyViolation { .. }
+                | Error::TooManyEncryptedDataKeys { .. }
         ),
         Region::Frame => matches!(e, Error::FrameAuthentication { .. } | Error::Malformed { .. }),
         Region::Footer => matches!(e, Error::Signature { .. } | Error::Malformed { .. }),

@@ -162,7 +162,17 @@ pub(crate) fn open_header(
             return Err(Error::TooManyEncryptedDataKeys { count, max });
         }
     }
-    // Refuse an untrusted signer before any keyring is asked for the data key.
+    // Refuse an unsigned message, or an untrusted signer, before any keyring
+    // is asked for the data key.
+    if client.require_signed && suite.signature().is_none() {
+        return Err(Error::Signature {
+            reason: format!(
+                "the message is not signed (suite 0x{:04X}), but only signed messages{} are accepted",
+                suite.id(),
+                if client.trusted_signers.is_some() { " from the trusted signers" } else { "" }
+            ),
+        });
+    }
     if let (Some(curve), Some(_)) = (suite.signature(), &client.trusted_signers) {
         let encoded = header.encryption_context.get(PUBLIC_KEY_FIELD).ok_or_else(|| Error::Signature {
             reason: format!("the message has no `{PUBLIC_KEY_FIELD}` in its encryption context"),

@@ -35,6 +35,13 @@ impl FrameSealer {
         context: &EncryptionContext,
         plaintext_len: Option<u64>,
     ) -> Result<(FrameSealer, Vec<u8>)> {
+        if client.frame_length as usize > client.max_body_buffer {
+            return Err(Error::config(format!(
+                "the frame length {} is over the streaming limit of {} bytes, so streaming readers would \
+                 refuse the message (raise max_body_buffer on both sides to use it)",
+                client.frame_length, client.max_body_buffer
+            )));
+        }
         let policy = client.commitment_policy;
         if let Some(suite) = client.algorithm_suite {
             policy.check_encrypt(suite)?;
@@ -280,10 +287,18 @@ impl std::ops::DerefMut for FrameBuf {
 /// written as soon as it is complete; [`EncryptingWriter::finish`] writes the
 /// final frame (possibly empty) and, for signed suites, the footer.
 /// **Dropping the writer without calling `finish` leaves an incomplete
-/// message** that every reader refuses.
+/// message** that every reader refuses; a streaming reader may have
+/// released its earlier frames before it finds that out. Such a drop is
+/// reported on standard error; call [`EncryptingWriter::abandon`] to give up
+/// on a message deliberately (for example after an error of your own).
+#[must_use = "call `finish()`: without it the message is truncated and no reader accepts it"]
 pub struct EncryptingWriter<W: Write> {
     inner: W,
     sealer: Option<FrameSealer>,
+    /// Plaintext bytes still allowed, when a maximum length was given.
+    remaining: Option<u64>,
+    /// Reports a drop before `finish` or `abandon`.
+    unfinished: Unfinished,
     /// `[FINAL_FRAME_PREFIX bytes of room][plaintext of the current frame]`,
     /// then the tag while a frame is written out.
     /// The frame being filled (sealed in place): its plaintext is wiped on drop.
@@ -307,13 +322,22 @@ impl<W: Write> EncryptingWriter<W> {
         cmm: &dyn CryptographicMaterialsManager,
         context: &EncryptionContext,
         mut inner: W,
+        max_plaintext_length: Option<u64>,
     ) -> Result<Self> {
-        let (sealer, header) = FrameSealer::start(client, cmm, context, None)?;
+        let (sealer, header) = FrameSealer::start(client, cmm, context, max_plaintext_length)?;
         inner.write_all(&header)?;
         let frame_length = client.frame_length as usize;
         let mut buf = Vec::with_capacity(FINAL_FRAME_PREFIX + frame_length + TAG_LEN);
         buf.resize(FINAL_FRAME_PREFIX, 0);
-        Ok(EncryptingWriter { inner, sealer: Some(sealer), buf: FrameBuf(buf), frame_length, failed: false })
+        Ok(EncryptingWriter {
+            inner,
+            sealer: Some(sealer),
+            remaining: max_plaintext_length,
+            unfinished: Unfinished { armed: true },
+            buf: FrameBuf(buf),
+            frame_length,
+            failed: false,
+        })
     }
 
     fn sealer(&mut self) -> Result<&mut FrameSealer> {
@@ -338,6 +362,16 @@ impl<W: Write> EncryptingWriter<W> {
 
     fn write_inner(&mut self, data: &[u8]) -> Result<usize> {
         self.sealer()?;
+        if let Some(remaining) = self.remaining {
+            let len = data.len() as u64;
+            if len > remaining {
+                return Err(Error::config(format!(
+                    "more plaintext than the maximum length given when the message was started \
+                     ({remaining} bytes were left, {len} written)"
+                )));
+            }
+            self.remaining = Some(remaining - len);
+        }
         let mut written = 0;
         while written < data.len() {
             let room = self.frame_length - (self.buf.len() - FINAL_FRAME_PREFIX);
@@ -356,6 +390,8 @@ impl<W: Write> EncryptingWriter<W> {
         if self.failed {
             return Err(Error::config("an earlier write failed; the message cannot be completed"));
         }
+        // From here on a failure is returned to the caller, who sees it.
+        self.unfinished.armed = false;
         let mut sealer = self.sealer.take().ok_or_else(|| Error::config("the message is already finished"))?;
         let len = self.buf.len() - FINAL_FRAME_PREFIX;
         let len = u32::try_from(len).map_err(|_| Error::crypto("frame too long"))?;
@@ -366,6 +402,14 @@ impl<W: Write> EncryptingWriter<W> {
         self.inner.write_all(&footer)?;
         self.inner.flush()?;
         Ok(self.inner)
+    }
+
+    /// Give up on the message: nothing more is written and the buffered
+    /// plaintext is wiped. What was written so far is a truncated message
+    /// that every reader refuses (a streaming reader only after releasing
+    /// its earlier frames): delete it.
+    pub fn abandon(mut self) {
+        self.unfinished.armed = false;
     }
 
     /// Bytes of memory held for the current frame (for tests of the memory bound).
@@ -379,6 +423,8 @@ impl<W: Write> Write for EncryptingWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.write_inner(data).map_err(|e| {
             self.failed = true;
+            // The caller has this error in hand.
+            self.unfinished.armed = false;
             into_io(e)
         })
     }
@@ -387,6 +433,25 @@ impl<W: Write> Write for EncryptingWriter<W> {
     /// [`EncryptingWriter::finish`] may write a short frame.
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Makes a writer dropped without `finish` visible: a truncated message is
+/// otherwise only noticed when someone tries to read it.
+#[derive(Debug)]
+struct Unfinished {
+    armed: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        // A panic already tells; a failed write already returned its error.
+        if self.armed && !std::thread::panicking() {
+            eprintln!(
+                "hsm-keyring: an EncryptingWriter was dropped without finish(); the message it wrote is \
+                 truncated and no reader accepts it"
+            );
+        }
     }
 }
 

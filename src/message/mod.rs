@@ -44,6 +44,15 @@ pub const DEFAULT_MAX_HEADER_LEN: usize = crate::format::DEFAULT_MAX_HEADER_LEN;
 /// Default largest frame (or non-framed body) the streaming decryptor buffers: 64 MiB.
 pub const DEFAULT_MAX_BODY_BUFFER: usize = 64 << 20;
 
+/// Default largest number of encrypted data keys a message may carry: 32.
+///
+/// Each EDK that names one of the reader's keys may cost a private-key
+/// operation in a token, so a hostile message with thousands of them would
+/// keep an HSM busy for seconds. Raise it with
+/// [`ClientBuilder::max_encrypted_data_keys`] (or the command's
+/// `--max-encrypted-data-keys`) when your messages carry more.
+pub const DEFAULT_MAX_ENCRYPTED_DATA_KEYS: usize = 32;
+
 /// What the header of a message says (returned by decrypt and by [`Client::inspect`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -93,6 +102,8 @@ pub struct Client {
     max_header_len: usize,
     max_body_buffer: usize,
     refuse_signed_streaming: bool,
+    /// Refuse unsigned suites on decrypt (always on with trusted signers).
+    require_signed: bool,
     /// Compressed public keys, if pinning is on.
     trusted_signers: Option<Arc<[Vec<u8>]>>,
 }
@@ -107,6 +118,7 @@ pub struct ClientBuilder {
     max_header_len: usize,
     max_body_buffer: usize,
     refuse_signed_streaming: bool,
+    require_signed: bool,
     trusted_signers: Option<Vec<Vec<u8>>>,
 }
 
@@ -116,10 +128,11 @@ impl Default for ClientBuilder {
             commitment_policy: CommitmentPolicy::default(),
             algorithm_suite: None,
             frame_length: DEFAULT_FRAME_LENGTH,
-            max_encrypted_data_keys: None,
+            max_encrypted_data_keys: Some(DEFAULT_MAX_ENCRYPTED_DATA_KEYS),
             max_header_len: DEFAULT_MAX_HEADER_LEN,
             max_body_buffer: DEFAULT_MAX_BODY_BUFFER,
             refuse_signed_streaming: false,
+            require_signed: false,
             trusted_signers: None,
         }
     }
@@ -139,15 +152,20 @@ impl ClientBuilder {
         self
     }
 
-    /// Plaintext bytes per frame (default 4096; must be at least 1).
+    /// Plaintext bytes per frame (default 4096; at least 1). Encryption
+    /// refuses a frame length above the streaming buffer limit,
+    /// [`ClientBuilder::max_body_buffer`] (64 MiB by default), so that every
+    /// message written can be read as a stream by a reader with the same
+    /// limits.
     pub fn frame_length(mut self, frame_length: u32) -> Self {
         self.frame_length = frame_length;
         self
     }
 
     /// Refuse to write or read messages with more encrypted data keys than
-    /// `max` (default: no limit). On decrypt the limit is applied while the
-    /// header is parsed, before any keyring is called.
+    /// `max` (default [`DEFAULT_MAX_ENCRYPTED_DATA_KEYS`], 32). On decrypt
+    /// the limit is applied while the header is parsed, before any keyring
+    /// (and so any token) is called. [`Client::inspect`] does not apply it.
     pub fn max_encrypted_data_keys(mut self, max: usize) -> Self {
         self.max_encrypted_data_keys = Some(max);
         self
@@ -164,6 +182,8 @@ impl ClientBuilder {
     /// Largest frame, or non-framed body, the streaming decryptor holds in
     /// memory (default 64 MiB). Larger messages are refused by
     /// [`Client::decrypt_stream`]; one-shot decryption is not affected.
+    /// Encryption refuses a frame length above it: raise it on both sides to
+    /// write and stream larger frames.
     pub fn max_body_buffer(mut self, max: usize) -> Self {
         self.max_body_buffer = max;
         self
@@ -177,13 +197,30 @@ impl ClientBuilder {
         self
     }
 
-    /// Compressed public keys allowed to sign messages; others are refused.
+    /// Refuse to decrypt messages of unsigned suites (0x0478, 0x0178 and the
+    /// other suites without a footer signature) with [`Error::Signature`],
+    /// before any keyring is called. Any signing key is accepted; to accept
+    /// only some keys, use [`ClientBuilder::trusted_signers`], which implies
+    /// this.
     ///
-    /// With a trusted set, decrypting a signed message whose
-    /// `aws-crypto-public-key` is not in the set fails with
-    /// [`Error::Signature`] before any keyring is called or any frame is
-    /// decrypted. Unsigned messages are not affected: combine with a signed
-    /// suite policy if unsigned messages must be refused as well.
+    /// An unsigned message can be written by anyone who can wrap a data key
+    /// for the reader (a holder of a public RSA escrow key in a
+    /// multi-keyring, any other user of a shared AES key), so a reader that
+    /// relies on signatures must refuse unsigned messages.
+    pub fn require_signed(mut self, require: bool) -> Self {
+        self.require_signed = require;
+        self
+    }
+
+    /// Accept only messages signed by one of these keys (SEC1 public points,
+    /// compressed or not, on P-384 or P-256).
+    ///
+    /// With a trusted set, decryption fails with [`Error::Signature`] before
+    /// any keyring is called or any frame is decrypted when the message is
+    /// unsigned (its suite has no signature, see
+    /// [`ClientBuilder::require_signed`]) or when its
+    /// `aws-crypto-public-key` is not in the set. An empty set refuses every
+    /// message.
     pub fn trusted_signers(mut self, keys: Vec<Vec<u8>>) -> Self {
         self.trusted_signers = Some(keys);
         self
@@ -200,6 +237,7 @@ impl ClientBuilder {
         if self.max_header_len == 0 || self.max_body_buffer == 0 {
             return Err(Error::config("size limits must be at least 1"));
         }
+
         if let Some(suite) = self.algorithm_suite {
             self.commitment_policy.check_encrypt(suite)?;
         }
@@ -226,6 +264,7 @@ impl ClientBuilder {
             max_header_len: self.max_header_len,
             max_body_buffer: self.max_body_buffer,
             refuse_signed_streaming: self.refuse_signed_streaming,
+            require_signed: self.require_signed || trusted_signers.is_some(),
             trusted_signers,
         })
     }
@@ -238,10 +277,11 @@ impl Default for Client {
             commitment_policy: b.commitment_policy,
             algorithm_suite: None,
             frame_length: b.frame_length,
-            max_encrypted_data_keys: None,
+            max_encrypted_data_keys: b.max_encrypted_data_keys,
             max_header_len: b.max_header_len,
             max_body_buffer: b.max_body_buffer,
             refuse_signed_streaming: false,
+            require_signed: false,
             trusted_signers: None,
         }
     }
@@ -254,7 +294,7 @@ impl Client {
     }
 
     /// A client with the defaults: `RequireEncryptRequireDecrypt`, suite
-    /// 0x0578, 4096-byte frames, no EDK limit, 1 MiB header limit.
+    /// 0x0578, 4096-byte frames, at most 32 EDKs, 1 MiB header limit.
     pub fn new() -> Self {
         Self::default()
     }
@@ -345,13 +385,40 @@ impl Client {
     }
 
     /// Start a streaming encryption into `output`; the header is written at once.
+    ///
+    /// The length of the plaintext is not known here, so a CMM that needs it
+    /// does without: a [`CachingCmm`](crate::cmm::CachingCmm) does not cache
+    /// these materials and asks its underlying CMM every time. When the
+    /// length, or a bound on it, is known, use
+    /// [`Client::encrypt_stream_with_max_length`].
+    ///
+    /// Call [`EncryptingWriter::finish`] at the end: without it the message
+    /// has no final frame and no reader accepts it.
     pub fn encrypt_stream<W: Write>(
         &self,
         cmm: &dyn CryptographicMaterialsManager,
         context: &EncryptionContext,
         output: W,
     ) -> Result<EncryptingWriter<W>> {
-        EncryptingWriter::new(self, cmm, context, output)
+        EncryptingWriter::new(self, cmm, context, output, None)
+    }
+
+    /// Like [`Client::encrypt_stream`], for a plaintext of at most
+    /// `max_plaintext_length` bytes (its exact length, or a bound on it).
+    ///
+    /// The CMM is told the bound, so a
+    /// [`CachingCmm`](crate::cmm::CachingCmm) can serve and count the
+    /// materials against its byte limit as for a one-shot message. Writing
+    /// more than the bound fails (the limit is what the cache counted), and
+    /// the message cannot be finished then.
+    pub fn encrypt_stream_with_max_length<W: Write>(
+        &self,
+        cmm: &dyn CryptographicMaterialsManager,
+        context: &EncryptionContext,
+        output: W,
+        max_plaintext_length: u64,
+    ) -> Result<EncryptingWriter<W>> {
+        EncryptingWriter::new(self, cmm, context, output, Some(max_plaintext_length))
     }
 
     /// Start a streaming decryption of `input`: reads and verifies the header
@@ -368,8 +435,11 @@ impl Client {
 
     /// Parse only the header (no key needed). Nothing in it is authenticated:
     /// use it to route a message, not to trust it.
+    /// The EDK limit does not apply here (the header size limit does), so that
+    /// a message refused for its EDK count can still be looked at.
     pub fn inspect<R: Read>(&self, mut input: R) -> Result<HeaderInfo> {
-        let (header, _) = decrypt::read_header(&mut input, &self.header_limits())?;
+        let limits = HeaderLimits { max_encrypted_data_keys: None, ..self.header_limits() };
+        let (header, _) = decrypt::read_header(&mut input, &limits)?;
         Ok(decrypt::header_info(&header))
     }
 }
