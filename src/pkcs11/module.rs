@@ -12,7 +12,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use once_cell::sync::Lazy;
 
-use super::{ErrCtx, Pin};
+use super::{ErrCtx, Pin, Pkcs11Operation};
 use crate::error::Result;
 
 /// Environment variable naming the default module.
@@ -92,7 +92,7 @@ impl Module {
         let err = ErrCtx::default();
         let ctx = Pkcs11::new(&path).map_err(|e| match e {
             CkError::LibraryLoading(inner) => err.step(
-                "load module",
+                Pkcs11Operation::LoadModule,
                 format!(
                     "cannot load the PKCS#11 module {}: {inner}; set module-path in the URI or {MODULE_ENV}",
                     path.display()
@@ -154,11 +154,11 @@ impl Module {
     pub fn init_token(&self, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<TokenSummary> {
         let err = ErrCtx { token: Some(label.to_owned()), key: None };
         if self.tokens()?.iter().any(|t| t.initialized && t.label == label) {
-            return Err(err.step("init token", format!("a token labelled `{label}` already exists")));
+            return Err(err.step(Pkcs11Operation::InitToken, format!("a token labelled `{label}` already exists")));
         }
         let to_auth = |pin: &Pin| -> Result<AuthPin> {
             let text = std::str::from_utf8(pin.as_bytes())
-                .map_err(|_| err.step("init token", "PINs used to initialize a token must be UTF-8"))?;
+                .map_err(|_| err.step(Pkcs11Operation::InitToken, "PINs used to initialize a token must be UTF-8"))?;
             Ok(AuthPin::from(text.to_owned()))
         };
         let so = to_auth(so_pin)?;
@@ -169,15 +169,15 @@ impl Module {
             .map_err(|e| err.ck(e))?
             .into_iter()
             .find(|slot| self.ctx().get_token_info(*slot).map(|info| !info.token_initialized()).unwrap_or(false))
-            .ok_or_else(|| err.step("init token", "no slot with an uninitialized token is free in this module"))?;
+            .ok_or_else(|| {
+                err.step(Pkcs11Operation::InitToken, "no slot with an uninitialized token is free in this module")
+            })?;
         self.ctx().init_token(free, &so, label).map_err(|e| err.ck(e))?;
         // Some modules (SoftHSM among them) move a freshly initialized token
         // to a new slot id: look it up again by label.
-        let summary = self
-            .tokens()?
-            .into_iter()
-            .find(|t| t.initialized && t.label == label)
-            .ok_or_else(|| err.step("init token", "the initialized token did not appear in the slot list"))?;
+        let summary = self.tokens()?.into_iter().find(|t| t.initialized && t.label == label).ok_or_else(|| {
+            err.step(Pkcs11Operation::InitToken, "the initialized token did not appear in the slot list")
+        })?;
         let session = self
             .ctx()
             .open_rw_session(Slot::try_from(summary.slot_id).map_err(|e| err.ck(e))?)

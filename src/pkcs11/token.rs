@@ -15,7 +15,7 @@ use cryptoki::types::RawAuthPin;
 use super::module::{default_module_path, Module, ObjectGuard, TokenSummary};
 use super::pin::{resolve_pin, Pin};
 use super::uri::{ObjectType, Pkcs11Uri};
-use super::{is_recoverable, ErrCtx};
+use super::{is_recoverable, ErrCtx, Pkcs11Class, Pkcs11Operation, UNWRAP_REFUSED_ADVICE};
 use crate::error::{Error, Result};
 
 type CkResult<T> = std::result::Result<T, CkError>;
@@ -330,6 +330,38 @@ impl Token {
         })
     }
 
+    /// [`run_with_key`](Token::run_with_key) for unwrapping an encrypted data
+    /// key: when the token refuses (`CKR_ENCRYPTED_DATA_INVALID`,
+    /// `CKR_ENCRYPTED_DATA_LEN_RANGE`, `CKR_DATA_INVALID`, `CKR_DATA_LEN_RANGE`,
+    /// or the `CKR_GENERAL_ERROR` / `CKR_FUNCTION_FAILED` SoftHSM returns for
+    /// a failed AES-GCM tag) while `C_GetSessionInfo` shows the session open
+    /// and logged in, the error is [`Pkcs11Class::UnwrapRefused`]: this EDK
+    /// does not open with this key. Any other failure keeps its class.
+    pub(crate) fn unwrap_with_key<T>(
+        &self,
+        key_uri: &Pkcs11Uri,
+        key: &KeyRef,
+        mut op: impl FnMut(&Session, ObjectHandle) -> CkResult<T>,
+    ) -> Result<T> {
+        let mut refused = false;
+        let result = self.run_with_key(key_uri, key, |s, h| {
+            let out = op(s, h);
+            refused = match &out {
+                Err(CkError::Pkcs11(rv, _)) => is_refusal(*rv) && logged_in(s),
+                _ => false,
+            };
+            out
+        });
+        match result {
+            Err(Error::Pkcs11(mut e)) if refused => {
+                e.class = Pkcs11Class::UnwrapRefused;
+                e.detail = UNWRAP_REFUSED_ADVICE.to_owned();
+                Err(Error::Pkcs11(e))
+            }
+            other => other,
+        }
+    }
+
     /// Look a key up now (filling the handle cache): construction-time check
     /// that the key exists.
     pub(crate) fn find_key(&self, key_uri: &Pkcs11Uri, key: &KeyRef) -> Result<()> {
@@ -365,11 +397,11 @@ impl Token {
                             retried = true;
                             continue;
                         }
-                        return Err(ctx.step("find key", self.not_found(k)));
+                        return Err(ctx.step(Pkcs11Operation::FindKey, self.not_found(k)));
                     }
                     Err(Lookup::Ambiguous(n)) => {
                         return Err(ctx.step(
-                            "find key",
+                            Pkcs11Operation::FindKey,
                             format!("{n} objects match; add `id=` to the URI to pick one (list the token's keys)"),
                         ))
                     }
@@ -491,6 +523,20 @@ enum Lookup {
     Ambiguous(usize),
 }
 
+/// Return values with which a token refuses ciphertext that does not open.
+fn is_refusal(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::EncryptedDataInvalid
+            | RvError::EncryptedDataLenRange
+            | RvError::DataInvalid
+            | RvError::DataLenRange
+            | RvError::GeneralError
+            | RvError::FunctionFailed
+    )
+}
+
+/// True when `C_GetSessionInfo` answers and shows the session logged in.
 fn logged_in(session: &Session) -> bool {
     session
         .get_session_info()
@@ -571,7 +617,7 @@ fn select_token(module: &Module, uri: &Pkcs11Uri) -> Result<TokenSummary> {
     };
     match matches.as_slice() {
         [] => Err(ctx.step(
-            "find token",
+            Pkcs11Operation::FindToken,
             format!(
                 "no token matches {} in module {}; {}",
                 uri.token_only().to_path_string(),
@@ -580,7 +626,7 @@ fn select_token(module: &Module, uri: &Pkcs11Uri) -> Result<TokenSummary> {
             ),
         )),
         [one] if !one.initialized => {
-            Err(ctx.step("find token", format!("token in slot {} is not initialized", one.slot_id)))
+            Err(ctx.step(Pkcs11Operation::FindToken, format!("token in slot {} is not initialized", one.slot_id)))
         }
         [one] => Ok((*one).clone()),
         many => {
@@ -589,7 +635,7 @@ fn select_token(module: &Module, uri: &Pkcs11Uri) -> Result<TokenSummary> {
             match init.as_slice() {
                 [one] => Ok((**one).clone()),
                 _ => Err(ctx.step(
-                    "find token",
+                    Pkcs11Operation::FindToken,
                     format!("{} tokens match; add `token=`, `serial=` or `slot-id=`; {}", init.len(), available()),
                 )),
             }
