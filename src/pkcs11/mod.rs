@@ -22,6 +22,7 @@
 
 mod aes;
 mod keys;
+mod login;
 mod module;
 mod pin;
 mod rsa;
@@ -76,8 +77,12 @@ fn camel_to_upper_snake(name: &str) -> String {
 fn advice(rv: RvError) -> &'static str {
     match rv {
         RvError::PinIncorrect => {
-            "the PIN is wrong; check pin-value / pin-source in the URI or HSM_KEYRING_PIN \
-             (repeated failures can lock the token)"
+            "the PIN is wrong, or differs from the PIN this process is logged in to the token with; \
+             check pin-value / pin-source in the URI or HSM_KEYRING_PIN (repeated failures can lock the token)"
+        }
+        RvError::UserAlreadyLoggedIn => {
+            "this process is already logged in to the token by code that does not go through hsm-keyring, \
+             so the PIN cannot be checked; log that code out first, or open the token through hsm-keyring only"
         }
         RvError::PinLocked => "the user PIN is locked; the security officer must reset it",
         RvError::PinExpired => "the user PIN has expired; set a new one",
@@ -127,6 +132,7 @@ pub(crate) fn classify(rv: RvError) -> Pkcs11Class {
         | RvError::PinTooWeak
         | RvError::UserPinNotInitialized
         | RvError::UserTypeInvalid
+        | RvError::UserAlreadyLoggedIn
         | RvError::UserAnotherAlreadyLoggedIn
         | RvError::UserTooManyTypes
         | RvError::KeyFunctionNotPermitted
