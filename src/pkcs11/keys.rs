@@ -115,7 +115,7 @@ impl Token {
         Ok(uri)
     }
 
-    /// Import existing AES key material (16 or 32 bytes) as a token key with
+    /// Import existing AES key material (16, 24 or 32 bytes) as a token key with
     /// the same attributes as [`generate_aes_key`](Token::generate_aes_key):
     /// sensitive and non-extractable once imported.
     ///
@@ -124,8 +124,10 @@ impl Token {
     /// key (a raw AES keyring). The material passed here must be protected
     /// and destroyed by the caller.
     pub fn import_aes_key(&self, label: &str, key: &[u8], id: Option<&[u8]>) -> Result<Pkcs11Uri> {
-        if key.len() != 16 && key.len() != 32 {
-            return Err(Error::InvalidKey { reason: format!("AES key of {} bytes (expected 16 or 32)", key.len()) });
+        if ![16, 24, 32].contains(&key.len()) {
+            return Err(Error::InvalidKey {
+                reason: format!("AES key of {} bytes (expected 16, 24 or 32)", key.len()),
+            });
         }
         let objects = self.module().object_lock();
         let id = self.prepare_new(&objects, label, id)?;
