@@ -368,3 +368,112 @@ impl fmt::Display for KeyringFailures<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cryptoki::context::Function;
+    use cryptoki::error::RvError;
+
+    fn pkcs11(rv: RvError, class: Pkcs11Class) -> Error {
+        Error::from(Pkcs11Error::new(
+            Some("t".into()),
+            None,
+            Pkcs11Operation::Call(Function::Decrypt),
+            Some(rv),
+            class,
+            String::new(),
+        ))
+    }
+
+    fn failure(err: Error) -> KeyringFailure {
+        KeyringFailure::from_error("k", err)
+    }
+
+    fn edk(provider_id: &str, provider_info: &[u8]) -> EncryptedDataKey {
+        EncryptedDataKey { provider_id: provider_id.into(), provider_info: provider_info.to_vec(), ciphertext: vec![] }
+    }
+
+    #[test]
+    fn every_variant_has_its_kind() {
+        let cases = [
+            (Error::malformed("f", 3, "bad"), ErrorKind::Malformed),
+            (Error::TooManyEncryptedDataKeys { count: 3, max: 2 }, ErrorKind::Malformed),
+            (Error::UnsupportedSuite(0x1234), ErrorKind::Malformed),
+            (Error::HeaderAuthentication, ErrorKind::NotAuthentic),
+            (Error::FrameAuthentication { sequence: 2 }, ErrorKind::NotAuthentic),
+            (Error::CommitmentMismatch, ErrorKind::NotAuthentic),
+            (Error::Signature { reason: "x".into() }, ErrorKind::NotAuthentic),
+            (Error::EncryptionContextMismatch { reason: "x".into() }, ErrorKind::NotAuthentic),
+            (Error::NotMine { keyring: "k".into(), edk_count: 1 }, ErrorKind::NotThisKey),
+            (Error::keyring("k", "authentication failed"), ErrorKind::NotThisKey),
+            (pkcs11(RvError::GeneralError, Pkcs11Class::UnwrapRefused), ErrorKind::NotThisKey),
+            (pkcs11(RvError::GeneralError, Pkcs11Class::Fault), ErrorKind::Token),
+            (pkcs11(RvError::KeyFunctionNotPermitted, Pkcs11Class::Configuration), ErrorKind::Token),
+            (pkcs11(RvError::PinIncorrect, Pkcs11Class::WrongPin), ErrorKind::Token),
+            (Error::InvalidEncryptionContext { reason: "x".into() }, ErrorKind::Usage),
+            (Error::PolicyViolation { reason: "x".into() }, ErrorKind::Usage),
+            (Error::InvalidUri { uri: "u".into(), reason: "x".into() }, ErrorKind::Usage),
+            (Error::InvalidKey { reason: "x".into() }, ErrorKind::Usage),
+            (Error::config("x"), ErrorKind::Usage),
+            (Error::crypto("x"), ErrorKind::Internal),
+            (Error::Io(std::io::Error::other("disk")), ErrorKind::Usage),
+            (Error::Io(std::io::Error::other(Error::HeaderAuthentication)), ErrorKind::NotAuthentic),
+            (Error::Io(std::io::Error::other(Error::crypto("x"))), ErrorKind::Internal),
+        ];
+        for (err, kind) in cases {
+            assert_eq!(err.kind(), kind, "{err:?}");
+            let exit_1 = matches!(kind, ErrorKind::Malformed | ErrorKind::NotAuthentic | ErrorKind::NotThisKey);
+            assert_eq!(err.is_authentication_failure(), exit_1, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn the_most_severe_failure_decides_a_failed_multi_keyring() {
+        let not_mine = || failure(Error::NotMine { keyring: "k".into(), edk_count: 1 });
+        let refused = || failure(pkcs11(RvError::GeneralError, Pkcs11Class::UnwrapRefused));
+        let dead = || failure(pkcs11(RvError::DeviceError, Pkcs11Class::Fault));
+        let all =
+            |failures: Vec<KeyringFailure>| Error::NoKeyringDecrypted { failures, offered: vec![], offered_count: 1 };
+        assert_eq!(all(vec![not_mine(), refused()]).kind(), ErrorKind::NotThisKey);
+        assert_eq!(all(vec![not_mine(), dead(), refused()]).kind(), ErrorKind::Token);
+        assert_eq!(all(vec![dead(), not_mine()]).kind(), ErrorKind::Token);
+        assert_eq!(all(vec![not_mine(), failure(Error::crypto("x"))]).kind(), ErrorKind::Internal);
+        assert!(!all(vec![not_mine(), dead()]).is_authentication_failure());
+        // Nested: a multi-keyring inside a multi-keyring.
+        assert_eq!(all(vec![not_mine(), failure(all(vec![dead()]))]).kind(), ErrorKind::Token);
+        // Nothing configured is a usage error.
+        assert_eq!(all(vec![]).kind(), ErrorKind::Usage);
+        // The member's error is kept, typed.
+        let err = all(vec![dead()]);
+        let Error::NoKeyringDecrypted { failures, .. } = &err else { unreachable!() };
+        assert!(matches!(failures[0].error(), Error::Pkcs11(e) if e.rv == Some(RvError::DeviceError)));
+        assert!(err.to_string().contains("CKR_DEVICE_ERROR"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_decrypt_names_the_keys_of_the_offered_edks() {
+        let mut aes_info = b"aes-key".to_vec();
+        aes_info.extend([0, 0, 0, 128, 0, 0, 0, 12]);
+        aes_info.extend([0xAB; 12]);
+        let edks = [
+            edk("ns", &aes_info),
+            edk("ns", b"rsa-key"),
+            edk("bin", &[0xFF, 0x00]),
+            edk("ctl\n", b"x\ty"),
+            edk("long", "n".repeat(100).as_bytes()),
+            edk("sixth", b"six"),
+            edk("seventh", b"seven"),
+        ];
+        let err = Error::no_keyring_decrypted(vec![], &edks);
+        let text = err.to_string();
+        assert!(text.contains("ns/aes-key, ns/rsa-key, bin/ff00, ctl?/x?y"), "{text}");
+        assert!(text.contains(&format!("long/{}...", "n".repeat(MAX_LABEL_CHARS))), "{text}");
+        assert!(!text.contains("sixth") && text.contains("7 encrypted data key(s)") && text.contains("and 2 more"));
+        let one = Error::no_keyring_decrypted(vec![], &edks[1..2]).to_string();
+        assert!(one.ends_with("(the message's 1 encrypted data key(s) are for: ns/rsa-key)"), "{one}");
+        // Hostile sizes are cut: 65535-byte names do not reach the message whole.
+        let huge = Error::no_keyring_decrypted(vec![], &[edk(&"p".repeat(65_535), &[b'q'; 65_535])]).to_string();
+        assert!(huge.len() < 400, "{}", huge.len());
+    }
+}
