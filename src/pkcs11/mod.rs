@@ -18,7 +18,10 @@
 //!
 //! Every failure of a PKCS#11 call is reported as
 //! [`Error::Pkcs11`] naming the token, the key URI, the
-//! function and the `CKR_` return value, with advice.
+//! function and the `CKR_` return value, with advice, and classified
+//! ([`Pkcs11Class`]): an unwrap the token refused on a healthy session is
+//! "this EDK does not open with this key", anything else is the token's or
+//! its configuration's failure (see [`Error::kind`]).
 
 mod aes;
 mod keys;
