@@ -123,8 +123,8 @@ fn advice(rv: RvError) -> &'static str {
 pub(crate) const UNWRAP_REFUSED_ADVICE: &str = "this encrypted data key does not open with this key: it was altered, \
      or it was wrapped under another key or another encryption context";
 
-/// What a return value means, outside a refused unwrap (see
-/// [`Token::unwrap_with_key`](token::Token)).
+/// What a return value means, outside an unwrap the token refused on a
+/// healthy session (which `Token::unwrap_with_key` classifies).
 pub(crate) fn classify(rv: RvError) -> Pkcs11Class {
     match rv {
         RvError::PinIncorrect => Pkcs11Class::WrongPin,
