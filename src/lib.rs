@@ -14,7 +14,7 @@ pub mod message;
 pub mod pkcs11;
 
 pub use cmm::{DefaultCmm, RequiredEncryptionContextCmm};
-pub use error::{Error, KeyringFailure, Pkcs11Error, Result};
+pub use error::{Error, ErrorKind, KeyringFailure, Pkcs11Error, Result};
 pub use keyrings::{MultiKeyring, RawAesKeyring, RawRsaKeyring};
 pub use materials::{
     AlgorithmSuite, CommitmentPolicy, CryptographicMaterialsManager, DataKey, DecryptionMaterials, EncryptedDataKey,

@@ -5,10 +5,10 @@ mod common;
 use std::sync::Arc;
 
 use hsm_keyring::crypto::{RsaPadding, RsaPublicKey};
-use hsm_keyring::pkcs11::{GcmIvMode, Pkcs11Uri, RsaWrapMode, Token, TokenOptions};
+use hsm_keyring::pkcs11::{GcmIvMode, Pkcs11Class, Pkcs11Uri, RsaWrapMode, Token, TokenOptions};
 use hsm_keyring::{
-    AlgorithmSuite, DecryptionMaterials, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Error, Keyring,
-    Pkcs11AesKeyring, Pkcs11RsaKeyring,
+    AlgorithmSuite, DecryptionMaterials, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Error, ErrorKind,
+    Keyring, Pkcs11AesKeyring, Pkcs11RsaKeyring,
 };
 
 fn token(hsm: &common::SoftHsm, pool: usize) -> Token {
@@ -30,11 +30,23 @@ fn round_trip(keyring: &dyn Keyring, suite: AlgorithmSuite) -> (Vec<u8>, Vec<Enc
     (key.as_bytes().to_vec(), enc.encrypted_data_keys)
 }
 
-fn pkcs11_error(err: &Error) -> (&str, Option<&str>) {
+fn pkcs11_error(err: &Error) -> (String, Option<String>) {
     match err {
-        Error::Pkcs11(e) => (e.function.as_str(), e.rv.as_deref()),
+        Error::Pkcs11(e) => (e.operation_name(), e.rv_name()),
         other => panic!("expected a PKCS#11 error, got {other:?}"),
     }
+}
+
+/// A refused unwrap on a healthy session: "not this key", with advice that
+/// says so, not a token failure.
+#[track_caller]
+fn assert_not_this_key(err: &Error) {
+    assert_eq!(err.kind(), ErrorKind::NotThisKey, "{err}");
+    assert!(err.is_authentication_failure(), "{err}");
+    let Error::Pkcs11(e) = err else { panic!("expected a PKCS#11 error, got {err:?}") };
+    assert_eq!(e.class, Pkcs11Class::UnwrapRefused, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("does not open with this key") && !text.contains("internal failure"), "{text}");
 }
 
 #[test]
@@ -69,11 +81,13 @@ fn aes_keyring_round_trip_tamper_and_not_mine() {
         let err = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), &[bad]).unwrap_err();
         assert!(!err.is_not_mine(), "{field}: {err}");
         assert_eq!(pkcs11_error(&err).0, "C_Decrypt", "{field}: {err}");
+        assert_not_this_key(&err);
     }
     // Another encryption context: the AAD differs, so it fails.
     let other = EncryptionContext::from_pairs([("purpose", "other")]).unwrap();
     let err = keyring.on_decrypt(DecryptionMaterials::new(suite, other), &edks).unwrap_err();
     assert!(!err.is_not_mine(), "{err}");
+    assert_not_this_key(&err);
 
     // Other namespace or key name: not mine.
     let mut foreign = edk.clone();
@@ -118,7 +132,7 @@ fn token_generated_iv_mode_reports_a_token_that_does_not_generate() {
     let keyring = Pkcs11AesKeyring::new(token, &uri).unwrap().with_iv_mode(GcmIvMode::TokenGenerated);
     let err = keyring.on_encrypt(EncryptionMaterials::new(AlgorithmSuite::default(), context())).unwrap_err();
     let (function, rv) = pkcs11_error(&err);
-    assert_eq!((function, rv), ("C_Encrypt", None), "{err}");
+    assert_eq!((function.as_str(), rv), ("C_Encrypt", None), "{err}");
     assert!(err.to_string().contains("IV"), "{err}");
 }
 
@@ -147,6 +161,7 @@ fn rsa_keyring_oaep_sha1_in_token_both_wrap_modes() {
     let err = in_token.on_decrypt(DecryptionMaterials::new(suite, context()), &[bad]).unwrap_err();
     assert!(!err.is_not_mine(), "{err}");
     assert_eq!(pkcs11_error(&err).0, "C_Decrypt", "{err}");
+    assert_not_this_key(&err);
     // Another key name: not mine.
     let other = in_token.clone().with_key_name("other").unwrap();
     assert!(other.on_decrypt(DecryptionMaterials::new(suite, context()), &edks).unwrap_err().is_not_mine());
@@ -171,7 +186,13 @@ fn rsa_oaep_sha256_wraps_in_process_and_softhsm_refuses_to_unwrap_clearly() {
     let err = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), &enc.encrypted_data_keys).unwrap_err();
     let (function, rv) = pkcs11_error(&err);
     assert!(function.starts_with("C_Decrypt"), "{err}");
-    assert!(matches!(rv, Some("CKR_ARGUMENTS_BAD" | "CKR_MECHANISM_PARAM_INVALID" | "CKR_MECHANISM_INVALID")), "{err}");
+    assert!(
+        matches!(rv.as_deref(), Some("CKR_ARGUMENTS_BAD" | "CKR_MECHANISM_PARAM_INVALID" | "CKR_MECHANISM_INVALID")),
+        "{err}"
+    );
+    // A mechanism the token does not support is the token's problem, not a wrong key.
+    assert_eq!(err.kind(), ErrorKind::Token, "{err}");
+    assert!(!err.is_authentication_failure(), "{err}");
     assert!(err.to_string().contains("SHA-1"), "{err}");
 }
 

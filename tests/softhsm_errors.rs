@@ -12,7 +12,7 @@ use hsm_keyring::{AlgorithmSuite, EncryptionContext, EncryptionMaterials, Error,
 
 fn parts(err: &Error) -> (String, Option<String>, String) {
     match err {
-        Error::Pkcs11(e) => (e.function.clone(), e.rv.clone(), e.detail.clone()),
+        Error::Pkcs11(e) => (e.operation_name(), e.rv_name(), e.detail.clone()),
         other => panic!("expected a PKCS#11 error, got {other:?}"),
     }
 }

@@ -13,7 +13,7 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto backend: rust
 /// Envelope encryption with master keys in a PKCS#11 token (AWS Encryption SDK message format).
 ///
 /// Exit codes: 0 success, 1 decryption or authentication failure, 2 usage or
-/// configuration error, 3 token error.
+/// configuration error, 3 token error or internal failure.
 #[derive(Debug, Parser)]
 #[command(name = "hsm-keyring", version = VERSION, propagate_version = true, max_term_width = 100)]
 pub struct Cli {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
-use hsm_keyring::Error;
+use hsm_keyring::{Error, ErrorKind};
 
 /// What kind of failure, which decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,8 +12,21 @@ pub enum Kind {
     Decrypt,
     /// 2: usage or configuration error.
     Usage,
-    /// 3: token (PKCS#11) error.
+    /// 3: token (PKCS#11) error, or an internal failure.
     Token,
+}
+
+impl Kind {
+    /// The exit-code kind of a library error kind: 1 for a message that
+    /// cannot be opened (malformed, not authentic, no key opens it), 2 for
+    /// usage, 3 for the token and for internal failures.
+    pub fn of(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::Malformed | ErrorKind::NotAuthentic | ErrorKind::NotThisKey => Kind::Decrypt,
+            ErrorKind::Usage => Kind::Usage,
+            _ => Kind::Token,
+        }
+    }
 }
 
 /// An error on its way to the terminal.
@@ -32,25 +45,11 @@ impl CliError {
         CliError { kind: Kind::Token, message: message.into() }
     }
 
-    /// Classify a library error met while doing `what`.
+    /// Classify a library error met while doing `what`: the exit code comes
+    /// from [`Error::kind`] alone.
     pub fn from_lib(what: &str, err: Error) -> Self {
         let message = format!("{what}: {err}");
-        let kind = match &err {
-            Error::Pkcs11(_) => Kind::Token,
-            Error::InvalidUri { .. }
-            | Error::InvalidKey { .. }
-            | Error::Config { .. }
-            | Error::InvalidEncryptionContext { .. }
-            | Error::PolicyViolation { .. } => Kind::Usage,
-            Error::Io(_) => Kind::Usage,
-            _ if err.is_authentication_failure() => Kind::Decrypt,
-            Error::TooManyEncryptedDataKeys { .. } | Error::UnsupportedSuite(_) => Kind::Decrypt,
-            // A keyring that failed on a token key reports through Pkcs11 above;
-            // any other keyring failure on decrypt is an authentication failure.
-            Error::Keyring { .. } => Kind::Decrypt,
-            _ => Kind::Usage,
-        };
-        CliError { kind, message }
+        CliError { kind: Kind::of(err.kind()), message }
     }
 
     /// Classify a library error met while encrypting. Nothing is authenticated

@@ -1,5 +1,6 @@
 //! Tokens for the command: the SoftHSM dev token, PIN resolution (URI, then
-//! `HSM_KEYRING_PIN`, then the dev token's PIN file, then a prompt), one
+//! `HSM_KEYRING_PIN`, then, only when none of these is set, the dev token's
+//! PIN file, then a prompt), one
 //! logged-in [`Token`] per token per run, and keyrings built from specs.
 
 use std::collections::HashMap;
@@ -104,8 +105,21 @@ impl Tokens {
             std::env::set_var("SOFTHSM2_CONF", self.dev_conf());
             options = options.module_path(default_module_path());
         }
+        // The module first: a module that does not load is reported as such,
+        // not as a missing PIN, and no PIN is asked for in vain.
+        let module_path = match (&options.module_path, &uri.module_path) {
+            (Some(path), _) => path.clone(),
+            (None, Some(path)) => PathBuf::from(path),
+            (None, None) => default_module_path(),
+        };
+        Module::load(&module_path).map_err(|e| token_error(e, dev, &self.dev_dir))?;
         let pin = match resolve_pin(uri) {
             Ok(pin) => pin,
+            // A PIN source that was given but cannot be used is an error;
+            // only "no PIN configured at all" falls back.
+            Err(e) if uri.pin_value.is_some() || uri.pin_source.is_some() => {
+                return Err(CliError::usage(e.to_string()));
+            }
             Err(resolve_err) => {
                 let pin_file = self.dev_dir.join("user.pin");
                 if dev && pin_file.is_file() {

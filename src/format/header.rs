@@ -80,6 +80,11 @@ impl Header {
         &self.raw[..self.body_len]
     }
 
+    /// Offset of the frame length field from the start of the message.
+    pub(crate) fn frame_length_offset(&self) -> u64 {
+        self.body_len.saturating_sub(self.suite_data.len() + 4) as u64
+    }
+
     /// Total header length in bytes.
     pub fn len(&self) -> usize {
         self.raw.len()

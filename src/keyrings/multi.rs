@@ -108,15 +108,14 @@ impl Keyring for MultiKeyring {
         for member in self.members() {
             match member.on_decrypt(materials.clone(), edks) {
                 Ok(out) if out.plaintext_data_key.is_some() => return Ok(out),
-                Ok(_) => failures.push(KeyringFailure {
-                    keyring: member.description(),
-                    reason: format!("{}: returned no data key", member.description()),
-                    not_mine: false,
-                }),
-                Err(err) => failures.push(KeyringFailure::from_error(member.description(), &err)),
+                Ok(_) => failures.push(KeyringFailure::from_error(
+                    member.description(),
+                    Error::keyring(member.description(), "returned no data key"),
+                )),
+                Err(err) => failures.push(KeyringFailure::from_error(member.description(), err)),
             }
         }
-        Err(Error::NoKeyringDecrypted { failures })
+        Err(Error::no_keyring_decrypted(failures, edks))
     }
 
     fn description(&self) -> String {
@@ -248,12 +247,13 @@ mod tests {
             MultiKeyring::new(Some(aes("target", 8)), vec![aes("unrelated", 1), Arc::new(Failing("token offline"))])
                 .unwrap();
         let err = decrypt(&multi, &m.encrypted_data_keys).unwrap_err();
-        let Error::NoKeyringDecrypted { failures } = &err else { panic!("unexpected error {err}") };
+        let Error::NoKeyringDecrypted { failures, .. } = &err else { panic!("unexpected error {err}") };
         assert_eq!(failures.len(), 3);
         assert_eq!(failures[0].keyring, "raw AES keyring multi-test/target");
-        assert!(!failures[0].not_mine && failures[0].reason.contains("authentication failed"));
-        assert!(failures[1].not_mine && failures[1].reason.contains("multi-test/unrelated"));
-        assert!(!failures[2].not_mine && failures[2].reason.contains("token offline"));
+        assert!(!failures[0].is_not_mine() && failures[0].to_string().contains("authentication failed"));
+        assert!(failures[1].is_not_mine() && failures[1].to_string().contains("multi-test/unrelated"));
+        assert!(!failures[2].is_not_mine() && failures[2].to_string().contains("token offline"));
+        assert!(matches!(failures[1].error(), Error::NotMine { .. }));
         let text = err.to_string();
         for needle in ["authentication failed", "multi-test/unrelated", "token offline"] {
             assert!(text.contains(needle), "{needle} missing from {text}");

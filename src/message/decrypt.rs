@@ -547,12 +547,14 @@ impl<R: Read> DecryptingReader<R> {
             });
         }
         if header.content_type == ContentType::Framed && header.frame_length as usize > client.max_body_buffer {
-            return Err(Error::PolicyViolation {
-                reason: format!(
-                    "frame length {} exceeds the streaming buffer limit of {} bytes",
+            return Err(Error::malformed(
+                "frame length",
+                header.frame_length_offset(),
+                format!(
+                    "{} exceeds the streaming buffer limit of {} bytes",
                     header.frame_length, client.max_body_buffer
                 ),
-            });
+            ));
         }
         let opener = open_header(client, cmm, &header, context)?;
         let offset = header.len() as u64;

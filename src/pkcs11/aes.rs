@@ -7,7 +7,7 @@ use cryptoki::session::Session;
 
 use super::token::{KeyClass, KeyRef, Token};
 use super::uri::{ObjectType, Pkcs11Uri};
-use super::EdkName;
+use super::{EdkName, Function, Pkcs11Operation};
 use crate::crypto::{self, IV_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::keyrings::raw_aes_edk;
@@ -129,13 +129,14 @@ impl Pkcs11AesKeyring {
             .run_with_key(&self.key_uri, &self.key, |s, h| gcm_encrypt(s, h, mode, iv, aad, data_key.as_bytes()))?;
         let ctx = self.token.err_ctx(Some(&self.key_uri));
         if mode == GcmIvMode::TokenGenerated && iv == [0u8; IV_LEN] {
-            return Err(
-                ctx.step("C_Encrypt", "the token did not write back a generated IV; use the caller-random IV mode")
-            );
+            return Err(ctx.step(
+                Pkcs11Operation::Call(Function::Encrypt),
+                "the token did not write back a generated IV; use the caller-random IV mode",
+            ));
         }
         if ciphertext.len() != data_key.len() + TAG_LEN {
             return Err(ctx.step(
-                "C_Encrypt",
+                Pkcs11Operation::Call(Function::Encrypt),
                 format!(
                     "AES-GCM returned {} bytes for a {}-byte key (expected ciphertext and a 16-byte tag); \
                      the token may append its own IV: this token needs another IV mode",
@@ -170,7 +171,7 @@ impl Pkcs11AesKeyring {
             ));
         }
         let plain =
-            self.token.run_with_key(&self.key_uri, &self.key, |s, h| gcm_decrypt(s, h, iv, aad, &edk.ciphertext))?;
+            self.token.unwrap_with_key(&self.key_uri, &self.key, |s, h| gcm_decrypt(s, h, iv, aad, &edk.ciphertext))?;
         Ok(DataKey::new(plain))
     }
 }
@@ -224,20 +225,18 @@ impl Keyring for Pkcs11AesKeyring {
         }
         let aad = materials.encryption_context.serialize()?;
         let key_len = materials.algorithm_suite.key_len();
-        let mut failure = None;
-        for edk in edks {
+        let mut failures = Vec::new();
+        for (index, edk) in edks.iter().enumerate() {
             let Some(iv) = self.parse_edk(edk) else { continue };
             match self.unwrap(edk, iv, &aad, key_len) {
                 Ok(key) => {
                     materials.set_data_key(key)?;
                     return Ok(materials);
                 }
-                Err(e) => {
-                    failure.get_or_insert(e);
-                }
+                Err(e) => failures.push((index, e)),
             }
         }
-        Err(failure.unwrap_or_else(|| Error::NotMine { keyring: self.description(), edk_count: edks.len() }))
+        Err(super::own_edks_failed(self.description(), edks.len(), failures))
     }
 
     fn description(&self) -> String {

@@ -7,6 +7,7 @@ use cryptoki::session::Session;
 use super::module::ObjectGuard;
 use super::token::{hex, KeyClass, KeyRef, Token};
 use super::uri::{ObjectType, Pkcs11Uri};
+use super::{Function, Pkcs11Operation};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::materials::SignatureCurve;
@@ -114,7 +115,7 @@ impl Token {
         Ok(uri)
     }
 
-    /// Import existing AES key material (16 or 32 bytes) as a token key with
+    /// Import existing AES key material (16, 24 or 32 bytes) as a token key with
     /// the same attributes as [`generate_aes_key`](Token::generate_aes_key):
     /// sensitive and non-extractable once imported.
     ///
@@ -123,8 +124,10 @@ impl Token {
     /// key (a raw AES keyring). The material passed here must be protected
     /// and destroyed by the caller.
     pub fn import_aes_key(&self, label: &str, key: &[u8], id: Option<&[u8]>) -> Result<Pkcs11Uri> {
-        if key.len() != 16 && key.len() != 32 {
-            return Err(Error::InvalidKey { reason: format!("AES key of {} bytes (expected 16 or 32)", key.len()) });
+        if ![16, 24, 32].contains(&key.len()) {
+            return Err(Error::InvalidKey {
+                reason: format!("AES key of {} bytes (expected 16, 24 or 32)", key.len()),
+            });
         }
         let objects = self.module().object_lock();
         let id = self.prepare_new(&objects, label, id)?;
@@ -243,15 +246,20 @@ impl Token {
         let kt = attrs.iter().find_map(|a| if let Attribute::KeyType(k) = a { Some(*k) } else { None });
         match kt {
             Some(k) if k == KeyType::RSA => {
-                let (n, e) = rsa_components(&attrs)
-                    .ok_or_else(|| ctx.step("C_GetAttributeValue", "RSA public key without modulus or exponent"))?;
+                let (n, e) = rsa_components(&attrs).ok_or_else(|| {
+                    ctx.step(
+                        Pkcs11Operation::Call(Function::GetAttributeValue),
+                        "RSA public key without modulus or exponent",
+                    )
+                })?;
                 crypto::RsaPublicKey::from_components(n, e)?.to_pem()
             }
             Some(k) if k == KeyType::EC => {
-                let (curve, point) = ec_public(&attrs).map_err(|d| ctx.step("C_GetAttributeValue", d))?;
+                let (curve, point) =
+                    ec_public(&attrs).map_err(|d| ctx.step(Pkcs11Operation::Call(Function::GetAttributeValue), d))?;
                 crypto::ec_public_key_pem(curve, &point)
             }
-            _ => Err(ctx.step("export public key", "the key is neither RSA nor EC")),
+            _ => Err(ctx.step(Pkcs11Operation::ExportPublicKey, "the key is neither RSA nor EC")),
         }
     }
 
@@ -293,7 +301,8 @@ impl Token {
         let key = KeyRef::from_uri(uri, KeyClass::Public)?;
         let attrs = self
             .run_with_key(uri, &key, |s, h| s.get_attributes(h, &[AttributeType::EcParams, AttributeType::EcPoint]))?;
-        ec_public(&attrs).map_err(|d| self.err_ctx(Some(uri)).step("C_GetAttributeValue", d))
+        ec_public(&attrs)
+            .map_err(|d| self.err_ctx(Some(uri)).step(Pkcs11Operation::Call(Function::GetAttributeValue), d))
     }
 
     /// Modulus and public exponent of the RSA public key named by `uri`.
@@ -302,8 +311,10 @@ impl Token {
         let attrs = self.run_with_key(uri, &key, |s, h| {
             s.get_attributes(h, &[AttributeType::Modulus, AttributeType::PublicExponent])
         })?;
-        let (n, e) = rsa_components(&attrs)
-            .ok_or_else(|| self.err_ctx(Some(uri)).step("C_GetAttributeValue", "no RSA modulus or public exponent"))?;
+        let (n, e) = rsa_components(&attrs).ok_or_else(|| {
+            self.err_ctx(Some(uri))
+                .step(Pkcs11Operation::Call(Function::GetAttributeValue), "no RSA modulus or public exponent")
+        })?;
         crypto::RsaPublicKey::from_components(n, e)
     }
 

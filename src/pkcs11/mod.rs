@@ -18,10 +18,14 @@
 //!
 //! Every failure of a PKCS#11 call is reported as
 //! [`Error::Pkcs11`] naming the token, the key URI, the
-//! function and the `CKR_` return value, with advice.
+//! function and the `CKR_` return value, with advice, and classified
+//! ([`Pkcs11Class`]): an unwrap the token refused on a healthy session is
+//! "this EDK does not open with this key", anything else is the token's or
+//! its configuration's failure (see [`Error::kind`]).
 
 mod aes;
 mod keys;
+mod login;
 mod module;
 mod pin;
 mod rsa;
@@ -38,10 +42,13 @@ pub use signer::{trusted_signer_from_pem, trusted_signer_from_token, Pkcs11Signe
 pub use token::{Token, TokenOptions};
 pub use uri::{ObjectType, Pkcs11Uri};
 
-use cryptoki::context::Function;
-use cryptoki::error::{Error as CkError, RvError};
+pub use cryptoki::context::Function;
+pub use cryptoki::error::RvError;
 
-use crate::error::{Error, Pkcs11Error};
+use cryptoki::error::Error as CkError;
+
+use crate::error::Error;
+pub use crate::error::{Pkcs11Class, Pkcs11Error, Pkcs11Operation};
 
 /// The `CKR_` name of a return value, e.g. `CKR_PIN_INCORRECT`.
 pub(crate) fn rv_name(rv: RvError) -> String {
@@ -53,8 +60,9 @@ pub(crate) fn rv_name(rv: RvError) -> String {
 }
 
 /// The C name of a PKCS#11 function, e.g. `C_EncryptInit`.
+#[cfg(test)]
 pub(crate) fn function_name(function: Function) -> String {
-    format!("C_{function:?}")
+    Pkcs11Operation::Call(function).to_string()
 }
 
 fn camel_to_upper_snake(name: &str) -> String {
@@ -72,8 +80,12 @@ fn camel_to_upper_snake(name: &str) -> String {
 fn advice(rv: RvError) -> &'static str {
     match rv {
         RvError::PinIncorrect => {
-            "the PIN is wrong; check pin-value / pin-source in the URI or HSM_KEYRING_PIN \
-             (repeated failures can lock the token)"
+            "the PIN is wrong, or differs from the PIN this process is logged in to the token with; \
+             check pin-value / pin-source in the URI or HSM_KEYRING_PIN (repeated failures can lock the token)"
+        }
+        RvError::UserAlreadyLoggedIn => {
+            "this process is already logged in to the token by code that does not go through hsm-keyring, \
+             so the PIN cannot be checked; log that code out first, or open the token through hsm-keyring only"
         }
         RvError::PinLocked => "the user PIN is locked; the security officer must reset it",
         RvError::PinExpired => "the user PIN has expired; set a new one",
@@ -89,8 +101,7 @@ fn advice(rv: RvError) -> &'static str {
              (SoftHSM, for example, does RSA-OAEP with SHA-1 only)"
         }
         RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange => {
-            "the wrapped key does not open with this key: it was altered, or it was wrapped under another key \
-             or encryption context"
+            "the token refused the encrypted data while its session was not usable; check the token and its logs"
         }
         RvError::SessionHandleInvalid
         | RvError::SessionClosed
@@ -108,6 +119,52 @@ fn advice(rv: RvError) -> &'static str {
     }
 }
 
+/// Advice for an unwrap the token refused while its session was healthy.
+pub(crate) const UNWRAP_REFUSED_ADVICE: &str = "this encrypted data key does not open with this key: it was altered, \
+     or it was wrapped under another key or another encryption context";
+
+/// What a return value means, outside an unwrap the token refused on a
+/// healthy session (which `Token::unwrap_with_key` classifies).
+pub(crate) fn classify(rv: RvError) -> Pkcs11Class {
+    match rv {
+        RvError::PinIncorrect => Pkcs11Class::WrongPin,
+        RvError::PinLocked
+        | RvError::PinExpired
+        | RvError::PinLenRange
+        | RvError::PinInvalid
+        | RvError::PinTooWeak
+        | RvError::UserPinNotInitialized
+        | RvError::UserTypeInvalid
+        | RvError::UserAlreadyLoggedIn
+        | RvError::UserAnotherAlreadyLoggedIn
+        | RvError::UserTooManyTypes
+        | RvError::KeyFunctionNotPermitted
+        | RvError::KeyTypeInconsistent
+        | RvError::KeySizeRange
+        | RvError::KeyUnextractable
+        | RvError::KeyNotWrappable
+        | RvError::MechanismInvalid
+        | RvError::MechanismParamInvalid
+        | RvError::ArgumentsBad
+        | RvError::CurveNotSupported
+        | RvError::DomainParamsInvalid
+        | RvError::AttributeReadOnly
+        | RvError::AttributeSensitive
+        | RvError::AttributeTypeInvalid
+        | RvError::AttributeValueInvalid
+        | RvError::TemplateIncomplete
+        | RvError::TemplateInconsistent
+        | RvError::TokenWriteProtected
+        | RvError::TokenNotRecognized
+        | RvError::SlotIdInvalid
+        | RvError::SessionReadOnly
+        | RvError::FunctionNotSupported
+        | RvError::ActionProhibited
+        | RvError::LibraryLoadFailed => Pkcs11Class::Configuration,
+        _ => Pkcs11Class::Fault,
+    }
+}
+
 /// Where a PKCS#11 error happened: the token and the key.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ErrCtx {
@@ -118,21 +175,41 @@ pub(crate) struct ErrCtx {
 impl ErrCtx {
     /// Convert a cryptoki error into the crate's error.
     pub(crate) fn ck(&self, err: CkError) -> Error {
-        let (function, rv, detail) = match err {
-            CkError::Pkcs11(rv, f) => (function_name(f), Some(rv_name(rv)), advice(rv).to_owned()),
-            CkError::LibraryLoading(e) => ("load module".to_owned(), None, e.to_string()),
-            other => ("cryptoki".to_owned(), None, other.to_string()),
+        let e = match &err {
+            CkError::Pkcs11(rv, f) => {
+                self.pkcs11(Pkcs11Operation::Call(*f), Some(*rv), classify(*rv), advice(*rv).to_owned())
+            }
+            CkError::LibraryLoading(e) => {
+                self.pkcs11(Pkcs11Operation::LoadModule, None, Pkcs11Class::Configuration, e.to_string())
+            }
+            other => self.pkcs11(Pkcs11Operation::Bindings, None, Pkcs11Class::Fault, other.to_string()),
         };
-        self.err(function, rv, detail)
+        Error::from(e.with_source(err))
     }
 
     /// A failure that has no `CK_RV` (a lookup found nothing, a bad attribute...).
-    pub(crate) fn step(&self, step: &str, detail: impl Into<String>) -> Error {
-        self.err(step.to_owned(), None, detail.into())
+    pub(crate) fn step(&self, operation: Pkcs11Operation, detail: impl Into<String>) -> Error {
+        self.class_step(operation, Pkcs11Class::Configuration, detail)
     }
 
-    fn err(&self, function: String, rv: Option<String>, detail: String) -> Error {
-        Error::from(Pkcs11Error { token: self.token.clone(), key: self.key.clone(), function, rv, detail })
+    /// [`step`](ErrCtx::step) with its class.
+    pub(crate) fn class_step(
+        &self,
+        operation: Pkcs11Operation,
+        class: Pkcs11Class,
+        detail: impl Into<String>,
+    ) -> Error {
+        Error::from(self.pkcs11(operation, None, class, detail.into()))
+    }
+
+    fn pkcs11(
+        &self,
+        operation: Pkcs11Operation,
+        rv: Option<RvError>,
+        class: Pkcs11Class,
+        detail: String,
+    ) -> Pkcs11Error {
+        Pkcs11Error::new(self.token.clone(), self.key.clone(), operation, rv, class, detail)
     }
 }
 
@@ -151,6 +228,25 @@ pub(crate) fn is_recoverable(err: &CkError) -> bool {
             _
         )
     )
+}
+
+/// The error of a PKCS#11 keyring whose own EDKs all failed to open, like
+/// the raw keyrings report it: [`Error::NotMine`] when none was its own, the
+/// error itself when one was, and every EDK's error (typed, in order) when
+/// several were.
+pub(crate) fn own_edks_failed(keyring: String, edk_count: usize, mut failures: Vec<(usize, Error)>) -> Error {
+    match failures.len() {
+        0 => Error::NotMine { keyring, edk_count },
+        1 => failures.remove(0).1,
+        _ => Error::NoKeyringDecrypted {
+            failures: failures
+                .into_iter()
+                .map(|(index, e)| crate::error::KeyringFailure::from_error(format!("{keyring}, EDK #{}", index + 1), e))
+                .collect(),
+            offered: Vec::new(),
+            offered_count: edk_count,
+        },
+    }
 }
 
 /// The namespace (provider id) and key name a PKCS#11 keyring writes into

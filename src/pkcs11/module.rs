@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -12,7 +12,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use once_cell::sync::Lazy;
 
-use super::{ErrCtx, Pin};
+use super::{ErrCtx, Pin, Pkcs11Operation, Pkcs11Uri};
 use crate::error::Result;
 
 /// Environment variable naming the default module.
@@ -40,6 +40,9 @@ struct Loaded {
     /// The module's object store cannot take object changes concurrently
     /// with other calls (SoftHSM 2).
     fragile_store: bool,
+    /// Per token (label and serial): a salted hash of the PIN this process
+    /// logged in with through this crate. Held around `C_Login`.
+    logins: Mutex<HashMap<(String, String), [u8; 32]>>,
 }
 
 /// Proof that the caller holds [`Module::object_lock`]: token calls made
@@ -92,7 +95,7 @@ impl Module {
         let err = ErrCtx::default();
         let ctx = Pkcs11::new(&path).map_err(|e| match e {
             CkError::LibraryLoading(inner) => err.step(
-                "load module",
+                Pkcs11Operation::LoadModule,
                 format!(
                     "cannot load the PKCS#11 module {}: {inner}; set module-path in the URI or {MODULE_ENV}",
                     path.display()
@@ -108,7 +111,8 @@ impl Module {
         // creation with CKR_GENERAL_ERROR when another thread of the process
         // uses the token at the same moment (SoftHSMv2 issue 573).
         let fragile_store = ctx.get_library_info().map(|i| i.manufacturer_id().contains("SoftHSM")).unwrap_or(false);
-        let loaded = Arc::new(Loaded { ctx, objects: RwLock::new(()), fragile_store });
+        let loaded =
+            Arc::new(Loaded { ctx, objects: RwLock::new(()), fragile_store, logins: Mutex::new(HashMap::new()) });
         modules.insert(path.clone(), Arc::clone(&loaded));
         Ok(Module { path, loaded })
     }
@@ -154,11 +158,11 @@ impl Module {
     pub fn init_token(&self, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<TokenSummary> {
         let err = ErrCtx { token: Some(label.to_owned()), key: None };
         if self.tokens()?.iter().any(|t| t.initialized && t.label == label) {
-            return Err(err.step("init token", format!("a token labelled `{label}` already exists")));
+            return Err(err.step(Pkcs11Operation::InitToken, format!("a token labelled `{label}` already exists")));
         }
         let to_auth = |pin: &Pin| -> Result<AuthPin> {
             let text = std::str::from_utf8(pin.as_bytes())
-                .map_err(|_| err.step("init token", "PINs used to initialize a token must be UTF-8"))?;
+                .map_err(|_| err.step(Pkcs11Operation::InitToken, "PINs used to initialize a token must be UTF-8"))?;
             Ok(AuthPin::from(text.to_owned()))
         };
         let so = to_auth(so_pin)?;
@@ -169,15 +173,15 @@ impl Module {
             .map_err(|e| err.ck(e))?
             .into_iter()
             .find(|slot| self.ctx().get_token_info(*slot).map(|info| !info.token_initialized()).unwrap_or(false))
-            .ok_or_else(|| err.step("init token", "no slot with an uninitialized token is free in this module"))?;
+            .ok_or_else(|| {
+                err.step(Pkcs11Operation::InitToken, "no slot with an uninitialized token is free in this module")
+            })?;
         self.ctx().init_token(free, &so, label).map_err(|e| err.ck(e))?;
         // Some modules (SoftHSM among them) move a freshly initialized token
         // to a new slot id: look it up again by label.
-        let summary = self
-            .tokens()?
-            .into_iter()
-            .find(|t| t.initialized && t.label == label)
-            .ok_or_else(|| err.step("init token", "the initialized token did not appear in the slot list"))?;
+        let summary = self.tokens()?.into_iter().find(|t| t.initialized && t.label == label).ok_or_else(|| {
+            err.step(Pkcs11Operation::InitToken, "the initialized token did not appear in the slot list")
+        })?;
         let session = self
             .ctx()
             .open_rw_session(Slot::try_from(summary.slot_id).map_err(|e| err.ck(e))?)
@@ -207,11 +211,70 @@ impl Module {
         Ok(out)
     }
 
+    /// The salted PIN hashes of the tokens this process logged in to.
+    pub(crate) fn logins(&self) -> MutexGuard<'_, HashMap<(String, String), [u8; 32]>> {
+        self.loaded.logins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn ctx(&self) -> &Pkcs11 {
         &self.loaded.ctx
     }
 
     pub(crate) fn slot(&self, summary: &TokenSummary) -> Result<Slot> {
         Slot::try_from(summary.slot_id).map_err(|e| ErrCtx::default().ck(e))
+    }
+}
+
+/// The one initialized token of `module` that `uri` names.
+pub(crate) fn select_token(module: &Module, uri: &Pkcs11Uri) -> Result<TokenSummary> {
+    let ctx = ErrCtx { token: uri.token.clone(), key: None };
+    let tokens = module.tokens()?;
+    let matches: Vec<&TokenSummary> = tokens
+        .iter()
+        .filter(|t| {
+            uri.token.as_ref().is_none_or(|v| *v == t.label)
+                && uri.serial.as_ref().is_none_or(|v| *v == t.serial)
+                && uri.slot_id.is_none_or(|v| v == t.slot_id)
+                && uri.manufacturer.as_ref().is_none_or(|v| *v == t.manufacturer)
+                && uri.model.as_ref().is_none_or(|v| *v == t.model)
+        })
+        .collect();
+    let available = || {
+        let list: Vec<String> = tokens
+            .iter()
+            .filter(|t| t.initialized)
+            .map(|t| format!("`{}` (serial {}, slot {})", t.label, t.serial, t.slot_id))
+            .collect();
+        if list.is_empty() {
+            "the module has no initialized token".to_owned()
+        } else {
+            format!("available: {}", list.join(", "))
+        }
+    };
+    match matches.as_slice() {
+        [] => Err(ctx.step(
+            Pkcs11Operation::FindToken,
+            format!(
+                "no token matches {} in module {}; {}",
+                uri.token_only().to_path_string(),
+                module.path().display(),
+                available()
+            ),
+        )),
+        [one] if !one.initialized => {
+            Err(ctx.step(Pkcs11Operation::FindToken, format!("token in slot {} is not initialized", one.slot_id)))
+        }
+        [one] => Ok((*one).clone()),
+        many => {
+            // Uninitialized slots (SoftHSM always shows a free one) do not count.
+            let init: Vec<&&TokenSummary> = many.iter().filter(|t| t.initialized).collect();
+            match init.as_slice() {
+                [one] => Ok((**one).clone()),
+                _ => Err(ctx.step(
+                    Pkcs11Operation::FindToken,
+                    format!("{} tokens match; add `token=`, `serial=` or `slot-id=`; {}", init.len(), available()),
+                )),
+            }
+        }
     }
 }

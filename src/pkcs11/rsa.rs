@@ -183,28 +183,35 @@ impl Keyring for Pkcs11RsaKeyring {
         if materials.plaintext_data_key.is_some() {
             return Err(Error::config("the decryption materials already hold a data key"));
         }
-        let mut failure = None;
+        let mut failures = Vec::new();
         let padding = self.padding;
-        for edk in edks {
+        let key_len = materials.algorithm_suite.key_len();
+        for (index, edk) in edks.iter().enumerate() {
             if edk.provider_id != self.name.namespace || edk.provider_info != self.name.key_name.as_bytes() {
                 continue;
             }
             let result = self
                 .token
-                .run_with_key(&self.key_uri, &self.private, |s, h| s.decrypt(&mechanism(padding), h, &edk.ciphertext))
-                .map(DataKey::new)
-                .and_then(|key| {
-                    materials.set_data_key(key)?;
-                    Ok(())
-                });
+                .unwrap_with_key(&self.key_uri, &self.private, |s, h| {
+                    s.decrypt(&mechanism(padding), h, &edk.ciphertext)
+                })
+                .map(DataKey::new);
             match result {
-                Ok(()) => return Ok(materials),
-                Err(e) => {
-                    failure.get_or_insert(e);
+                Ok(key) if key.len() == key_len => {
+                    materials.set_data_key(key)?;
+                    return Ok(materials);
                 }
+                Ok(key) => failures.push((
+                    index,
+                    Error::keyring(
+                        self.description(),
+                        format!("decrypted to {} bytes, the suite needs a {key_len}-byte data key", key.len()),
+                    ),
+                )),
+                Err(e) => failures.push((index, e)),
             }
         }
-        Err(failure.unwrap_or_else(|| Error::NotMine { keyring: self.description(), edk_count: edks.len() }))
+        Err(super::own_edks_failed(self.description(), edks.len(), failures))
     }
 
     fn description(&self) -> String {

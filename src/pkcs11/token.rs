@@ -8,14 +8,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLockReadGuard};
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, SessionState, UserType};
+use cryptoki::session::{Session, SessionState};
 use cryptoki::slot::Slot;
-use cryptoki::types::RawAuthPin;
 
-use super::module::{default_module_path, Module, ObjectGuard, TokenSummary};
+use super::login::pin_hash;
+use super::module::{default_module_path, select_token, Module, ObjectGuard};
 use super::pin::{resolve_pin, Pin};
 use super::uri::{ObjectType, Pkcs11Uri};
-use super::{is_recoverable, ErrCtx};
+use super::{is_recoverable, ErrCtx, Pkcs11Class, Pkcs11Operation, UNWRAP_REFUSED_ADVICE};
 use crate::error::{Error, Result};
 
 type CkResult<T> = std::result::Result<T, CkError>;
@@ -125,13 +125,15 @@ struct Pool {
     open: usize,
 }
 
-struct Inner {
-    module: Module,
-    slot: Slot,
-    label: String,
-    serial: String,
+pub(super) struct Inner {
+    pub(super) module: Module,
+    pub(super) slot: Slot,
+    pub(super) label: String,
+    pub(super) serial: String,
     uri: Pkcs11Uri,
-    pin: Pin,
+    pub(super) pin: Pin,
+    /// Salted hash of `pin`, compared with the one the process logged in with.
+    pub(super) pin_hash: [u8; 32],
     pool_size: usize,
     pool: Mutex<Pool>,
     available: Condvar,
@@ -151,9 +153,31 @@ struct Inner {
 /// (`CKR_OBJECT_HANDLE_INVALID`, `CKR_KEY_HANDLE_INVALID`), the session is
 /// dropped, a new one is opened and logged in, the key is looked up again,
 /// and the operation is retried once.
+///
+/// # Login and PIN
+///
+/// PKCS#11 keeps one login state per process and token, and `C_Login` on a
+/// token the process is logged in to returns `CKR_USER_ALREADY_LOGGED_IN`
+/// without checking the PIN. So that a wrong PIN still fails, the process
+/// remembers, per token, a salted SHA-256 hash of the PIN that logged in
+/// (the salt is random per process; the PIN itself is not kept beyond the
+/// `Token` that holds it) and compares it in constant time:
+///
+/// * the same PIN is accepted;
+/// * another PIN fails like a wrong PIN at login (`C_Login`,
+///   `CKR_PIN_INCORRECT`, [`Pkcs11Class::WrongPin`]);
+/// * when the process was logged in by code that does not go through this
+///   crate (no remembered hash), the PIN cannot be checked and the session
+///   is refused (`C_Login`, `CKR_USER_ALREADY_LOGGED_IN`,
+///   [`Pkcs11Class::Configuration`]) until that code logs out.
+///
+/// [`logout`](Token::logout) forgets the hash; the next login is checked by
+/// the token again. A process serving several tenants shares this one login
+/// per token among them: the PIN separates processes, not tenants inside a
+/// process; give tenants their own tokens or processes.
 #[derive(Clone)]
 pub struct Token {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for Token {
@@ -178,8 +202,9 @@ impl Token {
     /// Open the token named by `uri` and log in.
     ///
     /// Fails with a distinct [`Pkcs11Error`](crate::Pkcs11Error) when no
-    /// token matches (`function` = `find token`) or the PIN is wrong
-    /// (`C_Login`, `CKR_PIN_INCORRECT`).
+    /// token matches (operation `find token`) or the PIN is wrong
+    /// (`C_Login`, `CKR_PIN_INCORRECT`, also while the process is already
+    /// logged in with another PIN; see [`Token`]).
     pub fn open_with(uri: &Pkcs11Uri, options: TokenOptions) -> Result<Self> {
         let path = options
             .module_path
@@ -205,6 +230,7 @@ impl Token {
                 label: summary.label,
                 serial: summary.serial,
                 uri: token_uri,
+                pin_hash: pin_hash(&pin)?,
                 pin,
                 pool_size: options.pool_size.max(1),
                 pool: Mutex::new(Pool { idle: Vec::new(), open: 0 }),
@@ -262,12 +288,17 @@ impl Token {
     /// Log out of the token. PKCS#11 keeps one login state per process and
     /// token, so every session of this process, in any pool, loses its login;
     /// pools log in again when an operation reports `CKR_USER_NOT_LOGGED_IN`.
+    /// The remembered PIN hash is forgotten, so the next login is checked by
+    /// the token.
     pub fn logout(&self) -> Result<()> {
         let lease = self.checkout().map_err(|e| self.err_ctx(None).ck(e))?;
-        match lease.session().logout() {
+        let mut logins = self.inner.module.logins();
+        let result = match lease.session().logout() {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserNotLoggedIn, _)) => Ok(()),
             Err(e) => Err(self.err_ctx(None).ck(e)),
-        }
+        };
+        logins.remove(&(self.inner.label.clone(), self.inner.serial.clone()));
+        result
     }
 
     /// How many times a stale session was dropped and replaced.
@@ -330,6 +361,38 @@ impl Token {
         })
     }
 
+    /// [`run_with_key`](Token::run_with_key) for unwrapping an encrypted data
+    /// key: when the token refuses (`CKR_ENCRYPTED_DATA_INVALID`,
+    /// `CKR_ENCRYPTED_DATA_LEN_RANGE`, `CKR_DATA_INVALID`, `CKR_DATA_LEN_RANGE`,
+    /// or the `CKR_GENERAL_ERROR` / `CKR_FUNCTION_FAILED` SoftHSM returns for
+    /// a failed AES-GCM tag) while `C_GetSessionInfo` shows the session open
+    /// and logged in, the error is [`Pkcs11Class::UnwrapRefused`]: this EDK
+    /// does not open with this key. Any other failure keeps its class.
+    pub(crate) fn unwrap_with_key<T>(
+        &self,
+        key_uri: &Pkcs11Uri,
+        key: &KeyRef,
+        mut op: impl FnMut(&Session, ObjectHandle) -> CkResult<T>,
+    ) -> Result<T> {
+        let mut refused = false;
+        let result = self.run_with_key(key_uri, key, |s, h| {
+            let out = op(s, h);
+            refused = match &out {
+                Err(CkError::Pkcs11(rv, _)) => is_refusal(*rv) && logged_in(s),
+                _ => false,
+            };
+            out
+        });
+        match result {
+            Err(Error::Pkcs11(mut e)) if refused => {
+                e.class = Pkcs11Class::UnwrapRefused;
+                e.detail = UNWRAP_REFUSED_ADVICE.to_owned();
+                Err(Error::Pkcs11(e))
+            }
+            other => other,
+        }
+    }
+
     /// Look a key up now (filling the handle cache): construction-time check
     /// that the key exists.
     pub(crate) fn find_key(&self, key_uri: &Pkcs11Uri, key: &KeyRef) -> Result<()> {
@@ -365,11 +428,11 @@ impl Token {
                             retried = true;
                             continue;
                         }
-                        return Err(ctx.step("find key", self.not_found(k)));
+                        return Err(ctx.step(Pkcs11Operation::FindKey, self.not_found(k)));
                     }
                     Err(Lookup::Ambiguous(n)) => {
                         return Err(ctx.step(
-                            "find key",
+                            Pkcs11Operation::FindKey,
                             format!("{n} objects match; add `id=` to the URI to pick one (list the token's keys)"),
                         ))
                     }
@@ -474,15 +537,6 @@ impl Token {
             pool = self.inner.available.wait(pool).unwrap_or_else(|e| e.into_inner());
         }
     }
-
-    fn open_session(&self) -> CkResult<Session> {
-        let session = self.inner.module.ctx().open_rw_session(self.inner.slot)?;
-        let pin = RawAuthPin::new(Box::new(self.inner.pin.as_bytes().to_vec()));
-        match session.login_with_raw(UserType::User, &pin) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 enum Lookup {
@@ -491,6 +545,20 @@ enum Lookup {
     Ambiguous(usize),
 }
 
+/// Return values with which a token refuses ciphertext that does not open.
+fn is_refusal(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::EncryptedDataInvalid
+            | RvError::EncryptedDataLenRange
+            | RvError::DataInvalid
+            | RvError::DataLenRange
+            | RvError::GeneralError
+            | RvError::FunctionFailed
+    )
+}
+
+/// True when `C_GetSessionInfo` answers and shows the session logged in.
 fn logged_in(session: &Session) -> bool {
     session
         .get_session_info()
@@ -540,59 +608,6 @@ impl Drop for Lease<'_> {
         if let Some(session) = self.session.take() {
             self.token.pool().idle.push(session);
             self.token.inner.available.notify_one();
-        }
-    }
-}
-
-fn select_token(module: &Module, uri: &Pkcs11Uri) -> Result<TokenSummary> {
-    let ctx = ErrCtx { token: uri.token.clone(), key: None };
-    let tokens = module.tokens()?;
-    let matches: Vec<&TokenSummary> = tokens
-        .iter()
-        .filter(|t| {
-            uri.token.as_ref().is_none_or(|v| *v == t.label)
-                && uri.serial.as_ref().is_none_or(|v| *v == t.serial)
-                && uri.slot_id.is_none_or(|v| v == t.slot_id)
-                && uri.manufacturer.as_ref().is_none_or(|v| *v == t.manufacturer)
-                && uri.model.as_ref().is_none_or(|v| *v == t.model)
-        })
-        .collect();
-    let available = || {
-        let list: Vec<String> = tokens
-            .iter()
-            .filter(|t| t.initialized)
-            .map(|t| format!("`{}` (serial {}, slot {})", t.label, t.serial, t.slot_id))
-            .collect();
-        if list.is_empty() {
-            "the module has no initialized token".to_owned()
-        } else {
-            format!("available: {}", list.join(", "))
-        }
-    };
-    match matches.as_slice() {
-        [] => Err(ctx.step(
-            "find token",
-            format!(
-                "no token matches {} in module {}; {}",
-                uri.token_only().to_path_string(),
-                module.path().display(),
-                available()
-            ),
-        )),
-        [one] if !one.initialized => {
-            Err(ctx.step("find token", format!("token in slot {} is not initialized", one.slot_id)))
-        }
-        [one] => Ok((*one).clone()),
-        many => {
-            // Uninitialized slots (SoftHSM always shows a free one) do not count.
-            let init: Vec<&&TokenSummary> = many.iter().filter(|t| t.initialized).collect();
-            match init.as_slice() {
-                [one] => Ok((**one).clone()),
-                _ => Err(ctx.step(
-                    "find token",
-                    format!("{} tokens match; add `token=`, `serial=` or `slot-id=`; {}", init.len(), available()),
-                )),
-            }
         }
     }
 }
