@@ -121,7 +121,8 @@ impl Output {
             Err(e) => return Err(cannot(&e)),
             Ok(meta) => {
                 // Follow a symbolic link to what it names.
-                let meta = if meta.file_type().is_symlink() { fs::metadata(p).map_err(|e| cannot(&e))? } else { meta };
+                let link = meta.file_type().is_symlink();
+                let meta = if link { fs::metadata(p).map_err(|e| cannot(&e))? } else { meta };
                 if meta.is_dir() {
                     return Err(CliError::usage(format!("cannot write {}: it is a directory", p.display())));
                 }
@@ -129,7 +130,11 @@ impl Output {
                     let file = fs::OpenOptions::new().write(true).open(p).map_err(|e| cannot(&e))?;
                     return Ok(Output::Direct(BufWriter::with_capacity(64 * 1024, file)));
                 }
-                fs::canonicalize(p).map_err(|e| cannot(&e))?
+                if link {
+                    fs::canonicalize(p).map_err(|e| cannot(&e))?
+                } else {
+                    p.to_path_buf()
+                }
             }
         };
         let dir = match dest.parent() {
