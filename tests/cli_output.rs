@@ -273,3 +273,40 @@ fn inspect_lists_a_bounded_number_of_edks_unless_asked() {
     work.fails(1, ["inspect", "-i", "cut.enc"]);
     assert!(Path::new(&work.file("cut.enc")).is_file());
 }
+
+#[test]
+fn inspect_of_65535_tiny_edks_prints_a_bounded_summary() {
+    let work = Work::new();
+    let spec = aes_spec(&work);
+    let message = message(&work, &spec, b"x", Some("0x0478"));
+    // A v2 header: version, suite id, message id, AAD, then the EDKs.
+    let be16 = |at: usize| usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
+    assert_eq!(message[0], 2);
+    let edks_at = 1 + 2 + 32 + 2 + be16(1 + 2 + 32);
+    assert_eq!(be16(edks_at), 1);
+    let mut end = edks_at + 2;
+    for _ in 0..3 {
+        end += 2 + be16(end);
+    }
+    // The same header with 65,535 EDKs of 7 bytes each (provider id `p`).
+    let mut big = message[..edks_at].to_vec();
+    big.extend_from_slice(&u16::MAX.to_be_bytes());
+    for _ in 0..u16::MAX {
+        big.extend_from_slice(&[0, 1, b'p', 0, 0, 0, 0]);
+    }
+    big.extend_from_slice(&message[end..]);
+    work.write("big.enc", &big);
+
+    let text = work.ok(["inspect", "-i", "big.enc"]);
+    assert!(text.len() < 16 * 1024, "inspect printed {} bytes", text.len());
+    let header: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(header["encrypted_data_key_count"], 65535);
+    assert_eq!(header["encrypted_data_keys"].as_array().unwrap().len(), 32);
+    assert_eq!(header["encrypted_data_keys_per_provider"], serde_json::json!([{"provider_id": "p", "count": 65535}]));
+    // A header cut short in its EDKs is refused, with nothing printed.
+    let mut cut = big.clone();
+    cut.truncate(edks_at + 2 + 7 * 1000);
+    work.write("cut.enc", &cut);
+    let out = work.cmd(["inspect", "-i", "cut.enc"]).output().unwrap();
+    assert!(!out.status.success() && out.stdout.is_empty());
+}

@@ -127,7 +127,8 @@ pub fn decrypt(cli: &Cli, tokens: &mut Tokens, args: &DecryptArgs) -> Result<(),
     if buffer {
         // Nothing reaches the output before the whole message verified. The
         // file has no name (it is gone with the process, whatever stops it).
-        let tmp = tempfile::tempfile().map_err(|e| CliError::usage(format!("cannot create a temporary file: {e}")))?;
+        let tmp = tempfile::tempfile()
+            .map_err(|e| CliError::usage(format!("cannot create a temporary file: {}", plain(&e))))?;
         let mut held = io::BufWriter::with_capacity(64 * 1024, tmp);
         copy(&mut reader, &mut held).map_err(fail)?;
         let mut tmp = held.into_inner().map_err(|e| CliError::from(e.into_error()))?;
