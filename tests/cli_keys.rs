@@ -301,3 +301,39 @@ fn export_public_onto_a_device_writes_in_place() {
     assert!(std::fs::symlink_metadata(&dev).unwrap().file_type().is_char_device());
     assert!(work.partials().is_empty());
 }
+
+#[test]
+fn keys_delete_asks_on_a_terminal() {
+    let work = dev_token_or_skip!();
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: `script` (util-linux) is needed for a terminal");
+        return;
+    }
+    work.ok(["keys", "generate", "--type", "aes-256", "--label", "asked"]);
+    let command = format!("{} keys delete --key 'pkcs11:token={DEV_TOKEN};object=asked'", cli_support::BIN);
+    let on_terminal = |answer: &str| {
+        // The test's environment (dev token, no PIN), under a terminal.
+        let template = work.std_cmd(Vec::<&str>::new());
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &command, "/dev/null"]).current_dir(work.path());
+        for (k, v) in template.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let mut child = cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = on_terminal("n\n");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("object=asked") && text.contains("[y/N]") && text.contains("nothing deleted"), "{text}");
+    assert!(work.ok(["keys", "list"]).contains(";object=asked;"));
+    let (code, text) = on_terminal("y\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("deleted pkcs11:"), "{text}");
+    assert!(!work.ok(["keys", "list"]).contains(";object=asked;"));
+}
