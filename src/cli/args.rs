@@ -13,7 +13,10 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto backend: rust
 /// Envelope encryption with master keys in a PKCS#11 token (AWS Encryption SDK message format).
 ///
 /// Exit codes: 0 success, 1 decryption or authentication failure, 2 usage or
-/// configuration error, 3 token error or internal failure.
+/// configuration error, 3 token error or internal failure; 128 + N when stopped by signal N
+/// (SIGTERM, SIGINT or SIGHUP, which first remove any temporary output file;
+/// SIGKILL cannot be caught and leaves it: it is 0600 and named
+/// `.NAME.XXXXXX.partial`).
 #[derive(Debug, Parser)]
 #[command(name = "hsm-keyring", version = VERSION, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
@@ -22,10 +25,12 @@ pub struct Cli {
     /// No progress bar and no informational messages.
     #[arg(long, short, global = true)]
     pub quiet: bool,
-    /// TOML file of named keyrings (default: the user's config directory, hsm-keyring/config.toml).
+    /// TOML file of named keyrings (default: the user's config directory,
+    /// hsm-keyring/config.toml). Relative paths in it start at its folder.
     #[arg(long, global = true, value_name = "FILE", env = "HSM_KEYRING_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Directory of the SoftHSM dev token used when a URI names no module-path.
+    /// Directory of the SoftHSM dev token used when a URI names no module-path
+    /// (unless SOFTHSM2_CONF or PKCS11_MODULE is set: the environment wins).
     #[arg(long, global = true, value_name = "DIR", env = "HSM_KEYRING_DEV_DIR")]
     pub dev_dir: Option<PathBuf>,
     /// Accept `pin-value=` in URIs given on the command line (the PIN then shows in the process list).
@@ -55,13 +60,19 @@ pub struct CommonCrypt {
     /// Input file (default: stdin; `-` for stdin).
     #[arg(short, long, value_name = "FILE")]
     pub input: Option<PathBuf>,
-    /// Output file (default: stdout; `-` for stdout).
+    /// Output file (default: stdout; `-` or /dev/stdout for stdout). A regular
+    /// file is written as a temporary `.FILE.XXXXXX.partial` (0600) beside it
+    /// and renamed onto FILE only on success (SIGTERM, SIGINT and SIGHUP
+    /// remove it; SIGKILL cannot be caught and leaves it); a device or FIFO is
+    /// written in place, never replaced.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Wrapping key, repeatable; the first generates the data key. SPEC is
     /// `type=pkcs11,uri=URI[,namespace=NS][,name=NAME]`,
     /// `type=aes,path=FILE,namespace=NS,name=NAME` or
     /// `type=rsa,path=FILE.pem,namespace=NS,name=NAME,padding=pkcs1|oaep-sha1|oaep-sha256|oaep-sha384|oaep-sha512`.
+    /// A value containing a comma is percent-encoded (`%2C` in a URI, as in
+    /// every URI the command prints) or quoted whole: `uri="pkcs11:..."`.
     #[arg(short = 'w', long = "wrapping-key", value_name = "SPEC")]
     pub wrapping_keys: Vec<String>,
     /// A named keyring from the config file (instead of, or before, --wrapping-key).
@@ -100,6 +111,19 @@ pub struct DecryptArgs {
     /// Accept only messages signed by this key (PEM file or PKCS#11 URI), repeatable.
     #[arg(long, value_name = "PEM|URI")]
     pub trusted_signer: Vec<String>,
+    /// Hold the plaintext in a private temporary file (0600, unnamed, in the
+    /// temporary directory) until the whole message has verified, then write
+    /// it to stdout (or the device or FIFO given with -o); on failure nothing
+    /// is written. The default for signed messages when the output is not a
+    /// terminal. (An -o regular file is always written only on success.)
+    #[arg(long, conflicts_with = "no_buffer")]
+    pub buffer: bool,
+    /// Stream to stdout (or a device or FIFO) without holding the plaintext:
+    /// each frame is written once its own tag verifies, so a truncated or
+    /// tampered message ends with exit 1 after its earlier frames were
+    /// written, and a signed message's signature is checked only at the end.
+    #[arg(long)]
+    pub no_buffer: bool,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +131,10 @@ pub struct InspectArgs {
     /// Input file (default: stdin).
     #[arg(short, long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+    /// List every encrypted data key. By default a header with more than 32
+    /// lists the first 32, with counts per provider id.
+    #[arg(long)]
+    pub all_edks: bool,
 }
 
 /// The commitment policies, named as in the AWS Encryption SDK.
@@ -158,9 +186,19 @@ pub enum KeysCommand {
         /// Key URI.
         #[arg(long, value_name = "URI")]
         key: String,
-        /// Output file (default: stdout).
+        /// Output file (default: stdout), written like encrypt's -o.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Delete the keys a URI names (every matching secret, private and public
+    /// key object; the URI must name `object=` or `id=`) and print them.
+    Delete {
+        /// Key URI.
+        #[arg(long, value_name = "URI")]
+        key: String,
+        /// Do not ask: required when stdin is not a terminal.
+        #[arg(long)]
+        yes: bool,
     },
     /// Import a raw AES key (escrow and interoperability testing only: the key
     /// existed outside the token before).
@@ -181,10 +219,12 @@ pub enum KeysCommand {
 pub enum DevTokenCommand {
     /// Create the SoftHSM dev token with a wrapping key and a signing key.
     Init {
-        /// Where to create it (default: the user's data directory, hsm-keyring/dev-token).
+        /// Where to create it (default: the user's data directory,
+        /// hsm-keyring/dev-token): a new directory (made 0700) or an empty one.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// Replace an existing dev token in that directory.
+        /// Replace a dev token that this command created in that directory
+        /// (only its own files are removed).
         #[arg(long)]
         force: bool,
     },

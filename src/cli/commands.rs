@@ -1,20 +1,22 @@
 //! The subcommands.
 
-use std::io::{self, Read, Write};
+use std::collections::BTreeMap;
+use std::io::{self, IsTerminal, Read, Seek, Write};
 use std::sync::Arc;
 
 use hsm_keyring::keyrings::raw_aes_edk;
-use hsm_keyring::pkcs11::Pkcs11Uri;
-use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, DefaultCmm, HeaderInfo, Keyring};
+use hsm_keyring::pkcs11::{KeyInfo, Pkcs11Uri};
+use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, DefaultCmm, EncryptedDataKey, HeaderInfo, Keyring};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::args::{CommonCrypt, DecryptArgs, EncryptArgs, InspectArgs, KeyType, KeysCommand, PolicyArg};
 use crate::config;
 use crate::context::parse_context;
 use crate::exit::CliError;
-use crate::io::{open_input, Output};
-use crate::spec::KeySpec;
-use crate::tokens::{Tokens, DEV_TOKEN_LABEL};
+use crate::io::{open_input, plain, Output};
+use crate::spec::{redact, KeySpec};
+use crate::tokens::{environment_chooses_module, matching_keys, Tokens, DEV_TOKEN_LABEL};
 use crate::Cli;
 
 /// `println!` that reports a closed stdout as an error instead of panicking.
@@ -38,9 +40,22 @@ fn specs(cli: &Cli, common: &CommonCrypt) -> Result<(Vec<KeySpec>, Option<config
         Some(name) => Some(config::named_keyring(cli.config.as_deref(), name)?),
         None => None,
     };
-    let mut texts: Vec<&str> = named.iter().flat_map(|n| n.wrapping_keys.iter().map(String::as_str)).collect();
-    texts.extend(common.wrapping_keys.iter().map(String::as_str));
-    let specs = texts.into_iter().map(KeySpec::parse).collect::<Result<Vec<_>, _>>()?;
+    let mut specs = Vec::new();
+    if let Some(n) = &named {
+        for text in &n.wrapping_keys {
+            // Key files named in the config file are relative to its folder.
+            specs.push(match KeySpec::parse(text)? {
+                KeySpec::Aes { path, namespace, name } => KeySpec::Aes { path: n.resolve(&path), namespace, name },
+                KeySpec::Rsa { path, namespace, name, padding } => {
+                    KeySpec::Rsa { path: n.resolve(&path), namespace, name, padding }
+                }
+                spec => spec,
+            });
+        }
+    }
+    for text in &common.wrapping_keys {
+        specs.push(KeySpec::parse(text)?);
+    }
     Ok((specs, named))
 }
 
@@ -65,8 +80,9 @@ pub fn encrypt(cli: &Cli, tokens: &mut Tokens, args: &EncryptArgs) -> Result<(),
         // Never drop a requested signature silently.
         if !suite.is_signing() {
             return Err(CliError::usage(format!(
-                "--suite: suite 0x{:04X} does not sign, but a signer was given ({signer})",
-                suite.id()
+                "--suite: suite 0x{:04X} does not sign, but a signer was given ({})",
+                suite.id(),
+                redact(signer)
             )));
         }
     }
@@ -91,8 +107,8 @@ pub fn decrypt(cli: &Cli, tokens: &mut Tokens, args: &DecryptArgs) -> Result<(),
         builder = builder.max_encrypted_data_keys(max);
     }
     let mut trusted = Vec::new();
-    for t in args.trusted_signer.iter().chain(named.iter().flat_map(|n| n.trusted_signers.iter())) {
-        trusted.push(tokens.trusted_signer(t)?);
+    for t in args.trusted_signer.iter().cloned().chain(named.iter().flat_map(|n| n.trusted_signers())) {
+        trusted.push(tokens.trusted_signer(&t)?);
     }
     if !trusted.is_empty() {
         builder = builder.trusted_signers(trusted);
@@ -104,8 +120,23 @@ pub fn decrypt(cli: &Cli, tokens: &mut Tokens, args: &DecryptArgs) -> Result<(),
     let cmm = DefaultCmm::new(keyring);
     let input = open_input(args.common.input.as_deref(), cli.quiet, "decrypting")?;
     let mut output = Output::create(args.common.output.as_deref())?;
-    let mut reader = client.decrypt_stream(&cmm, &context, input).map_err(|e| CliError::from_lib("decrypt", e))?;
-    copy(&mut reader, &mut output).map_err(|e| CliError::from_lib("decrypt", e))?;
+    let fail = |e| CliError::from_lib("decrypt", e);
+    let mut reader = client.decrypt_stream(&cmm, &context, input).map_err(fail)?;
+    let signed = reader.header().algorithm_suite.is_signing();
+    let buffer = output.releases_early() && (args.buffer || (!args.no_buffer && signed && !output.is_terminal()));
+    if buffer {
+        // Nothing reaches the output before the whole message verified. The
+        // file has no name (it is gone with the process, whatever stops it).
+        let tmp = tempfile::tempfile()
+            .map_err(|e| CliError::usage(format!("cannot create a temporary file: {}", plain(&e))))?;
+        let mut held = io::BufWriter::with_capacity(64 * 1024, tmp);
+        copy(&mut reader, &mut held).map_err(fail)?;
+        let mut tmp = held.into_inner().map_err(|e| CliError::from(e.into_error()))?;
+        tmp.seek(io::SeekFrom::Start(0))?;
+        io::copy(&mut tmp, &mut output).map_err(|e| CliError::usage(format!("writing output: {}", plain(&e))))?;
+    } else {
+        copy(&mut reader, &mut output).map_err(fail)?;
+    }
     // Dropping `output` on any error above removes the partial file.
     output.commit()
 }
@@ -142,50 +173,121 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<(), CliError> {
     let input = open_input(args.input.as_deref(), true, "reading")?;
     let _ = cli;
     let header = Client::new().inspect(input).map_err(|e| CliError::from_lib("inspect", e))?;
-    let text = serde_json::to_string_pretty(&header_json(&header)).map_err(|e| CliError::usage(e.to_string()))?;
-    out!("{text}");
-    Ok(())
+    let shown = header_out(&header, args.all_edks);
+    // Written as it is serialized: no JSON tree of the whole header.
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, &shown)
+        .map_err(io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    written.map_err(|e| CliError::usage(format!("writing stdout: {e}")))
 }
+
+/// EDKs listed by `inspect` without `--all-edks`; also the number of
+/// provider ids counted.
+pub const INSPECT_EDKS: usize = 32;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn header_json(h: &HeaderInfo) -> serde_json::Value {
-    let edks: Vec<_> = h
-        .encrypted_data_keys
-        .iter()
-        .map(|e| {
-            // Raw AES EDKs end with tag length, IV length and IV; the key name is before them.
-            let name = raw_aes_edk::key_name(&e.provider_info)
-                .map(str::to_owned)
-                .or_else(|| std::str::from_utf8(&e.provider_info).ok().map(str::to_owned));
-            json!({
-                "provider_id": e.provider_id,
-                "key_name": name,
-                "provider_info_hex": hex(&e.provider_info),
-                "ciphertext_len": e.ciphertext.len(),
-            })
-        })
-        .collect();
+#[derive(Serialize)]
+struct HeaderOut<'a> {
+    version: u8,
+    algorithm_suite: SuiteOut,
+    message_id: String,
+    encryption_context: &'a hsm_keyring::EncryptionContext,
+    encrypted_data_key_count: usize,
+    encrypted_data_keys: EdkList<'a>,
+    /// EDKs not listed (only when some are not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encrypted_data_keys_not_listed: Option<usize>,
+    /// EDKs per provider id (only when some are not listed), most first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encrypted_data_keys_per_provider: Option<Vec<ProviderCount<'a>>>,
+    /// Provider ids not counted above (only when there are).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other_provider_ids: Option<usize>,
+    content_type: &'static str,
+    frame_length: u32,
+    signed: bool,
+    header_length: usize,
+}
+
+#[derive(Serialize)]
+struct SuiteOut {
+    id: String,
+    name: &'static str,
+    key_commitment: bool,
+}
+
+#[derive(Serialize)]
+struct ProviderCount<'a> {
+    provider_id: &'a str,
+    count: usize,
+}
+
+/// A list of EDKs serialized one at a time.
+struct EdkList<'a>(&'a [EncryptedDataKey]);
+
+impl Serialize for EdkList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(edk_json))
+    }
+}
+
+fn edk_json(e: &EncryptedDataKey) -> serde_json::Value {
+    // Raw AES EDKs end with tag length, IV length and IV; the key name is before them.
+    let name = raw_aes_edk::key_name(&e.provider_info)
+        .map(str::to_owned)
+        .or_else(|| std::str::from_utf8(&e.provider_info).ok().map(str::to_owned));
     json!({
-        "version": h.version,
-        "algorithm_suite": {
-            "id": format!("0x{:04X}", h.algorithm_suite.id()),
-            "name": h.algorithm_suite.name(),
-            "key_commitment": h.algorithm_suite.is_committing(),
+        "provider_id": e.provider_id,
+        "key_name": name,
+        "provider_info_hex": hex(&e.provider_info),
+        "ciphertext_len": e.ciphertext.len(),
+    })
+}
+
+fn header_out(h: &HeaderInfo, all: bool) -> HeaderOut<'_> {
+    let edks = &h.encrypted_data_keys;
+    let listed = if all { edks.len() } else { edks.len().min(INSPECT_EDKS) };
+    let (not_listed, per_provider, other) = if listed < edks.len() {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in edks {
+            *counts.entry(e.provider_id.as_str()).or_default() += 1;
+        }
+        let mut counts: Vec<ProviderCount<'_>> =
+            counts.into_iter().map(|(provider_id, count)| ProviderCount { provider_id, count }).collect();
+        counts.sort_by(|a, b| b.count.cmp(&a.count).then(a.provider_id.cmp(b.provider_id)));
+        let other = counts.len().saturating_sub(INSPECT_EDKS);
+        counts.truncate(INSPECT_EDKS);
+        (Some(edks.len() - listed), Some(counts), (other > 0).then_some(other))
+    } else {
+        (None, None, None)
+    };
+    HeaderOut {
+        version: h.version,
+        algorithm_suite: SuiteOut {
+            id: format!("0x{:04X}", h.algorithm_suite.id()),
+            name: h.algorithm_suite.name(),
+            key_commitment: h.algorithm_suite.is_committing(),
         },
-        "message_id": hex(&h.message_id),
-        "encryption_context": h.encryption_context,
-        "encrypted_data_keys": edks,
-        "content_type": match h.content_type {
+        message_id: hex(&h.message_id),
+        encryption_context: &h.encryption_context,
+        encrypted_data_key_count: edks.len(),
+        encrypted_data_keys: EdkList(&edks[..listed]),
+        encrypted_data_keys_not_listed: not_listed,
+        encrypted_data_keys_per_provider: per_provider,
+        other_provider_ids: other,
+        content_type: match h.content_type {
             hsm_keyring::message::ContentType::Framed => "framed",
             _ => "non-framed",
         },
-        "frame_length": h.frame_length,
-        "signed": h.algorithm_suite.is_signing(),
-        "header_length": h.header_len,
-    })
+        frame_length: h.frame_length,
+        signed: h.algorithm_suite.is_signing(),
+        header_length: h.header_len,
+    }
 }
 
 fn token_uri(tokens: &Tokens, given: Option<&str>) -> Result<Pkcs11Uri, CliError> {
@@ -252,6 +354,27 @@ pub fn keys(cli: &Cli, tokens: &mut Tokens, cmd: &KeysCommand) -> Result<(), Cli
             out.write_all(pem.as_bytes())?;
             out.commit()?;
         }
+        KeysCommand::Delete { key, yes } => {
+            let uri = tokens.parse_uri(key)?;
+            if uri.object.is_none() && uri.id.is_none() {
+                return Err(CliError::usage(format!("keys delete: {uri} names no key; add object= or id=")));
+            }
+            let token = tokens.token(&uri)?;
+            let matching = matching_keys(&token, &uri)?;
+            if matching.is_empty() {
+                return Err(CliError::token(format!(
+                    "keys delete: no key matches {uri} on token `{}`; nothing deleted",
+                    token.label()
+                )));
+            }
+            if !yes {
+                confirm_delete(tokens, token.label(), &matching)?;
+            }
+            token.delete_keys(&uri).map_err(lib("delete keys"))?;
+            for k in &matching {
+                out!("deleted {}", tokens.display_uri(&k.uri));
+            }
+        }
         KeysCommand::ImportAes { key_file, label, token } => {
             let bytes = hsm_keyring::DataKey::new(
                 std::fs::read(key_file)
@@ -270,10 +393,36 @@ pub fn keys(cli: &Cli, tokens: &mut Tokens, cmd: &KeysCommand) -> Result<(), Cli
     Ok(())
 }
 
+/// Ask on the terminal before deleting keys; refuse when stdin is no terminal.
+fn confirm_delete(tokens: &Tokens, label: &str, keys: &[KeyInfo]) -> Result<(), CliError> {
+    if !io::stdin().is_terminal() {
+        return Err(CliError::usage("keys delete: stdin is not a terminal to confirm on; give --yes to delete"));
+    }
+    eprintln!("keys delete: on token `{label}`, this deletes:");
+    for k in keys {
+        eprintln!("  {}", tokens.display_uri(&k.uri));
+    }
+    eprint!("Delete {} key object(s)? [y/N] ", keys.len());
+    let mut answer = String::new();
+    io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::usage("keys delete: not confirmed; nothing deleted"))
+    }
+}
+
 pub fn dev_token_init(cli: &Cli, tokens: &mut Tokens, dir: &std::path::Path, force: bool) -> Result<(), CliError> {
+    let env_module = environment_chooses_module();
     let created = tokens.init_dev_token(force)?;
     if !cli.quiet {
         eprintln!("dev token created in {} (SoftHSM; for development only)", dir.display());
+        if env_module {
+            eprintln!(
+                "note: SOFTHSM2_CONF or PKCS11_MODULE is set: other commands use that instead of this dev token \
+                 until it is unset"
+            );
+        }
     }
     for (what, uri) in created {
         out!("{what:<13} {}", tokens.display_uri(&uri));

@@ -9,6 +9,8 @@
 //! signer = "pkcs11:token=prod;object=signer-2026;type=private"
 //! trusted-signers = ["/etc/hsm-keyring/signer-2026.pem"]
 //! ```
+//!
+//! Relative key and PEM paths in the file are relative to the file's folder.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::exit::CliError;
+use crate::spec::redact;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +37,31 @@ pub struct NamedKeyring {
     /// Trusted signers (PEM files or URIs) checked on decrypt.
     #[serde(default)]
     pub trusted_signers: Vec<String>,
+    /// The folder of the config file: relative paths in it start there.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl NamedKeyring {
+    /// A path from the file, relative to the file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// The trusted signers: URIs as they are, PEM paths resolved.
+    pub fn trusted_signers(&self) -> impl Iterator<Item = String> + '_ {
+        self.trusted_signers.iter().map(|t| {
+            if t.starts_with("pkcs11:") {
+                t.clone()
+            } else {
+                self.resolve(Path::new(t)).to_string_lossy().into_owned()
+            }
+        })
+    }
 }
 
 /// The default config path: `$XDG_CONFIG_HOME/hsm-keyring/config.toml` or `~/.config/...`.
@@ -57,15 +85,21 @@ pub fn named_keyring(path: Option<&Path>, name: &str) -> Result<NamedKeyring, Cl
         // One line: the parser's own text quotes the offending line below its message.
         let line = e.span().map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1);
         let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
-        CliError::usage(format!("config {}: {}{at}", path.display(), e.message().trim_end().replace('\n', "; ")))
+        let message = redact(e.message().trim_end()).replace('\n', "; ");
+        CliError::usage(format!("config {}: {message}{at}", path.display()))
     })?;
-    config.keyrings.remove(name).ok_or_else(|| {
+    let mut keyring = config.keyrings.remove(name).ok_or_else(|| {
         CliError::usage(format!(
             "config {} has no keyring `{name}` (it has: {})",
             path.display(),
             config.keyrings.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
-    })
+    })?;
+    keyring.base_dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok(keyring)
 }
 
 #[cfg(test)]
@@ -91,5 +125,34 @@ mod tests {
         std::fs::write(&path, "[keyrings.a\n").unwrap();
         let e = named_keyring(Some(&path), "a").unwrap_err();
         assert!(!e.message.contains('\n') && e.message.ends_with("(line 1)"), "{}", e.message);
+    }
+
+    #[test]
+    fn parse_errors_never_show_a_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[keyrings.a]\nwrapping-keys = \"type=pkcs11,uri=pkcs11:?pin-value=TOPSECRET99\"\n")
+            .unwrap();
+        let e = named_keyring(Some(&path), "a").unwrap_err();
+        assert!(!e.message.contains("TOPSECRET99") && e.message.contains("(line 2)"), "{}", e.message);
+    }
+
+    #[test]
+    fn relative_paths_start_at_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[keyrings.a]\nwrapping-keys = []\ntrusted-signers = [\"s.pem\", \"/abs.pem\", \"pkcs11:object=s\"]\n",
+        )
+        .unwrap();
+        let k = named_keyring(Some(&path), "a").unwrap();
+        assert_eq!(k.resolve(Path::new("k.bin")), dir.path().join("k.bin"));
+        assert_eq!(k.resolve(Path::new("/k.bin")), PathBuf::from("/k.bin"));
+        let t: Vec<String> = k.trusted_signers().collect();
+        assert_eq!(
+            t,
+            [dir.path().join("s.pem").to_string_lossy().into_owned(), "/abs.pem".into(), "pkcs11:object=s".into()]
+        );
     }
 }

@@ -1,12 +1,14 @@
-//! Input and output for encrypt/decrypt: files or pipes, atomic output files,
-//! and a progress bar for long work on a terminal.
+//! Input and output for encrypt/decrypt: files or pipes, atomic output files
+//! (devices and FIFOs are written in place), and a progress bar for long work
+//! on a terminal.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cleanup::Registered;
 use crate::exit::CliError;
 
 /// Inputs at least this large get a progress bar (on a terminal, unless quiet).
@@ -71,33 +73,97 @@ impl<R> Drop for ProgressReader<R> {
     }
 }
 
-/// Where output goes: stdout, or a temporary file renamed into place only on success.
+/// Where output goes: stdout, a device or FIFO written in place, or a
+/// temporary file renamed onto a regular file only on success.
 pub enum Output {
     Stdout(BufWriter<io::Stdout>),
-    File { tmp: tempfile::NamedTempFile, dest: PathBuf, writer: Option<BufWriter<File>> },
+    /// A character or block device, a FIFO or a socket: written straight into.
+    Direct(BufWriter<File>),
+    File {
+        tmp: tempfile::NamedTempFile,
+        dest: PathBuf,
+        writer: Option<BufWriter<File>>,
+        registered: Registered,
+    },
+}
+
+/// An I/O error's text without any path in it (tempfile names its temporary
+/// paths in its errors; the user knows only the output path).
+pub fn plain(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code).to_string(),
+        None => e.kind().to_string(),
+    }
+}
+
+/// Paths that name the process's own stdout.
+fn is_stdout_path(p: &Path) -> bool {
+    [Path::new("-"), Path::new("/dev/stdout"), Path::new("/dev/fd/1"), Path::new("/proc/self/fd/1")].contains(&p)
 }
 
 impl Output {
-    /// Open `-o PATH` (or stdout for `None` / `-`). A file is written to a
-    /// temporary file in the same directory and renamed by [`Output::commit`].
+    /// Open `-o PATH` (or stdout for `None`, `-` or `/dev/stdout`). A regular
+    /// file (or a new path) is written to a temporary file in the same
+    /// directory and renamed by [`Output::commit`]; a device or FIFO is
+    /// written straight into, never replaced. A symbolic link to a regular
+    /// file is followed: the file it points to is replaced, the link stays.
     pub fn create(path: Option<&Path>) -> Result<Self, CliError> {
-        match path {
-            None => Ok(Output::Stdout(BufWriter::with_capacity(64 * 1024, io::stdout()))),
-            Some(p) if p == Path::new("-") => Ok(Output::Stdout(BufWriter::with_capacity(64 * 1024, io::stdout()))),
-            Some(p) => {
-                let dir = match p.parent() {
-                    Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
-                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let tmp = tempfile::Builder::new()
-                    .prefix(&format!(".{name}."))
-                    .suffix(".partial")
-                    .tempfile_in(&dir)
-                    .map_err(|e| CliError::usage(format!("cannot create output in {}: {e}", dir.display())))?;
-                let file = tmp.reopen().map_err(|e| CliError::usage(format!("cannot open temporary output: {e}")))?;
-                Ok(Output::File { tmp, dest: p.to_path_buf(), writer: Some(BufWriter::with_capacity(64 * 1024, file)) })
+        let p = match path {
+            None => return Ok(Output::Stdout(BufWriter::with_capacity(64 * 1024, io::stdout()))),
+            Some(p) if is_stdout_path(p) => {
+                return Ok(Output::Stdout(BufWriter::with_capacity(64 * 1024, io::stdout())))
             }
+            Some(p) => p,
+        };
+        let cannot = |e: &io::Error| CliError::usage(format!("cannot write {}: {}", p.display(), plain(e)));
+        let dest = match fs::symlink_metadata(p) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => p.to_path_buf(),
+            Err(e) => return Err(cannot(&e)),
+            Ok(meta) => {
+                // Follow a symbolic link to what it names.
+                let link = meta.file_type().is_symlink();
+                let meta = if link { fs::metadata(p).map_err(|e| cannot(&e))? } else { meta };
+                if meta.is_dir() {
+                    return Err(CliError::usage(format!("cannot write {}: it is a directory", p.display())));
+                }
+                if !meta.is_file() {
+                    let file = fs::OpenOptions::new().write(true).open(p).map_err(|e| cannot(&e))?;
+                    return Ok(Output::Direct(BufWriter::with_capacity(64 * 1024, file)));
+                }
+                if link {
+                    fs::canonicalize(p).map_err(|e| cannot(&e))?
+                } else {
+                    p.to_path_buf()
+                }
+            }
+        };
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".partial")
+            .tempfile_in(&dir)
+            .map_err(|e| cannot(&e))?;
+        let registered = Registered::new(tmp.path());
+        let file = tmp.reopen().map_err(|e| cannot(&e))?;
+        Ok(Output::File { tmp, dest, writer: Some(BufWriter::with_capacity(64 * 1024, file)), registered })
+    }
+
+    /// True when what is written reaches its destination at once (stdout, a
+    /// device or a FIFO), rather than only on [`Output::commit`].
+    pub fn releases_early(&self) -> bool {
+        !matches!(self, Output::File { .. })
+    }
+
+    /// True when the output is a terminal.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Output::Stdout(w) => w.get_ref().is_terminal(),
+            Output::Direct(w) => w.get_ref().is_terminal(),
+            Output::File { .. } => false,
         }
     }
 
@@ -106,13 +172,14 @@ impl Output {
     pub fn commit(self) -> Result<(), CliError> {
         match self {
             Output::Stdout(mut w) => w.flush().map_err(|e| CliError::usage(format!("writing stdout: {e}"))),
-            Output::File { tmp, dest, mut writer } => {
+            Output::Direct(mut w) => w.flush().map_err(|e| CliError::usage(format!("writing output: {}", plain(&e)))),
+            Output::File { tmp, dest, mut writer, registered } => {
+                let cannot = |e: &io::Error| CliError::usage(format!("cannot write {}: {}", dest.display(), plain(e)));
                 if let Some(mut w) = writer.take() {
-                    w.flush()?;
-                    w.get_ref().sync_all()?;
+                    w.flush().map_err(|e| cannot(&e))?;
+                    w.get_ref().sync_all().map_err(|e| cannot(&e))?;
                 }
-                tmp.persist(&dest)
-                    .map_err(|e| CliError::usage(format!("cannot move output into {}: {}", dest.display(), e.error)))?;
+                registered.commit(|| tmp.persist(&dest)).map_err(|e| cannot(&e.error))?;
                 Ok(())
             }
         }
@@ -123,6 +190,7 @@ impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Output::Stdout(w) => w.write(buf),
+            Output::Direct(w) => w.write(buf),
             Output::File { writer: Some(w), .. } => w.write(buf),
             Output::File { writer: None, .. } => Err(io::Error::other("output already committed")),
         }
@@ -131,6 +199,7 @@ impl Write for Output {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Output::Stdout(w) => w.flush(),
+            Output::Direct(w) => w.flush(),
             Output::File { writer: Some(w), .. } => w.flush(),
             Output::File { writer: None, .. } => Ok(()),
         }

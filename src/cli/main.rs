@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 mod args;
+mod cleanup;
 mod commands;
 mod config;
 mod context;
@@ -45,10 +46,16 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Err(e) = cleanup::install() {
+        eprintln!("hsm-keyring: cannot catch signals: {e}");
+        return ExitCode::from(2);
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hsm-keyring: {e}");
+            // Every message that echoes a spec, a URI or a config line goes
+            // through the redaction (it hides `pin-value=` values).
+            eprintln!("hsm-keyring: {}", spec::redact_line(&e.to_string()));
             e.exit_code()
         }
     }

@@ -1,4 +1,8 @@
 //! `--wrapping-key SPEC` parsing: a comma-separated list of `name=value`.
+//!
+//! A value that contains a comma is either percent-encoded (URIs: `%2C`, as
+//! every URI the command prints is) or quoted whole: `uri="pkcs11:..."` or
+//! `uri='pkcs11:...'`. A spec that cannot be split unambiguously is refused.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,43 +22,129 @@ pub enum KeySpec {
 
 const KNOWN: &[&str] = &["type", "uri", "path", "namespace", "name", "padding"];
 
+/// Text with every `pin-value=` value replaced by `***`, for error messages.
+/// The value is taken to run up to the next `&` or the end of the text, so a
+/// PIN holding a comma or a quote is hidden whole.
+pub fn redact(text: &str) -> String {
+    redact_until(text, &['&'])
+}
+
+/// [`redact`] for a whole error line: a value also ends at a space, a comma,
+/// a quote or a backquote, so that the rest of the line stays readable.
+pub fn redact_line(text: &str) -> String {
+    redact_until(text, &['&', ',', ' ', '`', '"', '\'', '\n'])
+}
+
+fn redact_until(text: &str, stops: &[char]) -> String {
+    const KEY: &str = "pin-value=";
+    // ASCII lower-casing keeps byte offsets.
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    while let Some(i) = lower.get(pos..).and_then(|rest| rest.find(KEY)) {
+        let start = pos + i + KEY.len();
+        out.push_str(&text[pos..start]);
+        let rest = &text[start..];
+        let end = rest.find(stops).unwrap_or(rest.len());
+        out.push_str("***");
+        pos = start + end;
+    }
+    out.push_str(&text[pos..]);
+    out
+}
+
+/// One `name=value` field; `quoted` when the value was in quotes.
+struct Field<'a> {
+    name: &'a str,
+    value: &'a str,
+    quoted: bool,
+}
+
+/// Split a spec into fields, honouring quoted values.
+fn split(text: &str) -> Result<Vec<Field<'_>>, SplitError<'_>> {
+    let mut fields = Vec::new();
+    let mut rest = text;
+    loop {
+        let (name, after) = match rest.split_once('=') {
+            Some((n, a)) if !n.contains(',') && KNOWN.contains(&n.trim()) => (n.trim(), a),
+            _ => {
+                let piece = rest.split(',').next().unwrap_or(rest);
+                return Err(SplitError::NotAField(piece));
+            }
+        };
+        let (value, quoted, next) = match after.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let inner = &after[1..];
+                let close = inner.find(q).ok_or(SplitError::Unterminated(name))?;
+                let tail = &inner[close + 1..];
+                let next = match tail.strip_prefix(',') {
+                    Some(n) => Some(n),
+                    None if tail.is_empty() => None,
+                    None => return Err(SplitError::AfterQuote(name)),
+                };
+                (&inner[..close], true, next)
+            }
+            _ => match after.split_once(',') {
+                Some((v, n)) => (v, false, Some(n)),
+                None => (after, false, None),
+            },
+        };
+        fields.push(Field { name, value, quoted });
+        match next {
+            Some(n) => rest = n,
+            None => return Ok(fields),
+        }
+    }
+}
+
+enum SplitError<'a> {
+    /// A piece that is not `known-name=value`.
+    NotAField(&'a str),
+    /// A quoted value without its closing quote.
+    Unterminated(&'a str),
+    /// Something other than `,` after a closing quote.
+    AfterQuote(&'a str),
+}
+
+/// What to say when a comma probably belonged to an unquoted URI.
+const COMMA_HINT: &str = "a comma inside a value must be percent-encoded (`%2C` in a URI) or the whole value \
+                          quoted, as in uri=\"pkcs11:...\"";
+
 impl KeySpec {
-    /// Parse `type=...,uri=...` etc. A `uri=` value may itself contain commas.
+    /// Parse `type=...,uri=...` etc.
     pub fn parse(text: &str) -> Result<Self, CliError> {
-        let mut fields: BTreeMap<String, String> = BTreeMap::new();
-        let mut current: Option<String> = None;
-        for part in text.split(',') {
-            let starts_field = part.split_once('=').filter(|(k, _)| KNOWN.contains(&k.trim()));
-            match (starts_field, &current) {
-                (Some((k, v)), _) => {
-                    let k = k.trim().to_owned();
-                    if fields.contains_key(&k) {
-                        return Err(CliError::usage(format!("wrapping key spec `{text}`: `{k}` given twice")));
-                    }
-                    fields.insert(k.clone(), v.to_owned());
-                    current = Some(k);
-                }
-                (None, Some(k)) if k == "uri" => {
-                    // A comma inside a URI: glue it back.
-                    if let Some(v) = fields.get_mut("uri") {
-                        v.push(',');
-                        v.push_str(part);
-                    }
-                }
-                (None, _) => {
-                    return Err(CliError::usage(format!(
-                        "wrapping key spec `{text}`: `{part}` is not name=value with a name among {}",
-                        KNOWN.join(", ")
-                    )))
-                }
+        let shown = redact(text);
+        let err = |what: String| CliError::usage(format!("wrapping key spec `{shown}`: {what}"));
+        let list = split(text).map_err(|e| match e {
+            SplitError::NotAField(piece) => {
+                // Never echo a piece that redaction hid (the tail of a PIN).
+                let piece =
+                    if !piece.is_empty() && shown.contains(piece) { format!("`{piece}` ") } else { String::new() };
+                let hint = if text.contains("uri=") { format!("; {COMMA_HINT}") } else { String::new() };
+                err(format!("{piece}is not name=value with a name among {}{hint}", KNOWN.join(", ")))
+            }
+            SplitError::Unterminated(name) => err(format!("the quoted value of `{name}=` has no closing quote")),
+            SplitError::AfterQuote(name) => {
+                err(format!("the quoted value of `{name}=` must be followed by `,` or the end"))
+            }
+        })?;
+        let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut uri_unquoted = false;
+        for f in &list {
+            if fields.insert(f.name, f.value).is_some() {
+                return Err(err(format!("`{}` given twice", f.name)));
+            }
+            if f.name == "uri" {
+                uri_unquoted = !f.quoted;
+            } else if uri_unquoted && !f.quoted && f.value.contains([';', '?', '&']) {
+                // `uri=pkcs11:object=a,name=b;type=private`: the comma may
+                // belong to the URI (a key labelled `a,name=b`).
+                return Err(err(format!("cannot tell where the URI ends; {COMMA_HINT}")));
             }
         }
-        let mut take = |k: &str| fields.remove(k).filter(|v| !v.is_empty());
-        let kind = take("type")
-            .ok_or_else(|| CliError::usage(format!("wrapping key spec `{text}` has no type= (pkcs11, aes or rsa)")))?;
-        let need = |v: Option<String>, k: &str| {
-            v.ok_or_else(|| CliError::usage(format!("wrapping key spec `{text}`: type={kind} needs {k}=")))
-        };
+        let mut take = |k: &str| fields.remove(k).filter(|v| !v.is_empty()).map(str::to_owned);
+        let kind = take("type").ok_or_else(|| err("no type= (pkcs11, aes or rsa)".into()))?;
+        let need = |v: Option<String>, k: &str| v.ok_or_else(|| err(format!("type={kind} needs {k}=")));
         let spec = match kind.as_str() {
             "pkcs11" => KeySpec::Pkcs11 {
                 uri: need(take("uri"), "uri")?,
@@ -73,16 +163,10 @@ impl KeySpec {
                 name: need(take("name"), "name")?,
                 padding: need(take("padding"), "padding")?,
             },
-            other => {
-                return Err(CliError::usage(format!(
-                    "wrapping key spec `{text}`: unknown type `{other}` (expected pkcs11, aes or rsa)"
-                )))
-            }
+            other => return Err(err(format!("unknown type `{other}` (expected pkcs11, aes or rsa)"))),
         };
         if let Some(extra) = fields.keys().next() {
-            return Err(CliError::usage(format!(
-                "wrapping key spec `{text}`: `{extra}=` does not apply to type={kind}"
-            )));
+            return Err(err(format!("`{extra}=` does not apply to type={kind}")));
         }
         Ok(spec)
     }
@@ -96,11 +180,11 @@ mod tests {
     fn parses_each_kind() {
         let s = KeySpec::parse("type=aes,path=k.bin,namespace=ns,name=n").unwrap();
         assert_eq!(s, KeySpec::Aes { path: "k.bin".into(), namespace: "ns".into(), name: "n".into() });
-        let s = KeySpec::parse("type=pkcs11,uri=pkcs11:token=a,b;object=k?pin-source=file:/p,name=x").unwrap();
+        let s = KeySpec::parse("type=pkcs11,uri=pkcs11:token=a%2Cb;object=k?pin-source=file:/p,name=x").unwrap();
         assert_eq!(
             s,
             KeySpec::Pkcs11 {
-                uri: "pkcs11:token=a,b;object=k?pin-source=file:/p".into(),
+                uri: "pkcs11:token=a%2Cb;object=k?pin-source=file:/p".into(),
                 namespace: None,
                 name: Some("x".into()),
                 padding: None
@@ -108,6 +192,38 @@ mod tests {
         );
         let s = KeySpec::parse("type=rsa,path=k.pem,namespace=ns,name=n,padding=oaep-sha256").unwrap();
         assert!(matches!(s, KeySpec::Rsa { ref padding, .. } if padding == "oaep-sha256"));
+    }
+
+    #[test]
+    fn quoted_values_are_taken_whole() {
+        for q in ['"', '\''] {
+            let text = format!("type=pkcs11,uri={q}pkcs11:token=a,b;object=rsa3k,name=foo;type=private{q},name=x");
+            let s = KeySpec::parse(&text).unwrap();
+            assert_eq!(
+                s,
+                KeySpec::Pkcs11 {
+                    uri: "pkcs11:token=a,b;object=rsa3k,name=foo;type=private".into(),
+                    namespace: None,
+                    name: Some("x".into()),
+                    padding: None
+                }
+            );
+        }
+        let s = KeySpec::parse("type=aes,path=\"a,b.bin\",namespace=ns,name='n,1'").unwrap();
+        assert_eq!(s, KeySpec::Aes { path: "a,b.bin".into(), namespace: "ns".into(), name: "n,1".into() });
+    }
+
+    #[test]
+    fn a_comma_in_an_unquoted_uri_is_refused() {
+        for bad in [
+            // The URI of a key labelled `rsa3k,name=foo`, pasted with a raw comma.
+            "type=pkcs11,uri=pkcs11:token=t;object=rsa3k,name=foo;type=private",
+            "type=pkcs11,uri=pkcs11:token=a,b;object=k",
+            "type=pkcs11,uri=pkcs11:object=k?pin-source=file:/a,b",
+        ] {
+            let e = KeySpec::parse(bad).unwrap_err();
+            assert!(e.message.contains("%2C") && e.message.contains("uri=\""), "{}", e.message);
+        }
     }
 
     #[test]
@@ -121,8 +237,38 @@ mod tests {
             "type=pkcs11,path=k",
             "type=aes,path=k,path=j,namespace=n,name=m",
             "type=aes,junk,namespace=n,name=m,path=k",
+            "type=pkcs11,uri=\"pkcs11:object=k",
+            "type=pkcs11,uri=\"pkcs11:object=k\"x,name=n",
+            "type=pkcs11,uri='pkcs11:object=k\",name=n",
         ] {
             assert!(KeySpec::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn errors_never_show_a_pin() {
+        for bad in [
+            "type=pkcs11,uri=pkcs11:token=t?pin-value=TOPSECRET99,type=pkcs11",
+            "type=pkcs11,uri=pkcs11:token=t?pin-value=TOPSECRET99,junk",
+            "type=pkcs11,uri=pkcs11:token=t?pin-value=TOP,SECRET99,name=n",
+            "type=pkcs11,uri=pkcs11:token=t?PIN-VALUE=TOPSECRET99&x=1,type=x",
+            "type=pkcs11,uri=\"pkcs11:token=t?pin-value=TOPSECRET99\",uri=x",
+            "uri=pkcs11:token=t?pin-value=TOPSECRET99",
+        ] {
+            let e = KeySpec::parse(bad).unwrap_err();
+            assert!(!e.message.contains("TOP") && !e.message.contains("SECRET"), "{}", e.message);
+            assert!(e.message.contains("***"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact("pkcs11:token=t?pin-value=1,2&x=y"), "pkcs11:token=t?pin-value=***&x=y");
+        assert_eq!(redact("a PIN-Value=x, rest"), "a PIN-Value=***");
+        assert_eq!(
+            redact_line("spec `x?pin-value=9`: bad, pin-value=8 here"),
+            "spec `x?pin-value=***`: bad, pin-value=*** here"
+        );
+        assert_eq!(redact_line("nothing here"), "nothing here");
     }
 }

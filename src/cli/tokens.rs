@@ -12,8 +12,8 @@ use std::sync::Arc;
 use hsm_keyring::crypto::RsaPadding;
 use hsm_keyring::keyrings::{MultiKeyring, RawAesKeyring, RawRsaKeyring};
 use hsm_keyring::pkcs11::{
-    default_module_path, resolve_pin, trusted_signer_from_pem, trusted_signer_from_token, KeyKind, Module, ObjectType,
-    Pin, Pkcs11AesKeyring, Pkcs11RsaKeyring, Pkcs11Signer, Pkcs11Uri, Token, TokenOptions,
+    default_module_path, resolve_pin, trusted_signer_from_pem, trusted_signer_from_token, KeyInfo, KeyKind, Module,
+    ObjectType, Pin, Pkcs11AesKeyring, Pkcs11RsaKeyring, Pkcs11Signer, Pkcs11Uri, Token, TokenOptions,
 };
 use hsm_keyring::{DataKey, Keyring};
 
@@ -43,16 +43,31 @@ pub fn dev_dir(explicit: Option<&Path>) -> PathBuf {
     data.join("hsm-keyring").join("dev-token")
 }
 
+/// The file that marks a directory as made by `dev-token init`.
+const DEV_MARKER: &str = ".hsm-keyring-dev-token";
+/// What `dev-token init` creates in its directory (and `--force` removes).
+const DEV_FILES: [&str; 3] = ["softhsm2.conf", "user.pin", "so.pin"];
+const DEV_TOKENS_DIR: &str = "tokens";
+
+/// True when the user's environment chose a PKCS#11 module or a SoftHSM
+/// configuration: it then wins over the dev token.
+pub fn environment_chooses_module() -> bool {
+    std::env::var_os("SOFTHSM2_CONF").is_some() || std::env::var_os("PKCS11_MODULE").is_some()
+}
+
 /// Everything one run needs to reach tokens.
 pub struct Tokens {
     dev_dir: PathBuf,
     allow_pin_in_uri: bool,
     open: HashMap<String, Token>,
+    /// [`environment_chooses_module`] when the run started (the dev token
+    /// itself sets `SOFTHSM2_CONF` once it is used).
+    env_module: bool,
 }
 
 impl Tokens {
     pub fn new(dev_dir: PathBuf, allow_pin_in_uri: bool) -> Self {
-        Tokens { dev_dir, allow_pin_in_uri, open: HashMap::new() }
+        Tokens { dev_dir, allow_pin_in_uri, open: HashMap::new(), env_module: environment_chooses_module() }
     }
 
     fn dev_conf(&self) -> PathBuf {
@@ -61,14 +76,15 @@ impl Tokens {
 
     /// True when a URI without `module-path` should use the dev token.
     /// A URI naming SoftHSM's default module (as the dev token's own URIs do
-    /// when printed by other tools) also uses the dev token, unless the
-    /// environment chose a SoftHSM configuration or module.
+    /// when printed by other tools) also uses the dev token. Never when the
+    /// environment chose a SoftHSM configuration (`SOFTHSM2_CONF`) or a
+    /// module (`PKCS11_MODULE`): the user's environment wins.
     fn dev_mode(&self, uri: &Pkcs11Uri) -> bool {
         let module_ok = match &uri.module_path {
             None => true,
-            Some(p) => Path::new(p) == default_module_path() && std::env::var_os("SOFTHSM2_CONF").is_none(),
+            Some(p) => Path::new(p) == default_module_path(),
         };
-        module_ok && std::env::var_os("PKCS11_MODULE").is_none() && self.dev_conf().is_file()
+        module_ok && !self.env_module && self.dev_conf().is_file()
     }
 
     /// How to print a URI: without `module-path` when it leads to the dev token.
@@ -201,7 +217,8 @@ impl Tokens {
                         Ok(Arc::new(k))
                     }
                     other => Err(CliError::usage(format!(
-                        "{uri} is a {other:?} key; a wrapping key must be AES (secret-key) or RSA"
+                        "{uri} is {}; a wrapping key must be AES (secret-key) or RSA",
+                        kind_text(other)
                     ))),
                 }
             }
@@ -229,7 +246,10 @@ impl Tokens {
         let token = self.token(&uri)?;
         let kind = key_kind(&token, &uri)?;
         if kind != KeyKind::Ec {
-            return Err(CliError::usage(format!("signer {uri} is a {kind:?} key; a signer must be an EC P-384 key")));
+            return Err(CliError::usage(format!(
+                "signer {uri} is {}; a signer must be an EC P-384 key",
+                kind_text(kind)
+            )));
         }
         Pkcs11Signer::new(token, &uri).map_err(|e| CliError::from_lib("signer", e))
     }
@@ -248,21 +268,70 @@ impl Tokens {
     }
 
     /// Create the dev token: configuration, PINs, token, a wrapping and a signing key.
+    ///
+    /// The directory is new (created 0700), empty, or one this command made
+    /// (it holds [`DEV_MARKER`]); in the last case `force` replaces the
+    /// token, removing only the files this command creates. The permissions
+    /// of an existing directory are left alone.
     pub fn init_dev_token(&mut self, force: bool) -> Result<Vec<(String, Pkcs11Uri)>, CliError> {
         let dir = self.dev_dir.clone();
-        if self.dev_conf().exists() {
-            if !force {
-                return Err(CliError::usage(format!(
-                    "a dev token already exists in {}; use --force to replace it",
-                    dir.display()
-                )));
+        let shown = dir.display();
+        let cannot = |what: &str, path: &Path, e: std::io::Error| {
+            CliError::usage(format!("cannot {what} {}: {e}", path.display()))
+        };
+        match fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    fs::create_dir_all(parent).map_err(|e| cannot("create", parent, e))?;
+                }
+                let mut builder = fs::DirBuilder::new();
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::DirBuilderExt;
+                    builder.mode(0o700);
+                }
+                builder.create(&dir).map_err(|e| cannot("create", &dir, e))?;
             }
-            fs::remove_dir_all(&dir).map_err(|e| CliError::usage(format!("cannot remove {}: {e}", dir.display())))?;
+            Err(e) => return Err(cannot("read", &dir, e)),
+            Ok(entries) => {
+                let names: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+                // A dev token made before the marker existed holds only these.
+                let only_ours = self.dev_conf().is_file()
+                    && names.iter().all(|n| DEV_FILES.contains(&&*n.to_string_lossy()) || n == DEV_TOKENS_DIR);
+                if dir.join(DEV_MARKER).is_file() || only_ours {
+                    if self.dev_conf().exists() && !force {
+                        return Err(CliError::usage(format!(
+                            "a dev token already exists in {shown}; use --force to replace it"
+                        )));
+                    }
+                    for name in DEV_FILES {
+                        let path = dir.join(name);
+                        if path.exists() {
+                            fs::remove_file(&path).map_err(|e| cannot("remove", &path, e))?;
+                        }
+                    }
+                    let tokens_dir = dir.join(DEV_TOKENS_DIR);
+                    if tokens_dir.exists() {
+                        fs::remove_dir_all(&tokens_dir).map_err(|e| cannot("remove", &tokens_dir, e))?;
+                    }
+                } else if !names.is_empty() {
+                    return Err(CliError::usage(format!(
+                        "{shown} is not empty and was not made by `hsm-keyring dev-token init`; \
+                         give --dir a new or empty directory"
+                    )));
+                }
+            }
         }
-        let tokens_dir = dir.join("tokens");
-        fs::create_dir_all(&tokens_dir)
-            .map_err(|e| CliError::usage(format!("cannot create {}: {e}", tokens_dir.display())))?;
-        restrict(&dir, 0o700)?;
+        fs::write(dir.join(DEV_MARKER), "This directory holds the hsm-keyring SoftHSM dev token.\n")
+            .map_err(|e| cannot("create", &dir.join(DEV_MARKER), e))?;
+        let tokens_dir = dir.join(DEV_TOKENS_DIR);
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(&tokens_dir).map_err(|e| cannot("create", &tokens_dir, e))?;
         fs::write(
             self.dev_conf(),
             format!(
@@ -275,6 +344,8 @@ impl Tokens {
         write_secret(&dir.join("user.pin"), user_pin.as_bytes())?;
         write_secret(&dir.join("so.pin"), so_pin.as_bytes())?;
 
+        // This token, whatever the environment chose for other commands.
+        self.env_module = false;
         std::env::set_var("SOFTHSM2_CONF", self.dev_conf());
         let module = Module::load(default_module_path()).map_err(|e| token_error(e, true, &dir))?;
         module.init_token(DEV_TOKEN_LABEL, &so_pin, &user_pin).map_err(|e| token_error(e, true, &dir))?;
@@ -288,6 +359,27 @@ impl Tokens {
     }
 }
 
+/// "an AES key", "an RSA key", "an EC key".
+pub fn kind_text(kind: KeyKind) -> &'static str {
+    match kind {
+        KeyKind::Aes => "an AES key",
+        KeyKind::Rsa => "an RSA key",
+        KeyKind::Ec => "an EC key",
+        _ => "a key of another kind",
+    }
+}
+
+/// The key objects a URI names (by `object`, `id` and `type`).
+pub fn matching_keys(token: &Token, uri: &Pkcs11Uri) -> Result<Vec<KeyInfo>, CliError> {
+    let keys = token.list_keys().map_err(|e| CliError::from_lib("list keys", e))?;
+    Ok(keys
+        .into_iter()
+        .filter(|k| uri.object.as_deref().is_none_or(|o| o == k.label))
+        .filter(|k| uri.id.as_deref().is_none_or(|id| id == k.id.as_slice()))
+        .filter(|k| uri.object_type.is_none_or(|t| t == k.object_type))
+        .collect())
+}
+
 /// Find the kind of the key a URI names (AES, RSA, EC).
 fn key_kind(token: &Token, uri: &Pkcs11Uri) -> Result<KeyKind, CliError> {
     match uri.object_type {
@@ -295,13 +387,7 @@ fn key_kind(token: &Token, uri: &Pkcs11Uri) -> Result<KeyKind, CliError> {
         Some(ObjectType::Private | ObjectType::Public) if uri.object.is_none() && uri.id.is_none() => {}
         _ => {}
     }
-    let keys = token.list_keys().map_err(|e| CliError::from_lib("list keys", e))?;
-    let matching: Vec<_> = keys
-        .iter()
-        .filter(|k| uri.object.as_deref().is_none_or(|o| o == k.label))
-        .filter(|k| uri.id.as_deref().is_none_or(|id| id == k.id.as_slice()))
-        .filter(|k| uri.object_type.is_none_or(|t| t == k.object_type))
-        .collect();
+    let matching = matching_keys(token, uri)?;
     let first = matching.first().ok_or_else(|| {
         CliError::token(format!(
             "no key matches {uri} on token `{}`; `hsm-keyring keys list` shows what is there",
@@ -340,16 +426,5 @@ fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     }
     let mut f = options.open(path).map_err(|e| CliError::usage(format!("cannot create {}: {e}", path.display())))?;
     f.write_all(bytes)?;
-    Ok(())
-}
-
-fn restrict(path: &Path, mode: u32) -> Result<(), CliError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (path, mode);
     Ok(())
 }

@@ -367,11 +367,15 @@ fn percent_decode(raw: &str) -> std::result::Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Percent-encode an attribute value. Besides what RFC 7512 requires, `,`
+/// and `'` are always encoded (`"` and whitespace are anyway), so that a
+/// printed URI can be pasted whole into a comma-separated list of settings,
+/// such as the command's `--wrapping-key` specs.
 fn percent_encode(out: &mut String, value: &[u8], always: bool, query: bool) {
     for &b in value {
         let plain = !always
             && (b.is_ascii_alphanumeric()
-                || b"-._~:[]@!$'()*+,=".contains(&b)
+                || b"-._~:[]@!$()*+=".contains(&b)
                 || (!query && b == b'&')
                 || (query && b"/?|;".contains(&b)));
         if plain {
@@ -460,6 +464,23 @@ mod tests {
         let uri = Pkcs11Uri::parse("pkcs11:object=caf%C3%A9").unwrap();
         assert_eq!(uri.object.as_deref(), Some("café"));
         assert_eq!(uri.to_string(), "pkcs11:object=caf%C3%A9");
+    }
+
+    #[test]
+    fn commas_and_quotes_in_values_are_printed_encoded() {
+        let uri = Pkcs11Uri {
+            token: Some("a,b".into()),
+            object: Some("rsa3k,name=foo'\"".into()),
+            pin_source: Some("file:/x,y".into()),
+            ..Pkcs11Uri::default()
+        };
+        let printed = uri.to_string();
+        assert_eq!(printed, "pkcs11:token=a%2Cb;object=rsa3k%2Cname=foo%27%22?pin-source=file:/x%2Cy");
+        assert_eq!(uri.to_path_string(), "pkcs11:token=a%2Cb;object=rsa3k%2Cname=foo%27%22");
+        assert!(!printed.contains([',', '\'', '"']), "{printed}");
+        assert_eq!(Pkcs11Uri::parse(&printed).unwrap(), uri);
+        // Raw commas are still accepted on input.
+        assert_eq!(Pkcs11Uri::parse("pkcs11:token=a,b").unwrap().token.as_deref(), Some("a,b"));
     }
 
     #[test]

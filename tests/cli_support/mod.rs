@@ -86,7 +86,16 @@ impl Work {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new(BIN);
+        Command::from_std(self.std_cmd(args))
+    }
+
+    /// [`Work::cmd`] as a `std::process::Command`, for a process to spawn.
+    pub fn std_cmd<I, S>(&self, args: I) -> std::process::Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = std::process::Command::new(BIN);
         cmd.current_dir(self.path())
             .env("HSM_KEYRING_DEV_DIR", self.dev_dir())
             .env("XDG_CONFIG_HOME", self.file("xdg-config"))
@@ -127,6 +136,11 @@ impl Work {
             .collect();
         names.sort();
         names
+    }
+
+    /// The temporary `.partial` files in the directory.
+    pub fn partials(&self) -> Vec<String> {
+        self.listing().into_iter().filter(|n| n.contains(".partial")).collect()
     }
 
     /// No file `name` and no temporary `.partial` file in the directory.
