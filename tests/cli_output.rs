@@ -248,7 +248,9 @@ fn inspect_lists_a_bounded_number_of_edks_unless_asked() {
     let generator = rings.next();
     let multi = MultiKeyring::new(generator, rings.collect()).unwrap();
     let cmm = DefaultCmm::new(std::sync::Arc::new(multi) as std::sync::Arc<dyn Keyring>);
-    let message = Client::new().encrypt(&cmm, b"many keys", &Default::default()).unwrap();
+    // More EDKs than the default limit: a writer must raise it to make such a message.
+    let client = Client::builder().max_encrypted_data_keys(600).build().unwrap();
+    let message = client.encrypt(&cmm, b"many keys", &Default::default()).unwrap();
     work.write("many.enc", &message);
 
     let text = work.ok(["inspect", "-i", "many.enc"]);

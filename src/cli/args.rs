@@ -84,7 +84,8 @@ pub struct CommonCrypt {
     /// Commitment policy.
     #[arg(long, value_enum, default_value_t = PolicyArg::RequireEncryptRequireDecrypt)]
     pub commitment_policy: PolicyArg,
-    /// Refuse messages (or keyrings) with more encrypted data keys than this.
+    /// Refuse messages (or keyrings) with more encrypted data keys than this
+    /// (default 32; a message over the limit is refused before any token call).
     #[arg(long, value_name = "N")]
     pub max_encrypted_data_keys: Option<usize>,
 }
@@ -108,9 +109,15 @@ pub struct EncryptArgs {
 pub struct DecryptArgs {
     #[command(flatten)]
     pub common: CommonCrypt,
-    /// Accept only messages signed by this key (PEM file or PKCS#11 URI), repeatable.
+    /// Accept only messages signed by this key (PEM file or PKCS#11 URI),
+    /// repeatable. Unsigned messages and messages signed by any other key are
+    /// refused before any keyring is called (exit 1, nothing written).
     #[arg(long, value_name = "PEM|URI")]
     pub trusted_signer: Vec<String>,
+    /// Refuse unsigned messages (suites such as 0x0478), whatever key signed
+    /// the others; implied by --trusted-signer.
+    #[arg(long)]
+    pub require_signed: bool,
     /// Hold the plaintext in a private temporary file (0600, unnamed, in the
     /// temporary directory) until the whole message has verified, then write
     /// it to stdout (or the device or FIFO given with -o); on failure nothing

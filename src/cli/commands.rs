@@ -94,7 +94,11 @@ pub fn encrypt(cli: &Cli, tokens: &mut Tokens, args: &EncryptArgs) -> Result<(),
     let mut input = open_input(args.common.input.as_deref(), cli.quiet, "encrypting")?;
     let output = Output::create(args.common.output.as_deref())?;
     let mut writer = client.encrypt_stream(&cmm, &context, output).map_err(CliError::from_encrypt)?;
-    copy(&mut input, &mut writer).map_err(CliError::from_encrypt)?;
+    if let Err(e) = copy(&mut input, &mut writer) {
+        // The error says what happened; the partial output is removed.
+        writer.abandon();
+        return Err(CliError::from_encrypt(e));
+    }
     let output = writer.finish().map_err(CliError::from_encrypt)?;
     output.commit()
 }
@@ -112,6 +116,9 @@ pub fn decrypt(cli: &Cli, tokens: &mut Tokens, args: &DecryptArgs) -> Result<(),
     }
     if !trusted.is_empty() {
         builder = builder.trusted_signers(trusted);
+    }
+    if args.require_signed || named.as_ref().is_some_and(|n| n.require_signed) {
+        builder = builder.require_signed(true);
     }
     let client = builder.build().map_err(|e| CliError::from_lib("configuration", e))?;
     let keyring: Arc<dyn Keyring> = tokens.keyring_for(&specs)?;

@@ -8,6 +8,7 @@
 //! ]
 //! signer = "pkcs11:token=prod;object=signer-2026;type=private"
 //! trusted-signers = ["/etc/hsm-keyring/signer-2026.pem"]
+//! require-signed = true
 //! ```
 //!
 //! Relative key and PEM paths in the file are relative to the file's folder.
@@ -37,6 +38,9 @@ pub struct NamedKeyring {
     /// Trusted signers (PEM files or URIs) checked on decrypt.
     #[serde(default)]
     pub trusted_signers: Vec<String>,
+    /// Refuse unsigned messages on decrypt (implied by trusted signers).
+    #[serde(default)]
+    pub require_signed: bool,
     /// The folder of the config file: relative paths in it start there.
     #[serde(skip)]
     pub base_dir: PathBuf,
