@@ -4,9 +4,8 @@
 //! commitment policy (and the reproduced context).
 
 use super::store::EntryId;
-use crate::materials::{
-    CommitmentPolicy, DecryptMaterialsRequest, EncryptedDataKey, EncryptionContext, EncryptionMaterialsRequest,
-};
+use crate::format::edk;
+use crate::materials::{CommitmentPolicy, DecryptMaterialsRequest, EncryptionContext, EncryptionMaterialsRequest};
 
 fn policy_byte(policy: CommitmentPolicy) -> u8 {
     match policy {
@@ -18,17 +17,6 @@ fn policy_byte(policy: CommitmentPolicy) -> u8 {
 
 fn context_hash(context: &EncryptionContext) -> Option<[u8; 64]> {
     Some(crate::crypto::sha512(&context.serialize().ok()?))
-}
-
-/// The header's EDK entry layout: three u16-length-prefixed fields.
-fn serialize_edk(edk: &EncryptedDataKey) -> Option<Vec<u8>> {
-    let parts = [edk.provider_id.as_bytes(), &edk.provider_info, &edk.ciphertext];
-    let mut out = Vec::with_capacity(6 + parts.iter().map(|p| p.len()).sum::<usize>());
-    for part in parts {
-        out.extend_from_slice(&u16::try_from(part.len()).ok()?.to_be_bytes());
-        out.extend_from_slice(part);
-    }
-    Some(out)
 }
 
 /// The specification's formula, followed by the commitment policy; `None`
@@ -54,7 +42,7 @@ pub(super) fn encrypt_entry_id(partition_hash: &[u8; 64], request: &EncryptionMa
 pub(super) fn decrypt_entry_id(partition_hash: &[u8; 64], request: &DecryptMaterialsRequest) -> Option<EntryId> {
     let mut edk_hashes = Vec::with_capacity(request.encrypted_data_keys.len());
     for edk in &request.encrypted_data_keys {
-        edk_hashes.push(crate::crypto::sha512(&serialize_edk(edk)?));
+        edk_hashes.push(crate::crypto::sha512(&edk::serialize(edk).ok()?));
     }
     edk_hashes.sort_unstable();
     let mut buf = Vec::with_capacity(64 * (edk_hashes.len() + 4) + 4);
@@ -79,7 +67,7 @@ pub(super) fn decrypt_entry_id(partition_hash: &[u8; 64], request: &DecryptMater
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::materials::AlgorithmSuite;
+    use crate::materials::{AlgorithmSuite, EncryptedDataKey};
 
     const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
     const POLICY: CommitmentPolicy = CommitmentPolicy::RequireEncryptRequireDecrypt;
