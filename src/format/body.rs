@@ -138,9 +138,9 @@ pub(crate) fn check_non_framed_len(len: u64, at: u64) -> Result<()> {
     Ok(())
 }
 
-/// Parse a non-framed body.
-pub(crate) fn parse_non_framed<'a>(r: &mut Reader<'a>) -> Result<Record<'a>, ReadError> {
-    let start = r.position();
+/// Parse the fixed-size start of a non-framed body (IV and content length);
+/// returns the declared content length.
+pub(crate) fn parse_non_framed_prefix(r: &mut Reader<'_>) -> Result<u64, ReadError> {
     let iv_at = r.offset();
     let iv = r.array::<IV_LEN>("body IV")?;
     if iv != frame_iv(1) {
@@ -149,6 +149,14 @@ pub(crate) fn parse_non_framed<'a>(r: &mut Reader<'a>) -> Result<Record<'a>, Rea
     let at = r.offset();
     let len = r.u64("content length")?;
     check_non_framed_len(len, at)?;
+    Ok(len)
+}
+
+/// Parse a non-framed body.
+pub(crate) fn parse_non_framed<'a>(r: &mut Reader<'a>) -> Result<Record<'a>, ReadError> {
+    let start = r.position();
+    let at = r.offset().saturating_add(IV_LEN as u64);
+    let len = parse_non_framed_prefix(r)?;
     let len =
         usize::try_from(len).map_err(|_| Error::malformed("content length", at, "too large for this platform"))?;
     let content = r.take(len, "encrypted content")?;
