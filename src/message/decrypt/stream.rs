@@ -41,7 +41,7 @@ enum State {
 /// back until the signature verifies). Plaintext released by a stream that
 /// ends in an error **must be discarded**, and any processing done with it
 /// rolled back. Use one-shot [`Client::decrypt`], or
-/// [`ClientBuilder::refuse_signed_streaming`](super::ClientBuilder::refuse_signed_streaming),
+/// [`ClientBuilder::refuse_signed_streaming`](crate::message::ClientBuilder::refuse_signed_streaming),
 /// if that is not acceptable.
 ///
 /// Errors are returned as [`std::io::Error`]s wrapping the crate's
