@@ -231,4 +231,55 @@ mod tests {
             Err(ReadError::Fatal(Error::Malformed { field: "frame IV", offset: 4, .. }))
         ));
     }
+
+    /// The stream reader feeds these parsers exactly the bytes they ask
+    /// for: each incomplete parse names the total it needs next.
+    #[test]
+    fn incomplete_records_ask_for_the_next_field() {
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&final_prefix(1, 3));
+        frame.extend_from_slice(&[1, 2, 3]);
+        frame.extend_from_slice(&[9; 16]);
+        let mut have = 0;
+        let mut asked = Vec::new();
+        loop {
+            match parse_frame(&mut Reader::new(&frame[..have], 0), 4, 1) {
+                Ok(f) => {
+                    assert_eq!((f.kind, f.content, f.raw.len()), (BodyKind::Final, &[1u8, 2, 3][..], frame.len()));
+                    break;
+                }
+                Err(ReadError::Incomplete { needed, .. }) => {
+                    assert!(needed > have && needed <= frame.len());
+                    asked.push(needed);
+                    have = needed;
+                }
+                Err(ReadError::Fatal(e)) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(asked, [4, 8, 20, 24, 27, 43]);
+
+        let mut body = frame_iv(1).to_vec();
+        body.extend_from_slice(&5u64.to_be_bytes());
+        body.extend_from_slice(&[7; 5 + 16]);
+        assert_eq!(parse_non_framed_prefix(&mut Reader::new(&body, 0)).unwrap(), 5);
+        assert!(matches!(
+            parse_non_framed_prefix(&mut Reader::new(&body[..19], 0)),
+            Err(ReadError::Incomplete { field: "content length", needed: 20, .. })
+        ));
+        let rec = parse_non_framed(&mut Reader::new(&body, 0)).unwrap();
+        assert_eq!((rec.content, rec.raw.len()), (&[7u8; 5][..], body.len()));
+        // A wrong IV or an over-long length is refused from the prefix alone.
+        let mut bad_iv = body.clone();
+        bad_iv[0] = 1;
+        assert!(matches!(
+            parse_non_framed_prefix(&mut Reader::new(&bad_iv[..20], 0)),
+            Err(ReadError::Fatal(Error::Malformed { field: "body IV", .. }))
+        ));
+        let mut too_long = body[..12].to_vec();
+        too_long.extend_from_slice(&(MAX_NON_FRAMED_CONTENT + 1).to_be_bytes());
+        assert!(matches!(
+            parse_non_framed_prefix(&mut Reader::new(&too_long, 0)),
+            Err(ReadError::Fatal(Error::Malformed { field: "content length", offset: 12, .. }))
+        ));
+    }
 }

@@ -276,3 +276,82 @@ impl<R: Read> Read for DecryptingReader<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, Read};
+
+    use crate::keyrings::RawAesKeyring;
+    use crate::materials::{AlgorithmSuite, EncryptionContext};
+    use crate::{Client, DefaultCmm, Error};
+
+    /// A stream that hands out at most `step` bytes per read.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = out.len().min(self.step).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn read_all(r: &mut impl Read, chunk: usize) -> (Vec<u8>, Option<Error>) {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; chunk];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return (out, None),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) => return (out, e.into_inner().and_then(|b| b.downcast::<Error>().ok()).map(|b| *b)),
+            }
+        }
+    }
+
+    #[test]
+    fn frames_arriving_byte_by_byte_decrypt_and_a_bad_tag_releases_nothing_of_its_frame() {
+        let keyring = RawAesKeyring::new("ns", "name", &[7; 32]).unwrap();
+        let cmm = DefaultCmm::new(&keyring);
+        let plain: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for suite in
+            [AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384]
+        {
+            let client = Client::builder().algorithm_suite(suite).frame_length(100).build().unwrap();
+            let ctx = EncryptionContext::new();
+            let message = client.encrypt(&cmm, &plain, &ctx).unwrap();
+            for (step, chunk) in [(1, 3), (7, 1000), (4096, 50)] {
+                let mut input = Trickle { data: &message, step };
+                let mut r = client.decrypt_stream(&cmm, &ctx, &mut input).unwrap();
+                let (out, err) = read_all(&mut r, chunk);
+                assert!(err.is_none(), "{err:?}");
+                assert_eq!(out, plain);
+            }
+            // The tag of the third frame (of 100 bytes) is flipped: two frames come out, then the error.
+            let header_len = client.inspect(&message[..]).unwrap().header_len;
+            let mut bad = message.clone();
+            bad[header_len + 3 * (16 + 100 + 16) - 1] ^= 1;
+            let mut input = Trickle { data: &bad, step: 5 };
+            let mut r = client.decrypt_stream(&cmm, &ctx, &mut input).unwrap();
+            let (out, err) = read_all(&mut r, 256);
+            assert_eq!(out, plain[..200]);
+            assert!(matches!(err, Some(Error::FrameAuthentication { sequence: 3 })), "{err:?}");
+            // A frame out of order is refused, at its sequence number.
+            let mut swapped = message.clone();
+            swapped[header_len + 3] = 5;
+            let mut input = Trickle { data: &swapped, step: 5 };
+            let mut r = client.decrypt_stream(&cmm, &ctx, &mut input).unwrap();
+            let (out, err) = read_all(&mut r, 256);
+            assert!(out.is_empty());
+            match err {
+                Some(Error::Malformed { field: "sequence number", offset, .. }) => {
+                    assert_eq!(offset, header_len as u64)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
