@@ -136,12 +136,11 @@ impl<C: CryptographicMaterialsManager> CachingCmm<C> {
     fn get_or_fetch<M>(
         &self,
         id: EntryId,
-        try_use: impl FnMut(&Shared, &mut State, Instant) -> Option<M>,
+        mut try_use: impl FnMut(&Shared, &mut State, Instant) -> Option<M>,
         fetch: impl FnOnce(&C) -> Result<M>,
         store: impl FnOnce(&M) -> Option<Store>,
     ) -> Result<M> {
         let shared = &*self.cache.shared;
-        let mut try_use = try_use;
         let flight = match shared.lookup(id, || self.clock.now(), |state, now| try_use(shared, state, now)) {
             Ok(materials) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
