@@ -11,6 +11,8 @@
 
 #[cfg(feature = "aws-lc")]
 mod aws_lc;
+#[cfg(test)]
+mod conformance;
 #[cfg_attr(feature = "aws-lc", allow(dead_code))]
 mod rustcrypto;
 

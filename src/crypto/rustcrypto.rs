@@ -230,6 +230,15 @@ impl FooterSigner for SoftwareSigner {
     }
 
     fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>> {
+        // Only the curve's own hash: a shorter prehash would be accepted by
+        // the ECDSA code but refused by the other backend.
+        let expected = match self.curve() {
+            SignatureCurve::P256 => 32,
+            SignatureCurve::P384 => 48,
+        };
+        if digest.len() != expected {
+            return Err(Error::crypto(format!("ECDSA sign: digest of {} bytes for {:?}", digest.len(), self.curve())));
+        }
         let fail = |e: ecdsa::Error| Error::crypto(format!("ECDSA sign: {e}"));
         Ok(match &self.key {
             SigningKeyInner::P256(k) => {

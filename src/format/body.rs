@@ -138,9 +138,9 @@ pub(crate) fn check_non_framed_len(len: u64, at: u64) -> Result<()> {
     Ok(())
 }
 
-/// Parse a non-framed body.
-pub(crate) fn parse_non_framed<'a>(r: &mut Reader<'a>) -> Result<Record<'a>, ReadError> {
-    let start = r.position();
+/// Parse the fixed-size start of a non-framed body (IV and content length);
+/// returns the declared content length.
+pub(crate) fn parse_non_framed_prefix(r: &mut Reader<'_>) -> Result<u64, ReadError> {
     let iv_at = r.offset();
     let iv = r.array::<IV_LEN>("body IV")?;
     if iv != frame_iv(1) {
@@ -149,6 +149,14 @@ pub(crate) fn parse_non_framed<'a>(r: &mut Reader<'a>) -> Result<Record<'a>, Rea
     let at = r.offset();
     let len = r.u64("content length")?;
     check_non_framed_len(len, at)?;
+    Ok(len)
+}
+
+/// Parse a non-framed body.
+pub(crate) fn parse_non_framed<'a>(r: &mut Reader<'a>) -> Result<Record<'a>, ReadError> {
+    let start = r.position();
+    let at = r.offset().saturating_add(IV_LEN as u64);
+    let len = parse_non_framed_prefix(r)?;
     let len =
         usize::try_from(len).map_err(|_| Error::malformed("content length", at, "too large for this platform"))?;
     let content = r.take(len, "encrypted content")?;
@@ -221,6 +229,57 @@ mod tests {
         assert!(matches!(
             parse_frame(&mut r, 4, 1),
             Err(ReadError::Fatal(Error::Malformed { field: "frame IV", offset: 4, .. }))
+        ));
+    }
+
+    /// The stream reader feeds these parsers exactly the bytes they ask
+    /// for: each incomplete parse names the total it needs next.
+    #[test]
+    fn incomplete_records_ask_for_the_next_field() {
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&final_prefix(1, 3));
+        frame.extend_from_slice(&[1, 2, 3]);
+        frame.extend_from_slice(&[9; 16]);
+        let mut have = 0;
+        let mut asked = Vec::new();
+        loop {
+            match parse_frame(&mut Reader::new(&frame[..have], 0), 4, 1) {
+                Ok(f) => {
+                    assert_eq!((f.kind, f.content, f.raw.len()), (BodyKind::Final, &[1u8, 2, 3][..], frame.len()));
+                    break;
+                }
+                Err(ReadError::Incomplete { needed, .. }) => {
+                    assert!(needed > have && needed <= frame.len());
+                    asked.push(needed);
+                    have = needed;
+                }
+                Err(ReadError::Fatal(e)) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(asked, [4, 8, 20, 24, 27, 43]);
+
+        let mut body = frame_iv(1).to_vec();
+        body.extend_from_slice(&5u64.to_be_bytes());
+        body.extend_from_slice(&[7; 5 + 16]);
+        assert_eq!(parse_non_framed_prefix(&mut Reader::new(&body, 0)).unwrap(), 5);
+        assert!(matches!(
+            parse_non_framed_prefix(&mut Reader::new(&body[..19], 0)),
+            Err(ReadError::Incomplete { field: "content length", needed: 20, .. })
+        ));
+        let rec = parse_non_framed(&mut Reader::new(&body, 0)).unwrap();
+        assert_eq!((rec.content, rec.raw.len()), (&[7u8; 5][..], body.len()));
+        // A wrong IV or an over-long length is refused from the prefix alone.
+        let mut bad_iv = body.clone();
+        bad_iv[0] = 1;
+        assert!(matches!(
+            parse_non_framed_prefix(&mut Reader::new(&bad_iv[..20], 0)),
+            Err(ReadError::Fatal(Error::Malformed { field: "body IV", .. }))
+        ));
+        let mut too_long = body[..12].to_vec();
+        too_long.extend_from_slice(&(MAX_NON_FRAMED_CONTENT + 1).to_be_bytes());
+        assert!(matches!(
+            parse_non_framed_prefix(&mut Reader::new(&too_long, 0)),
+            Err(ReadError::Fatal(Error::Malformed { field: "content length", offset: 12, .. }))
         ));
     }
 }

@@ -1,7 +1,7 @@
 //! Message header: version 1 and 2 parse and serialize.
 
 use super::reader::{ReadError, Reader};
-use super::ContentType;
+use super::{edk, ContentType};
 use crate::crypto::{IV_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::materials::{AlgorithmSuite, EncryptedDataKey, EncryptionContext};
@@ -133,9 +133,9 @@ pub(crate) fn parse(input: &[u8], limits: &HeaderLimits) -> Result<Header, ReadE
 
     let mut aad = r.sub_u16("encryption context length", "encryption context")?;
     let ctx_offset = aad.offset();
-    let encryption_context = EncryptionContext::deserialize(aad.rest(), ctx_offset)?;
+    let encryption_context = super::context::parse(aad.rest(), ctx_offset)?;
 
-    let encrypted_data_keys = parse_edks(&mut r, limits)?;
+    let encrypted_data_keys = super::edk::parse_list(&mut r, limits)?;
 
     let at = r.offset();
     let content_type = match r.u8("content type")? {
@@ -215,32 +215,6 @@ pub(crate) fn check_needed(needed: usize, limits: &HeaderLimits) -> Result<()> {
     Ok(())
 }
 
-fn parse_edks(r: &mut Reader<'_>, limits: &HeaderLimits) -> Result<Vec<EncryptedDataKey>, ReadError> {
-    let at = r.offset();
-    let count = usize::from(r.u16("encrypted data key count")?);
-    if count == 0 {
-        return Err(Error::malformed("encrypted data key count", at, "a message needs at least one").into());
-    }
-    if let Some(max) = limits.max_encrypted_data_keys {
-        if count > max {
-            return Err(Error::TooManyEncryptedDataKeys { count, max }.into());
-        }
-    }
-    // Each entry takes at least 6 bytes; cap the reservation by what the input can hold.
-    let mut edks = Vec::with_capacity(count.min(r.remaining() / 6));
-    for _ in 0..count {
-        let at = r.offset();
-        let provider_id = r.bytes_u16("key provider id length", "key provider id")?;
-        let provider_id = std::str::from_utf8(provider_id)
-            .map_err(|_| Error::malformed("key provider id", at.saturating_add(2), "not UTF-8"))?
-            .to_owned();
-        let provider_info = r.bytes_u16("key provider info length", "key provider info")?.to_vec();
-        let ciphertext = r.bytes_u16("encrypted data key length", "encrypted data key")?.to_vec();
-        edks.push(EncryptedDataKey { provider_id, provider_info, ciphertext });
-    }
-    Ok(edks)
-}
-
 /// What goes into a new header body.
 pub(crate) struct HeaderFields<'a> {
     pub(crate) suite: AlgorithmSuite,
@@ -249,14 +223,6 @@ pub(crate) struct HeaderFields<'a> {
     pub(crate) encrypted_data_keys: &'a [EncryptedDataKey],
     pub(crate) frame_length: u32,
     pub(crate) suite_data: &'a [u8],
-}
-
-fn put_u16_prefixed(out: &mut Vec<u8>, bytes: &[u8], what: &str) -> Result<()> {
-    let len = u16::try_from(bytes.len())
-        .map_err(|_| Error::config(format!("{what} of {} bytes exceeds the format's limit of 65535", bytes.len())))?;
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(bytes);
-    Ok(())
 }
 
 /// Serialize a framed header body in the suite's format version.
@@ -273,31 +239,17 @@ pub(crate) fn serialize_body(fields: &HeaderFields<'_>) -> Result<Vec<u8>> {
     if fields.encrypted_data_keys.is_empty() {
         return Err(Error::config("a message needs at least one encrypted data key"));
     }
-    let ctx = fields.stored_context.serialize()?;
-    let mut out = Vec::with_capacity(
-        64 + ctx.len()
-            + fields
-                .encrypted_data_keys
-                .iter()
-                .map(|e| 6 + e.provider_id.len() + e.provider_info.len() + e.ciphertext.len())
-                .sum::<usize>(),
-    );
+    let ctx = super::context::serialize(fields.stored_context)?;
+    let mut out =
+        Vec::with_capacity(64 + ctx.len() + fields.encrypted_data_keys.iter().map(edk::encoded_len).sum::<usize>());
     out.push(version);
     if version == 1 {
         out.push(V1_TYPE);
     }
     out.extend_from_slice(&suite.id().to_be_bytes());
     out.extend_from_slice(fields.message_id);
-    put_u16_prefixed(&mut out, &ctx, "serialized encryption context")?;
-    let count = u16::try_from(fields.encrypted_data_keys.len()).map_err(|_| {
-        Error::config(format!("{} encrypted data keys exceed the format's limit", fields.encrypted_data_keys.len()))
-    })?;
-    out.extend_from_slice(&count.to_be_bytes());
-    for edk in fields.encrypted_data_keys {
-        put_u16_prefixed(&mut out, edk.provider_id.as_bytes(), "key provider id")?;
-        put_u16_prefixed(&mut out, &edk.provider_info, "key provider info")?;
-        put_u16_prefixed(&mut out, &edk.ciphertext, "encrypted data key")?;
-    }
+    edk::put_u16_prefixed(&mut out, &ctx, "serialized encryption context")?;
+    edk::write_list(&mut out, fields.encrypted_data_keys)?;
     out.push(0x02); // framed
     if version == 1 {
         out.extend_from_slice(&[0, 0, 0, 0]);

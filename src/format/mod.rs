@@ -10,6 +10,8 @@
 //! logic in [`crate::message`]; this module only moves bytes.
 
 pub(crate) mod body;
+pub(crate) mod context;
+pub(crate) mod edk;
 mod header;
 pub(crate) mod reader;
 

@@ -130,83 +130,20 @@ impl EncryptionContext {
     /// Wire serialization: pair count (u16), then `len key len value` sorted
     /// by key; the empty context serializes to zero bytes.
     pub fn serialize(&self) -> Result<Vec<u8>> {
-        if self.pairs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let count = u16::try_from(self.pairs.len()).map_err(|_| Error::InvalidEncryptionContext {
-            reason: format!("{} pairs exceed the format's limit of 65535", self.pairs.len()),
-        })?;
-        let mut out = Vec::with_capacity(2 + self.pairs.iter().map(|(k, v)| 4 + k.len() + v.len()).sum::<usize>());
-        out.extend_from_slice(&count.to_be_bytes());
-        for (k, v) in &self.pairs {
-            for part in [k, v] {
-                let len = u16::try_from(part.len()).map_err(|_| Error::InvalidEncryptionContext {
-                    reason: format!("a key or value of {} bytes exceeds 65535", part.len()),
-                })?;
-                out.extend_from_slice(&len.to_be_bytes());
-                out.extend_from_slice(part.as_bytes());
-            }
-        }
-        if out.len() > u16::MAX as usize {
-            return Err(Error::InvalidEncryptionContext {
-                reason: format!("serialized context of {} bytes exceeds 65535", out.len()),
-            });
-        }
-        Ok(out)
+        crate::format::context::serialize(self)
     }
 
     /// Parse a wire serialization (the bytes after the u16 length field).
     /// `offset` is where those bytes start in the message, for error reports.
     /// Duplicate keys, invalid UTF-8 and trailing bytes are refused.
     pub fn deserialize(bytes: &[u8], offset: u64) -> Result<Self> {
-        let mut ctx = EncryptionContext::new();
-        if bytes.is_empty() {
-            return Ok(ctx);
-        }
-        let field = "encryption context";
-        let mut pos = 0usize;
-        let take = |pos: &mut usize, n: usize| -> Result<&[u8]> {
-            let end = pos.checked_add(n).filter(|&e| e <= bytes.len()).ok_or_else(|| {
-                Error::malformed(
-                    field,
-                    offset + *pos as u64,
-                    format!("needs {n} more bytes, {} left", bytes.len() - *pos),
-                )
-            })?;
-            let s = &bytes[*pos..end];
-            *pos = end;
-            Ok(s)
-        };
-        let read_u16 = |pos: &mut usize| -> Result<usize> {
-            let b = take(pos, 2)?;
-            Ok(u16::from_be_bytes([b[0], b[1]]) as usize)
-        };
-        let count = read_u16(&mut pos)?;
-        if count == 0 {
-            return Err(Error::malformed(field, offset, "a non-empty context must have at least one pair"));
-        }
-        for _ in 0..count {
-            let at = pos;
-            let klen = read_u16(&mut pos)?;
-            let k = take(&mut pos, klen)?;
-            let vlen = read_u16(&mut pos)?;
-            let v = take(&mut pos, vlen)?;
-            let k = std::str::from_utf8(k)
-                .map_err(|_| Error::malformed(field, offset + at as u64, "key is not UTF-8"))?
-                .to_owned();
-            let v = std::str::from_utf8(v)
-                .map_err(|_| Error::malformed(field, offset + at as u64, "value is not UTF-8"))?
-                .to_owned();
-            // Writers sort the pairs; readers only insist on unique keys, as the
-            // other implementations do. Authentication covers the bytes as read.
-            if ctx.pairs.insert(k, v).is_some() {
-                return Err(Error::malformed(field, offset + at as u64, "duplicate key"));
-            }
-        }
-        if pos != bytes.len() {
-            return Err(Error::malformed(field, offset + pos as u64, "trailing bytes after the last pair"));
-        }
-        Ok(ctx)
+        crate::format::context::parse(bytes, offset)
+    }
+
+    /// A context of exactly these pairs (for the wire decoder, which has
+    /// already checked them).
+    pub(crate) fn from_map(pairs: BTreeMap<String, String>) -> Self {
+        EncryptionContext { pairs }
     }
 }
 
