@@ -4,11 +4,13 @@
 
 pub mod cmm;
 pub mod crypto;
+pub(crate) mod edk;
 pub mod error;
 pub mod format;
 #[cfg(feature = "aws-esdk")]
 pub mod interop;
 pub mod keyrings;
+pub mod master_keys;
 pub mod materials;
 pub mod message;
 pub mod pkcs11;

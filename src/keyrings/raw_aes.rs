@@ -1,19 +1,20 @@
 //! The raw AES keyring: wraps data keys with AES-GCM under a key held in process.
 //!
-//! EDK layout (see [`raw_aes_edk`]): provider id = key
-//! namespace; provider info = key name || tag length in bits (u32 BE, 128) ||
-//! IV length (u32 BE, 12) || IV; ciphertext = encrypted data key || tag. The
-//! AAD is the serialized full encryption context of the materials, so an EDK
-//! only opens under the context it was written with.
+//! EDK layout ([`EsdkRawAes`](crate::edk), wire helpers in
+//! [`raw_aes_edk`](super::raw_aes_edk)): provider id = key namespace;
+//! provider info = key name || tag length in bits (u32 BE, 128) || IV length
+//! (u32 BE, 12) || IV; ciphertext = encrypted data key || tag. The AAD is
+//! the serialized full encryption context of the materials, so an EDK only
+//! opens under the context it was written with.
 
 use std::fmt;
 
-use zeroize::Zeroizing;
-
-use super::raw_aes_edk::{self, PROVIDER_INFO_SUFFIX_LEN};
-use crate::crypto::{fill_random, AeadKey, IV_LEN, TAG_LEN};
-use crate::error::{Error, Result};
-use crate::materials::{DataKey, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring};
+use super::adapter;
+use super::raw_aes_edk::PROVIDER_INFO_SUFFIX_LEN;
+use crate::edk::{EdkName, EsdkRawAes};
+use crate::error::Result;
+use crate::master_keys::{AesKey, MemoryAesKey};
+use crate::materials::{DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring};
 
 /// A keyring that wraps data keys with AES-GCM under a 128-, 192- or 256-bit
 /// wrapping key held in process memory.
@@ -28,17 +29,14 @@ use crate::materials::{DataKey, DecryptionMaterials, EncryptedDataKey, Encryptio
 /// # Ok::<(), hsm_keyring::Error>(())
 /// ```
 pub struct RawAesKeyring {
-    namespace: String,
-    name: String,
-    wrapping_key: AeadKey,
-    key_bits: usize,
+    layout: EsdkRawAes<MemoryAesKey>,
 }
 
 impl fmt::Debug for RawAesKeyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawAesKeyring")
-            .field("namespace", &self.namespace)
-            .field("name", &self.name)
+            .field("namespace", &self.layout.name.namespace)
+            .field("name", &self.layout.name.key_name)
             .field("key_bits", &self.key_bits())
             .field("wrapping_key", &"[REDACTED]")
             .finish()
@@ -53,125 +51,47 @@ impl RawAesKeyring {
     /// the reserved `aws-kms`, or if namespace or name do not fit the EDK fields.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>, key: &[u8]) -> Result<Self> {
         let namespace = namespace.into();
-        let name = name.into();
-        super::check_namespace_and_name(&namespace, &name, PROVIDER_INFO_SUFFIX_LEN)?;
-        if !matches!(key.len(), 16 | 24 | 32) {
-            return Err(Error::InvalidKey {
-                reason: format!(
-                    "an AES wrapping key must be 128, 192 or 256 bits; this one has {} bits",
-                    key.len().saturating_mul(8)
-                ),
-            });
-        }
-        Ok(RawAesKeyring { namespace, name, wrapping_key: AeadKey::new(key)?, key_bits: key.len() * 8 })
+        let key_name = name.into();
+        let name = EdkName::new(namespace, key_name, PROVIDER_INFO_SUFFIX_LEN)?;
+        Ok(RawAesKeyring { layout: EsdkRawAes { name, key: MemoryAesKey::new(key)? } })
     }
 
     /// The key namespace (the EDK provider id).
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.layout.name.namespace
     }
 
     /// The key name (the start of the EDK provider info).
     pub fn name(&self) -> &str {
-        &self.name
+        &self.layout.name.key_name
     }
 
     /// Size of the wrapping key in bits.
     pub fn key_bits(&self) -> usize {
-        self.key_bits
-    }
-
-    /// Try to open one EDK whose provider info already matched; `Err` carries the reason.
-    fn unwrap_one(
-        &self,
-        iv: &[u8; IV_LEN],
-        aad: &[u8],
-        ciphertext: &[u8],
-        key_len: usize,
-    ) -> std::result::Result<DataKey, String> {
-        let expected = key_len.checked_add(TAG_LEN).ok_or("data key length overflows")?;
-        if ciphertext.len() != expected {
-            return Err(format!(
-                "ciphertext of {} bytes, expected {expected} (a {key_len}-byte data key and a {TAG_LEN}-byte tag)",
-                ciphertext.len()
-            ));
-        }
-        let (encrypted_key, tag) =
-            raw_aes_edk::split_ciphertext(ciphertext).ok_or("ciphertext shorter than the tag")?;
-        // Decrypt in a zeroizing buffer; it becomes the data key only once the tag verified.
-        let mut buf = Zeroizing::new(encrypted_key.to_vec());
-        self.wrapping_key.open_in_place(iv, aad, &mut buf, &tag).map_err(|()| {
-            "AES-GCM authentication failed: wrong wrapping key, altered EDK, or a different encryption context"
-                .to_owned()
-        })?;
-        Ok(DataKey::new(std::mem::take(&mut *buf)))
+        self.layout.key.bits().unwrap_or_default()
     }
 }
 
 impl Keyring for RawAesKeyring {
-    fn on_encrypt(&self, mut materials: EncryptionMaterials) -> Result<EncryptionMaterials> {
-        if materials.plaintext_data_key.is_none() {
-            let key = DataKey::generate(materials.algorithm_suite.key_len())?;
-            materials.set_data_key(key)?;
-        }
-        let data_key = materials
-            .plaintext_data_key
-            .as_ref()
-            .ok_or_else(|| Error::keyring(self.description(), "no data key to wrap"))?;
-        let aad = materials.encryption_context.serialize()?;
-        let mut iv = [0u8; IV_LEN];
-        fill_random(&mut iv)?;
-        // Sealed in place: the buffer holds the plaintext key until the seal succeeds.
-        let mut sealed = Zeroizing::new(data_key.as_bytes().to_vec());
-        let tag = self.wrapping_key.seal_in_place(&iv, &aad, &mut sealed)?;
-        materials.encrypted_data_keys.push(EncryptedDataKey {
-            provider_id: self.namespace.clone(),
-            provider_info: raw_aes_edk::serialize_provider_info(&self.name, &iv),
-            ciphertext: raw_aes_edk::join_ciphertext(&sealed, &tag),
-        });
-        Ok(materials)
+    fn on_encrypt(&self, materials: EncryptionMaterials) -> Result<EncryptionMaterials> {
+        adapter::on_encrypt(&self.layout, || self.description(), materials)
     }
 
-    fn on_decrypt(&self, mut materials: DecryptionMaterials, edks: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
-        if materials.plaintext_data_key.is_some() {
-            return Err(Error::keyring(self.description(), "the decryption materials already hold a data key"));
-        }
-        let mut failures = Vec::new();
-        // The AAD is serialized only once an EDK turns out to be ours.
-        let mut aad: Option<Vec<u8>> = None;
-        for (index, edk) in edks.iter().enumerate() {
-            if edk.provider_id != self.namespace {
-                continue;
-            }
-            let Some(iv) = raw_aes_edk::parse_provider_info(&self.name, &edk.provider_info) else {
-                continue;
-            };
-            let aad = match &mut aad {
-                Some(aad) => aad,
-                slot => slot.insert(materials.encryption_context.serialize()?),
-            };
-            match self.unwrap_one(&iv, aad, &edk.ciphertext, materials.algorithm_suite.key_len()) {
-                Ok(key) => {
-                    materials.set_data_key(key)?;
-                    return Ok(materials);
-                }
-                Err(reason) => failures.push(format!("EDK #{}: {reason}", index + 1)),
-            }
-        }
-        if failures.is_empty() {
-            return Err(Error::NotMine { keyring: self.description(), edk_count: edks.len() });
-        }
-        Err(super::own_edks_failed(self.description(), &failures))
+    fn on_decrypt(&self, materials: DecryptionMaterials, edks: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
+        adapter::on_decrypt(&self.layout, || self.description(), materials, edks)
     }
 
     fn description(&self) -> String {
-        format!("raw AES keyring {}/{}", self.namespace, self.name)
+        format!("raw AES keyring {}/{}", self.layout.name.namespace, self.layout.name.key_name)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::AeadKey;
+    use crate::error::Error;
+    use crate::materials::DataKey;
     use crate::materials::{AlgorithmSuite, EncryptionContext};
 
     const NS: &str = "test-namespace";
@@ -353,10 +273,14 @@ mod tests {
         let d = decrypt(&k, SUITE, &context(), &edks).unwrap();
         assert_eq!(d.plaintext_data_key, m.plaintext_data_key);
 
-        // Only broken ones: the error names each of them.
+        // Only broken ones: the error keeps each of them, typed and named.
         let err = decrypt(&k, SUITE, &context(), &[broken, foreign]).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("EDK #1") && text.contains("EDK #2") && text.contains("2 encrypted data keys"), "{text}");
+        assert!(text.contains("EDK #1") && text.contains("EDK #2"), "{text}");
+        let Error::NoKeyringDecrypted { failures, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(failures.len(), 2);
+        assert!(failures.iter().all(|f| matches!(f.error(), Error::Keyring { .. })), "{failures:?}");
+        assert_eq!(err.kind(), crate::ErrorKind::NotThisKey);
     }
 
     #[test]

@@ -19,9 +19,12 @@
 
 use std::fmt;
 
+use super::adapter;
 use crate::crypto::{RsaPadding, RsaPrivateKey, RsaPublicKey};
-use crate::error::{Error, Result};
-use crate::materials::{DataKey, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring};
+use crate::edk::{EdkName, EsdkRawRsa};
+use crate::error::Result;
+use crate::master_keys::{MemoryRsaKey, RsaKey};
+use crate::materials::{DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring};
 
 /// A keyring that encrypts data keys with an RSA public key and decrypts them
 /// with the matching private key, held in process memory.
@@ -30,21 +33,16 @@ use crate::materials::{DataKey, DecryptionMaterials, EncryptedDataKey, Encryptio
 /// key only it can encrypt, and its decrypt fails on its own EDKs with an
 /// error saying that it has no private key.
 pub struct RawRsaKeyring {
-    namespace: String,
-    name: String,
-    padding: RsaPadding,
-    public_key: RsaPublicKey,
-    private_key: Option<RsaPrivateKey>,
+    layout: EsdkRawRsa<MemoryRsaKey>,
 }
 
 impl fmt::Debug for RawRsaKeyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawRsaKeyring")
-            .field("namespace", &self.namespace)
-            .field("name", &self.name)
-            .field("padding", &self.padding)
-            .field("key_bits", &self.public_key.bits())
-            .field("private_key", &if self.private_key.is_some() { "[REDACTED]" } else { "none" })
+            .field("namespace", &self.layout.name.namespace)
+            .field("name", &self.layout.name.key_name)
+            .field("padding", &self.layout.padding)
+            .field("key", &self.layout.key)
             .finish()
     }
 }
@@ -62,14 +60,9 @@ impl RawRsaKeyring {
         private_key: Option<RsaPrivateKey>,
     ) -> Result<Self> {
         let namespace = namespace.into();
-        let name = name.into();
-        super::check_namespace_and_name(&namespace, &name, 0)?;
-        if let Some(private_key) = &private_key {
-            if private_key.public_key() != public_key {
-                return Err(Error::InvalidKey { reason: "the RSA private key does not match the public key".into() });
-            }
-        }
-        Ok(RawRsaKeyring { namespace, name, padding, public_key, private_key })
+        let key_name = name.into();
+        let name = EdkName::new(namespace, key_name, 0)?;
+        Ok(RawRsaKeyring { layout: EsdkRawRsa { name, padding, key: MemoryRsaKey::new(public_key, private_key)? } })
     }
 
     /// A keyring that can encrypt and decrypt, from a PEM private key (PKCS#8 or PKCS#1).
@@ -96,102 +89,44 @@ impl RawRsaKeyring {
 
     /// The key namespace (the EDK provider id).
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.layout.name.namespace
     }
 
     /// The key name (the EDK provider info).
     pub fn name(&self) -> &str {
-        &self.name
+        &self.layout.name.key_name
     }
 
     /// The padding scheme.
     pub fn padding(&self) -> RsaPadding {
-        self.padding
+        self.layout.padding
     }
 
     /// True if this keyring holds the private key and can decrypt.
     pub fn can_decrypt(&self) -> bool {
-        self.private_key.is_some()
-    }
-
-    fn is_mine(&self, edk: &EncryptedDataKey) -> bool {
-        edk.provider_id == self.namespace && edk.provider_info == self.name.as_bytes()
+        self.layout.key.can_decrypt()
     }
 }
 
 impl Keyring for RawRsaKeyring {
-    fn on_encrypt(&self, mut materials: EncryptionMaterials) -> Result<EncryptionMaterials> {
-        if materials.plaintext_data_key.is_none() {
-            let key = DataKey::generate(materials.algorithm_suite.key_len())?;
-            materials.set_data_key(key)?;
-        }
-        let data_key = materials
-            .plaintext_data_key
-            .as_ref()
-            .ok_or_else(|| Error::keyring(self.description(), "no data key to wrap"))?;
-        let ciphertext = self
-            .public_key
-            .encrypt(self.padding, data_key.as_bytes())
-            .map_err(|e| Error::keyring(self.description(), e))?;
-        materials.encrypted_data_keys.push(EncryptedDataKey {
-            provider_id: self.namespace.clone(),
-            provider_info: self.name.as_bytes().to_vec(),
-            ciphertext,
-        });
-        Ok(materials)
+    fn on_encrypt(&self, materials: EncryptionMaterials) -> Result<EncryptionMaterials> {
+        adapter::on_encrypt(&self.layout, || self.description(), materials)
     }
 
-    fn on_decrypt(&self, mut materials: DecryptionMaterials, edks: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
-        if materials.plaintext_data_key.is_some() {
-            return Err(Error::keyring(self.description(), "the decryption materials already hold a data key"));
-        }
-        let mine: Vec<(usize, &EncryptedDataKey)> = edks.iter().enumerate().filter(|(_, e)| self.is_mine(e)).collect();
-        if mine.is_empty() {
-            return Err(Error::NotMine { keyring: self.description(), edk_count: edks.len() });
-        }
-        let Some(private_key) = &self.private_key else {
-            return Err(Error::keyring(
-                self.description(),
-                format!(
-                    "{} encrypted data key(s) belong to this keyring, but it has no private key \
-                     (built from a public key, it can only encrypt)",
-                    mine.len()
-                ),
-            ));
-        };
-        let key_len = materials.algorithm_suite.key_len();
-        let mut failures = Vec::new();
-        for (index, edk) in mine {
-            // One reason for every padding failure, on purpose: the error must
-            // not tell a padding oracle apart from a wrong key.
-            match private_key.decrypt(self.padding, &edk.ciphertext) {
-                Ok(key) if key.len() == key_len => {
-                    materials.set_data_key(key)?;
-                    return Ok(materials);
-                }
-                Ok(key) => failures.push(format!(
-                    "EDK #{}: decrypted to {} bytes, the suite needs a {key_len}-byte data key",
-                    index + 1,
-                    key.len()
-                )),
-                Err(_) => failures.push(format!(
-                    "EDK #{}: RSA decryption ({:?}) failed: wrong key, wrong padding or altered EDK",
-                    index + 1,
-                    self.padding
-                )),
-            }
-        }
-        Err(super::own_edks_failed(self.description(), &failures))
+    fn on_decrypt(&self, materials: DecryptionMaterials, edks: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
+        adapter::on_decrypt(&self.layout, || self.description(), materials, edks)
     }
 
     fn description(&self) -> String {
-        format!("raw RSA keyring {}/{}", self.namespace, self.name)
+        format!("raw RSA keyring {}/{}", self.layout.name.namespace, self.layout.name.key_name)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
+    use crate::materials::DataKey;
     use crate::materials::{AlgorithmSuite, EncryptionContext};
 
     const KEY_A: &str = include_str!("../../tests/data/rsa2048-a.pem");

@@ -26,6 +26,7 @@
 mod aes;
 mod keys;
 mod login;
+mod master;
 mod module;
 mod pin;
 mod rsa;
@@ -228,67 +229,6 @@ pub(crate) fn is_recoverable(err: &CkError) -> bool {
             _
         )
     )
-}
-
-/// The error of a PKCS#11 keyring whose own EDKs all failed to open, like
-/// the raw keyrings report it: [`Error::NotMine`] when none was its own, the
-/// error itself when one was, and every EDK's error (typed, in order) when
-/// several were.
-pub(crate) fn own_edks_failed(keyring: String, edk_count: usize, mut failures: Vec<(usize, Error)>) -> Error {
-    match failures.len() {
-        0 => Error::NotMine { keyring, edk_count },
-        1 => failures.remove(0).1,
-        _ => Error::NoKeyringDecrypted {
-            failures: failures
-                .into_iter()
-                .map(|(index, e)| crate::error::KeyringFailure::from_error(format!("{keyring}, EDK #{}", index + 1), e))
-                .collect(),
-            offered: Vec::new(),
-            offered_count: edk_count,
-        },
-    }
-}
-
-/// The namespace (provider id) and key name a PKCS#11 keyring writes into
-/// its EDKs, with the checks the raw keyrings apply to theirs.
-#[derive(Debug, Clone)]
-pub(crate) struct EdkName {
-    pub(crate) namespace: String,
-    pub(crate) key_name: String,
-    /// Bytes that follow the key name in the provider info.
-    suffix_len: usize,
-}
-
-impl EdkName {
-    /// [`DEFAULT_NAMESPACE`], and the key's label (else its id in hex) as key name.
-    pub(crate) fn for_key(key: &token::KeyRef, suffix_len: usize) -> Self {
-        let key_name = match (&key.label, &key.id) {
-            (Some(label), _) => label.clone(),
-            (None, Some(id)) => token::hex(id),
-            (None, None) => String::new(),
-        };
-        EdkName { namespace: DEFAULT_NAMESPACE.to_owned(), key_name, suffix_len }
-    }
-
-    /// Change the namespace (`aws-kms`, empty and over-long ones are refused).
-    pub(crate) fn set_namespace(&mut self, namespace: String) -> crate::Result<()> {
-        if namespace.is_empty() {
-            return Err(Error::config("key namespace must not be empty"));
-        }
-        crate::keyrings::check_namespace_and_name(&namespace, &self.key_name, self.suffix_len)?;
-        self.namespace = namespace;
-        Ok(())
-    }
-
-    /// Change the key name (empty and over-long ones are refused).
-    pub(crate) fn set_key_name(&mut self, key_name: String) -> crate::Result<()> {
-        if key_name.is_empty() {
-            return Err(Error::config("key name must not be empty"));
-        }
-        crate::keyrings::check_namespace_and_name(&self.namespace, &key_name, self.suffix_len)?;
-        self.key_name = key_name;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

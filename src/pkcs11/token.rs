@@ -108,6 +108,15 @@ impl KeyRef {
         Ok(KeyRef { label: uri.object.clone(), id: uri.id.clone(), class })
     }
 
+    /// The key name an EDK layout writes by default: the label, else the id in hex.
+    pub(crate) fn edk_key_name(&self) -> String {
+        match (&self.label, &self.id) {
+            (Some(label), _) => label.clone(),
+            (None, Some(id)) => hex(id),
+            (None, None) => String::new(),
+        }
+    }
+
     pub(crate) fn template(&self) -> Vec<Attribute> {
         let mut t = vec![Attribute::Class(self.class.object_class())];
         if let Some(label) = &self.label {

@@ -1,0 +1,97 @@
+//! The keyring adapter: the rules every keyring built on an EDK layout
+//! shares, applied once.
+//!
+//! * Encrypt: a generator makes the data key when the materials hold none;
+//!   the layout wraps it and its EDK is appended.
+//! * Decrypt: materials that already hold a data key are refused; each EDK
+//!   is offered to the layout, which says "not mine" (`None`) or opens it;
+//!   the first data key of the suite's length wins. When no EDK is the
+//!   layout's, the error is [`Error::NotMine`]; when some were but none
+//!   opened, every failure is kept, in order, with its own error.
+
+use crate::edk::{EdkContext, EdkLayout};
+use crate::error::{Error, KeyringFailure, Result};
+use crate::materials::{DataKey, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials};
+
+/// Generate the data key if needed, wrap it with `layout`, append the EDK.
+pub(crate) fn on_encrypt(
+    layout: &dyn EdkLayout,
+    description: impl Fn() -> String,
+    mut materials: EncryptionMaterials,
+) -> Result<EncryptionMaterials> {
+    if materials.plaintext_data_key.is_none() {
+        materials.set_data_key(DataKey::generate(materials.algorithm_suite.key_len())?)?;
+    }
+    let edk = match &materials.plaintext_data_key {
+        Some(key) => layout.wrap(key, &EdkContext::new(&materials.encryption_context))?,
+        None => return Err(Error::keyring(description(), "no data key to wrap")),
+    };
+    materials.encrypted_data_keys.push(edk);
+    Ok(materials)
+}
+
+/// Open the first EDK of `edks` that is `layout`'s and set its data key.
+pub(crate) fn on_decrypt(
+    layout: &dyn EdkLayout,
+    description: impl Fn() -> String,
+    mut materials: DecryptionMaterials,
+    edks: &[EncryptedDataKey],
+) -> Result<DecryptionMaterials> {
+    if materials.plaintext_data_key.is_some() {
+        return Err(Error::keyring(description(), "the decryption materials already hold a data key"));
+    }
+    let key_len = materials.algorithm_suite.key_len();
+    let mut failures: Vec<(usize, Error)> = Vec::new();
+    let found = {
+        let context = EdkContext::new(&materials.encryption_context);
+        let mut found = None;
+        for (index, edk) in edks.iter().enumerate() {
+            match layout.unwrap(edk, &context, key_len) {
+                None => {}
+                Some(Ok(key)) if key.len() == key_len => {
+                    found = Some(key);
+                    break;
+                }
+                Some(Ok(key)) => failures.push((
+                    index,
+                    Error::keyring(
+                        description(),
+                        format!("decrypted to {} bytes, the suite needs a {key_len}-byte data key", key.len()),
+                    ),
+                )),
+                Some(Err(e)) => failures.push((index, e)),
+            }
+        }
+        found
+    };
+    match found {
+        Some(key) => {
+            materials.set_data_key(key)?;
+            Ok(materials)
+        }
+        None if failures.is_empty() => Err(Error::NotMine { keyring: description(), edk_count: edks.len() }),
+        None => Err(own_edks_failed(description(), edks.len(), failures)),
+    }
+}
+
+/// The error of a keyring whose own EDKs all failed to open ("mine but
+/// failed", as opposed to [`Error::NotMine`]): the error itself when one EDK
+/// was its own, every EDK's error (typed, in order) when several were. A
+/// master key's authentication failure is named after the keyring and the
+/// EDK; a token's error already names the token and the key.
+fn own_edks_failed(keyring: String, edk_count: usize, failures: Vec<(usize, Error)>) -> Error {
+    let label = |index: usize| format!("{keyring}, EDK #{}", index + 1);
+    let named = |index: usize, e: Error| match e {
+        Error::Keyring { reason, keyring: what } => Error::keyring(label(index), format!("{what}: {reason}")),
+        other => other,
+    };
+    let mut failures: Vec<(usize, Error)> = failures.into_iter().map(|(i, e)| (i, named(i, e))).collect();
+    if failures.len() == 1 {
+        return failures.remove(0).1;
+    }
+    Error::NoKeyringDecrypted {
+        failures: failures.into_iter().map(|(i, e)| KeyringFailure::from_error(label(i), e)).collect(),
+        offered: Vec::new(),
+        offered_count: edk_count,
+    }
+}
