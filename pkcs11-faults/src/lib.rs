@@ -4,6 +4,7 @@
 pub mod real;
 pub mod rules;
 pub mod rv;
+mod ops;
 mod shim;
 pub mod state;
 mod vendor;

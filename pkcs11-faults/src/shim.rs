@@ -9,15 +9,19 @@ use std::os::raw::c_void;
 use cryptoki_sys::*;
 
 use crate::rules::Plan;
-use crate::{real, state, vendor};
+use crate::{ops, real, state, vendor};
 
 /// Applies a call's plan: sleeps, logs the session out, and returns the
-/// code to fail with, if any.
+/// code to fail with, if any, with whether the session was closed for it.
+///
+/// A failure with `CKR_SESSION_HANDLE_INVALID` or `CKR_SESSION_CLOSED`
+/// closes the real session too, so that the handle stays dead as it would
+/// on a token that lost it.
 ///
 /// # Safety
 /// `session` must come from the call being made (the application's own
 /// session handle argument).
-unsafe fn apply(real: &CK_FUNCTION_LIST, plan: Plan, session: Option<CK_SESSION_HANDLE>) -> Option<CK_RV> {
+unsafe fn apply(real: &CK_FUNCTION_LIST, plan: Plan, session: Option<CK_SESSION_HANDLE>) -> Option<(CK_RV, bool)> {
     if !plan.latency.is_zero() {
         std::thread::sleep(plan.latency);
     }
@@ -28,18 +32,30 @@ unsafe fn apply(real: &CK_FUNCTION_LIST, plan: Plan, session: Option<CK_SESSION_
             unsafe { logout(session) };
         }
     }
-    plan.fail
+    let rv = plan.fail?;
+    if let (Some(session), Some(close)) = (session, real.C_CloseSession) {
+        if rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED {
+            vendor::forget_iv(session);
+            // SAFETY: as for C_Logout above.
+            unsafe { close(session) };
+            return Some((rv, true));
+        }
+    }
+    Some((rv, false))
 }
 
 macro_rules! functions {
-    ($( $name:ident [$kind:ident] ( $($arg:ident : $ty:ty),* ) $(=> $handler:path)? ; )*) => {
+    ($( $name:ident [$kind:ident $(, $how:ident $ender:ident)?] ( $($arg:ident : $ty:ty),* ) $(=> $handler:path)? ; )*) => {
         $(
             #[allow(non_snake_case)]
             unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
                 let Some(real) = real::functions() else { return CKR_GENERAL_ERROR };
                 let (plan, vendor) = state::plan(stringify!($name));
                 // SAFETY: the session handle is this call's own argument.
-                if let Some(rv) = unsafe { apply(real, plan, functions!(@session $kind $($arg),*)) } {
+                if let Some((rv, closed)) = unsafe { apply(real, plan, functions!(@session $kind $($arg),*)) } {
+                    if !closed {
+                        functions!(@maybe_end real ($($arg),*) $([$how $ender])?);
+                    }
                     return rv;
                 }
                 let _ = vendor;
@@ -56,6 +72,14 @@ macro_rules! functions {
     };
     (@session session $first:ident $(, $rest:ident)*) => { Some($first) };
     (@session global $($arg:ident),*) => { None };
+    (@maybe_end $real:ident ($($arg:ident),*)) => { () };
+    (@maybe_end $real:ident ($($arg:ident),*) [$how:ident $ender:ident]) => {
+        // SAFETY: the application's arguments, as it passed them to the
+        // function whose operation is being ended.
+        unsafe { functions!(@end $how $ender $real ($($arg),*)) }
+    };
+    (@end all $ender:ident $real:ident ($($arg:ident),*)) => { ops::$ender($real, $($arg),*) };
+    (@end session $ender:ident $real:ident ($first:ident $(, $rest:ident)*)) => { ops::$ender($real, $first) };
     (@call $real:ident $vendor:ident $name:ident ($($arg:ident),*)) => {
         match $real.$name {
             // SAFETY: the application's arguments, passed on unchanged to
@@ -139,7 +163,7 @@ functions! {
         count: CK_ULONG
     );
     C_FindObjectsInit[session](session: CK_SESSION_HANDLE, template: *mut CK_ATTRIBUTE, count: CK_ULONG);
-    C_FindObjects[session](
+    C_FindObjects[session, session find_objects](
         session: CK_SESSION_HANDLE,
         objects: *mut CK_OBJECT_HANDLE,
         max: CK_ULONG,
@@ -148,62 +172,62 @@ functions! {
     C_FindObjectsFinal[session](session: CK_SESSION_HANDLE);
     C_EncryptInit[session](session: CK_SESSION_HANDLE, mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE)
         => vendor::encrypt_init;
-    C_Encrypt[session](
+    C_Encrypt[session, all encrypt](
         session: CK_SESSION_HANDLE,
         data: *mut CK_BYTE,
         data_len: CK_ULONG,
         out: *mut CK_BYTE,
         out_len: *mut CK_ULONG
     ) => vendor::encrypt;
-    C_EncryptUpdate[session](
+    C_EncryptUpdate[session, session encrypt_final](
         session: CK_SESSION_HANDLE,
         data: *mut CK_BYTE,
         data_len: CK_ULONG,
         out: *mut CK_BYTE,
         out_len: *mut CK_ULONG
     );
-    C_EncryptFinal[session](session: CK_SESSION_HANDLE, out: *mut CK_BYTE, out_len: *mut CK_ULONG)
+    C_EncryptFinal[session, session encrypt_final](session: CK_SESSION_HANDLE, out: *mut CK_BYTE, out_len: *mut CK_ULONG)
         => vendor::encrypt_final;
     C_DecryptInit[session](session: CK_SESSION_HANDLE, mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE)
         => vendor::decrypt_init;
-    C_Decrypt[session](
+    C_Decrypt[session, all decrypt](
         session: CK_SESSION_HANDLE,
         data: *mut CK_BYTE,
         data_len: CK_ULONG,
         out: *mut CK_BYTE,
         out_len: *mut CK_ULONG
     );
-    C_DecryptUpdate[session](
+    C_DecryptUpdate[session, session decrypt_final](
         session: CK_SESSION_HANDLE,
         data: *mut CK_BYTE,
         data_len: CK_ULONG,
         out: *mut CK_BYTE,
         out_len: *mut CK_ULONG
     );
-    C_DecryptFinal[session](session: CK_SESSION_HANDLE, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
+    C_DecryptFinal[session, session decrypt_final](session: CK_SESSION_HANDLE, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_DigestInit[session](session: CK_SESSION_HANDLE, mechanism: *mut CK_MECHANISM);
-    C_Digest[session](
+    C_Digest[session, all digest](
         session: CK_SESSION_HANDLE,
         data: *mut CK_BYTE,
         data_len: CK_ULONG,
         out: *mut CK_BYTE,
         out_len: *mut CK_ULONG
     );
-    C_DigestUpdate[session](session: CK_SESSION_HANDLE, data: *mut CK_BYTE, data_len: CK_ULONG);
-    C_DigestKey[session](session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE);
-    C_DigestFinal[session](session: CK_SESSION_HANDLE, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
+    C_DigestUpdate[session, session digest_final](session: CK_SESSION_HANDLE, data: *mut CK_BYTE, data_len: CK_ULONG);
+    C_DigestKey[session, session digest_final](session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE);
+    C_DigestFinal[session, session digest_final](session: CK_SESSION_HANDLE, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_SignInit[session](session: CK_SESSION_HANDLE, mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
-    C_Sign[session](
+    C_Sign[session, all sign](
         session: CK_SESSION_HANDLE,
         data: *mut CK_BYTE,
         data_len: CK_ULONG,
         signature: *mut CK_BYTE,
         signature_len: *mut CK_ULONG
     );
-    C_SignUpdate[session](session: CK_SESSION_HANDLE, data: *mut CK_BYTE, data_len: CK_ULONG);
-    C_SignFinal[session](session: CK_SESSION_HANDLE, signature: *mut CK_BYTE, signature_len: *mut CK_ULONG);
+    C_SignUpdate[session, session sign_final](session: CK_SESSION_HANDLE, data: *mut CK_BYTE, data_len: CK_ULONG);
+    C_SignFinal[session, session sign_final](session: CK_SESSION_HANDLE, signature: *mut CK_BYTE, signature_len: *mut CK_ULONG);
     C_SignRecoverInit[session](session: CK_SESSION_HANDLE, mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
-    C_SignRecover[session](
+    C_SignRecover[session, all sign_recover](
         session: CK_SESSION_HANDLE,
         data: *mut CK_BYTE,
         data_len: CK_ULONG,
@@ -211,17 +235,17 @@ functions! {
         signature_len: *mut CK_ULONG
     );
     C_VerifyInit[session](session: CK_SESSION_HANDLE, mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
-    C_Verify[session](
+    C_Verify[session, all verify](
         session: CK_SESSION_HANDLE,
         data: *mut CK_BYTE,
         data_len: CK_ULONG,
         signature: *mut CK_BYTE,
         signature_len: CK_ULONG
     );
-    C_VerifyUpdate[session](session: CK_SESSION_HANDLE, data: *mut CK_BYTE, data_len: CK_ULONG);
-    C_VerifyFinal[session](session: CK_SESSION_HANDLE, signature: *mut CK_BYTE, signature_len: CK_ULONG);
+    C_VerifyUpdate[session, session verify_final](session: CK_SESSION_HANDLE, data: *mut CK_BYTE, data_len: CK_ULONG);
+    C_VerifyFinal[session, session verify_final](session: CK_SESSION_HANDLE, signature: *mut CK_BYTE, signature_len: CK_ULONG);
     C_VerifyRecoverInit[session](session: CK_SESSION_HANDLE, mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
-    C_VerifyRecover[session](
+    C_VerifyRecover[session, all verify_recover](
         session: CK_SESSION_HANDLE,
         signature: *mut CK_BYTE,
         signature_len: CK_ULONG,

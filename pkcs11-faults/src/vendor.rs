@@ -29,6 +29,11 @@ fn pending() -> std::sync::MutexGuard<'static, HashMap<CK_SESSION_HANDLE, Vec<u8
     PENDING_IV.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Forgets the IV drawn for `session`, if any (its encryption ended).
+pub fn forget_iv(session: CK_SESSION_HANDLE) {
+    pending().remove(&session);
+}
+
 /// True when `mechanism` is AES-GCM and the token is to pretend it has none.
 ///
 /// # Safety
@@ -122,7 +127,7 @@ pub unsafe fn encrypt_init(
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
     let Some(init) = real.C_EncryptInit else { return CKR_FUNCTION_NOT_SUPPORTED };
-    pending().remove(&session);
+    forget_iv(session);
     // SAFETY: the caller's mechanism pointer.
     if unsafe { refused(vendor, mechanism) } {
         return CKR_MECHANISM_INVALID;
