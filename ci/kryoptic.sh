@@ -8,7 +8,7 @@
 #       Writes DIR/kryoptic.conf (one sqlite slot, DIR/token.sql), initializes
 #       its token (C_InitToken, C_InitPIN) and prints the configuration path,
 #       to export as KRYOPTIC_CONF. DIR must not hold a token already. PINs are
-#       at least 8 characters (Kryoptic's minimum).
+#       at least 8 characters (the minimum Kryoptic advertises).
 #
 # Installs what the build needs (Debian, as root or through sudo) when missing.
 # Progress goes to standard error, the path alone to standard output.

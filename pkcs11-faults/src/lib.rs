@@ -1,10 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod ops;
 pub mod real;
 pub mod rules;
 pub mod rv;
-mod ops;
 mod shim;
 pub mod state;
 mod vendor;

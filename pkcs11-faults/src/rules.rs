@@ -284,7 +284,8 @@ impl Config {
 
     fn add(&mut self, item: &str) -> Result<(), ParseError> {
         let bad = |reason: &str| ParseError { item: item.to_string(), reason: reason.to_string() };
-        let (lhs, rhs) = item.split_once('=').ok_or_else(|| bad("expected `FUNCTIONS[TRIGGER]=ACTION` or `vendor=NAME`"))?;
+        let (lhs, rhs) =
+            item.split_once('=').ok_or_else(|| bad("expected `FUNCTIONS[TRIGGER]=ACTION` or `vendor=NAME`"))?;
         let (lhs, rhs) = (lhs.trim(), rhs.trim());
         if lhs.eq_ignore_ascii_case("vendor") {
             match rhs {
@@ -359,7 +360,9 @@ fn parse_action(text: &str) -> Result<Action, String> {
     if let Some(amount) = text.strip_prefix("latency:") {
         return parse_latency(amount.trim()).map(Action::Latency);
     }
-    rv::parse(text).map(Action::Fail).ok_or_else(|| format!("unknown action `{text}` (a CKR_ name or number, logout, latency:N)"))
+    rv::parse(text)
+        .map(Action::Fail)
+        .ok_or_else(|| format!("unknown action `{text}` (a CKR_ name or number, logout, latency:N)"))
 }
 
 fn parse_latency(text: &str) -> Result<Duration, String> {

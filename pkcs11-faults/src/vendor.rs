@@ -284,6 +284,8 @@ pub unsafe fn decrypt_init(
 ///
 /// # Safety
 /// The contract of `C_WrapKey`.
+// The arguments are C_WrapKey's, after the real module and the switches.
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn wrap_key(
     real: &CK_FUNCTION_LIST,
     vendor: Vendor,
@@ -309,6 +311,7 @@ pub unsafe fn wrap_key(
 ///
 /// # Safety
 /// The contract of `C_UnwrapKey`.
+// The arguments are C_UnwrapKey's, after the real module and the switches.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn unwrap_key(
     real: &CK_FUNCTION_LIST,
