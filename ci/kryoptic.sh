@@ -10,18 +10,20 @@
 #       to export as KRYOPTIC_CONF. DIR must not hold a token already. PINs are
 #       at least 8 characters (the minimum Kryoptic advertises).
 #
+# The build cache is target/kryoptic, or HSM_KEYRING_KRYOPTIC_TARGET_DIR (for
+# a CI cache kept apart from the project's target directory).
 # Installs what the build needs (Debian, as root or through sudo) when missing.
 # Progress goes to standard error, the path alone to standard output.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/ci/lib.sh"
 
-TARGET_DIR="$ROOT/target/kryoptic"
+TARGET_DIR="${HSM_KEYRING_KRYOPTIC_TARGET_DIR:-$ROOT/target/kryoptic}"
 MODULE="$TARGET_DIR/release/libkryoptic_pkcs11.so"
 TOKEN_TOOL="$TARGET_DIR/release/kryoptic-token"
 
 usage() {
-  sed -n '2,13p' "$0" >&2
+  sed -n '2,15p' "$0" >&2
   exit 2
 }
 

@@ -113,12 +113,3 @@ pub fn plan(function: &str) -> (Plan, Vendor) {
         }
     }
 }
-
-/// The vendor switches in force, without counting a call.
-pub fn vendor() -> Vendor {
-    let state = state();
-    match &state.file {
-        None => state.env.vendor,
-        Some(file) => state.env.vendor.union(file.lock().unwrap_or_else(|e| e.into_inner()).config.vendor),
-    }
-}

@@ -117,4 +117,31 @@ fn kryoptic_token_does_what_the_project_needs() {
     assert_eq!(signature.len(), 96);
     session.verify(&Mechanism::EcdsaSha384, public, message, &signature).expect("verify");
     assert!(session.verify(&Mechanism::EcdsaSha384, public, b"another message", &signature).is_err());
+
+    through_the_fault_module(&module);
+}
+
+/// The fault module in front of Kryoptic (same process, so the same token
+/// state): faults land on Kryoptic's calls too, and end its operations.
+fn through_the_fault_module(kryoptic: &std::path::Path) {
+    std::env::set_var("PKCS11_FAULTS_MODULE", kryoptic);
+    std::env::set_var("PKCS11_FAULTS", "C_Decrypt@1=CKR_DEVICE_ERROR; vendor=no-gcm");
+    std::env::remove_var("PKCS11_FAULTS_CONFIG");
+    let ctx = Pkcs11::new(support::fault_module()).expect("load the fault module");
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => panic!("C_Initialize through the fault module: {e}"),
+    }
+    let slot = support::token_slot(&ctx, LABEL);
+    assert!(!ctx.get_mechanism_list(slot).expect("mechanisms").contains(&MechanismType::AES_GCM));
+    assert!(ctx.get_mechanism_list(slot).expect("mechanisms").contains(&MechanismType::RSA_PKCS_OAEP));
+    let session = ctx.open_rw_session(slot).expect("C_OpenSession");
+    match session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))) {
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(e) => panic!("C_Login: {e}"),
+    }
+    let (public, private) = rsa_pair(&session);
+    let wrapped = session.encrypt(&oaep_sha256(), public, b"through").expect("OAEP encrypt");
+    assert_eq!(rv(session.decrypt(&oaep_sha256(), private, &wrapped)), RvError::DeviceError);
+    assert_eq!(session.decrypt(&oaep_sha256(), private, &wrapped).expect("decrypt after the fault"), b"through");
 }
