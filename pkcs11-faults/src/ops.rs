@@ -210,14 +210,3 @@ pub unsafe fn verify_final(real: &CK_FUNCTION_LIST, session: CK_SESSION_HANDLE) 
         unsafe { f(session, signature.as_mut_ptr(), 1) };
     }
 }
-
-/// After `C_FindObjects`.
-///
-/// # Safety
-/// See the module documentation.
-pub unsafe fn find_objects(real: &CK_FUNCTION_LIST, session: CK_SESSION_HANDLE) {
-    if let Some(f) = real.C_FindObjectsFinal {
-        // SAFETY: a handle the application uses.
-        unsafe { f(session) };
-    }
-}

@@ -443,6 +443,16 @@ mod tests {
     }
 
     #[test]
+    fn readme_examples_parse() {
+        let readme = include_str!("../README.md");
+        let examples = readme.split("## Examples").nth(1).expect("examples section");
+        let block = examples.split("```text").nth(1).and_then(|b| b.split("```").next()).expect("example block");
+        let config = Config::parse(block).expect("README examples");
+        assert_eq!(config.rules.len(), 8);
+        assert!(config.vendor.gcm_iv_after_tag);
+    }
+
+    #[test]
     fn bad_input_is_refused() {
         for bad in [
             "C_Encrypt",

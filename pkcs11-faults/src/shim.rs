@@ -163,7 +163,7 @@ functions! {
         count: CK_ULONG
     );
     C_FindObjectsInit[session](session: CK_SESSION_HANDLE, template: *mut CK_ATTRIBUTE, count: CK_ULONG);
-    C_FindObjects[session, session find_objects](
+    C_FindObjects[session](
         session: CK_SESSION_HANDLE,
         objects: *mut CK_OBJECT_HANDLE,
         max: CK_ULONG,

@@ -163,15 +163,19 @@ impl Harness {
         Rules { harness: self, _turn: turn }
     }
 
-    /// Writes the rule file and moves its modification time forward, so that
-    /// the module sees a change even within one tick of the file system clock.
+    /// Replaces the rule file at once (a new file renamed over it, so the
+    /// module never reads half of it), with its modification time moved
+    /// forward so that the module sees a change even within one tick of the
+    /// file system clock.
     fn write_rules(&self, text: &str) {
         static BUMP: Mutex<u64> = Mutex::new(0);
         let mut bump = BUMP.lock().unwrap_or_else(|e| e.into_inner());
         *bump += 1;
-        std::fs::write(&self.rules_file, text).expect("write rules");
-        let file = std::fs::File::options().write(true).open(&self.rules_file).expect("open rules");
+        let next = self.rules_file.with_extension("next");
+        std::fs::write(&next, text).expect("write rules");
+        let file = std::fs::File::options().write(true).open(&next).expect("open rules");
         file.set_modified(SystemTime::now() + Duration::from_secs(*bump)).expect("set mtime");
+        std::fs::rename(&next, &self.rules_file).expect("replace the rule file");
     }
 
     /// A read-write session, logged in as the user.
