@@ -61,9 +61,14 @@ pub fn fault_module() -> PathBuf {
     }
 }
 
-/// A directory for this process's files, under cargo's temporary directory.
+/// A directory for this process's files: under the test run's directory
+/// (`HSM_KEYRING_TEST_DIR`, which `ci/test.sh` removes afterwards) or else
+/// cargo's temporary directory, never inside the sources.
 pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
-    let parent = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let parent = std::env::var_os("HSM_KEYRING_TEST_DIR")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
     std::fs::create_dir_all(&parent).expect("target tmp dir");
     tempfile::Builder::new().prefix(prefix).tempdir_in(parent).expect("temp dir")
 }
