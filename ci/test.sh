@@ -21,6 +21,16 @@ export HSM_KEYRING_TEST_DIR="$SOFTHSM_RUN_DIR"
 
 total_start=$(date +%s)
 
+# The second software token (Kryoptic) and the fault-injecting module in
+# front of a real one; the tests that use them fail under CI=true without them.
+step "PKCS#11 modules for tests (Kryoptic, fault injection)"
+HSM_KEYRING_KRYOPTIC_MODULE=$(bash ci/kryoptic.sh module)
+HSM_KEYRING_FAULT_MODULE=$(bash ci/faults.sh)
+export HSM_KEYRING_KRYOPTIC_MODULE HSM_KEYRING_FAULT_MODULE
+echo "    kryoptic: $HSM_KEYRING_KRYOPTIC_MODULE"
+echo "    faults:   $HSM_KEYRING_FAULT_MODULE"
+step_done
+
 step "format"
 cargo fmt --all -- --check
 step_done
