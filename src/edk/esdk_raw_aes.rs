@@ -57,3 +57,84 @@ impl<K: AesKey> EsdkRawAes<K> {
         self.key.open(iv, context.serialized()?, encrypted_key, &tag)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The layout's bytes, checked against AES-GCM computed independently
+    //! (the `aes-gcm` crate directly) and the provider-info fields laid out
+    //! by hand.
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    use aes_gcm::{Aes256Gcm, Nonce};
+
+    use super::*;
+    use crate::crypto::{AeadKey, IV_LEN};
+    use crate::master_keys::Sealed;
+    use crate::materials::EncryptionContext;
+
+    /// A memory AES key that always uses the same IV, so the bytes are fixed.
+    #[derive(Debug)]
+    struct FixedIv(AeadKey, [u8; IV_LEN]);
+
+    impl AesKey for FixedIv {
+        fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Sealed> {
+            let mut ciphertext = plaintext.to_vec();
+            let tag = self.0.seal_in_place(&self.1, aad, &mut ciphertext)?;
+            Ok(Sealed { iv: self.1, ciphertext, tag })
+        }
+        fn open(&self, iv: &[u8; IV_LEN], aad: &[u8], ciphertext: &[u8], tag: &[u8; TAG_LEN]) -> Result<DataKey> {
+            let mut buf = ciphertext.to_vec();
+            self.0.open_in_place(iv, aad, &mut buf, tag).map_err(|()| crate::master_keys::aes_open_failed())?;
+            Ok(DataKey::new(buf))
+        }
+        fn bits(&self) -> Option<usize> {
+            Some(256)
+        }
+    }
+
+    #[test]
+    fn edk_bytes_are_the_raw_aes_layout() {
+        let key = [0x42u8; 32];
+        let iv = [7u8; IV_LEN];
+        let layout = EsdkRawAes {
+            name: EdkName::new(
+                "my-namespace".into(),
+                "my-key".into(),
+                super::super::raw_aes_wire::PROVIDER_INFO_SUFFIX_LEN,
+            )
+            .unwrap(),
+            key: FixedIv(AeadKey::new(&key).unwrap(), iv),
+        };
+        let context = EncryptionContext::from_pairs([("purpose", "test"), ("b", "2")]).unwrap();
+        let data_key = DataKey::new((0u8..32).collect());
+        let edk = layout.wrap(&data_key, &EdkContext::new(&context)).unwrap();
+
+        // Expected, computed without the crate's code: AES-256-GCM over the
+        // data key, AAD = the context serialized as the format defines it.
+        let aad = context.serialize().unwrap();
+        let mut expected_ct = data_key.as_bytes().to_vec();
+        let tag = Aes256Gcm::new_from_slice(&key)
+            .unwrap()
+            .encrypt_in_place_detached(Nonce::from_slice(&iv), &aad, &mut expected_ct)
+            .unwrap();
+        expected_ct.extend_from_slice(&tag);
+        let mut expected_info = b"my-key".to_vec();
+        expected_info.extend_from_slice(&[0, 0, 0, 128, 0, 0, 0, 12]);
+        expected_info.extend_from_slice(&iv);
+
+        assert_eq!(edk.provider_id, "my-namespace");
+        assert_eq!(edk.provider_info, expected_info);
+        assert_eq!(edk.ciphertext, expected_ct);
+
+        // And it opens, under the same context only.
+        let opened = layout.unwrap(&edk, &EdkContext::new(&context), 32).unwrap().unwrap();
+        assert_eq!(opened, data_key);
+        let other = EncryptionContext::from_pairs([("purpose", "other")]).unwrap();
+        assert!(layout.unwrap(&edk, &EdkContext::new(&other), 32).unwrap().is_err());
+        // Another key name or namespace: not this layout's EDK.
+        let foreign = EncryptedDataKey { provider_id: "x".into(), ..edk.clone() };
+        assert!(layout.unwrap(&foreign, &EdkContext::new(&context), 32).is_none());
+        // A wrong-length ciphertext is refused before the key is asked.
+        let short = EncryptedDataKey { ciphertext: edk.ciphertext[1..].to_vec(), ..edk };
+        assert!(layout.unwrap(&short, &EdkContext::new(&context), 32).unwrap().is_err());
+    }
+}

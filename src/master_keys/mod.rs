@@ -18,6 +18,8 @@
 
 mod memory;
 
+#[cfg(test)]
+pub(crate) use memory::aes_open_failed;
 pub use memory::{MemoryAesKey, MemoryRsaKey};
 
 use std::fmt;
