@@ -9,6 +9,23 @@ mod input;
 mod oneshot;
 mod stream;
 
+/// A stream that hands out at most `step` bytes per read (for tests of short reads).
+#[cfg(test)]
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+#[cfg(test)]
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = out.len().min(self.step).min(self.data.len());
+        out[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
 pub(crate) use input::read_header;
 pub(crate) use oneshot::decrypt_into;
 pub use stream::DecryptingReader;

@@ -209,26 +209,12 @@ impl<R: Read> Input<R> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Trickle;
     use std::cell::Cell;
 
     use super::*;
     use crate::format::{append_auth, serialize_body, HeaderFields};
     use crate::materials::{AlgorithmSuite, EncryptedDataKey, EncryptionContext};
-
-    /// A stream that hands out at most `step` bytes per read.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        step: usize,
-    }
-
-    impl Read for Trickle<'_> {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            let n = out.len().min(self.step).min(self.data.len());
-            out[..n].copy_from_slice(&self.data[..n]);
-            self.data = &self.data[n..];
-            Ok(n)
-        }
-    }
 
     /// A header of `edks` entries of about 100 bytes each, then `tail`.
     fn big_header(edks: usize, tail: &[u8]) -> (Vec<u8>, usize) {

@@ -281,26 +281,12 @@ impl<R: Read> Read for DecryptingReader<R> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{self, Read};
+    use super::super::Trickle;
+    use std::io::Read;
 
     use crate::keyrings::RawAesKeyring;
     use crate::materials::{AlgorithmSuite, EncryptionContext};
     use crate::{Client, DefaultCmm, Error};
-
-    /// A stream that hands out at most `step` bytes per read.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        step: usize,
-    }
-
-    impl Read for Trickle<'_> {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            let n = out.len().min(self.step).min(self.data.len());
-            out[..n].copy_from_slice(&self.data[..n]);
-            self.data = &self.data[n..];
-            Ok(n)
-        }
-    }
 
     fn read_all(r: &mut impl Read, chunk: usize) -> (Vec<u8>, Option<Error>) {
         let mut out = Vec::new();
