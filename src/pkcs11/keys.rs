@@ -5,7 +5,8 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 
 use super::module::ObjectGuard;
-use super::token::{hex, KeyClass, KeyRef, Token};
+use super::lookup::{hex, KeyClass, KeyRef};
+use super::token::Token;
 use super::uri::{ObjectType, Pkcs11Uri};
 use super::{Function, Pkcs11Operation};
 use crate::crypto;

@@ -26,9 +26,11 @@
 mod aes;
 mod keys;
 mod login;
+mod lookup;
 mod master;
 mod module;
 mod pin;
+mod pool;
 mod rsa;
 mod signer;
 mod token;
