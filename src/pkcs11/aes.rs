@@ -1,7 +1,7 @@
 //! A keyring that wraps data keys with AES-GCM under an AES key in a token.
 
-use super::master::TokenAesKey;
 use super::lookup::{KeyUse, ResolvedKey};
+use super::master::TokenAesKey;
 use super::token::Token;
 use super::uri::Pkcs11Uri;
 use crate::edk::{raw_aes_wire, EdkName, EsdkRawAes};
@@ -66,14 +66,12 @@ impl Pkcs11AesKeyring {
 
     /// Use `namespace` as the provider id (`aws-kms`, empty and over-long ones are refused).
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Result<Self> {
-        self.layout.name.set_namespace(namespace.into())?;
-        Ok(self)
+        self.layout.name.set_namespace(namespace.into()).map(|()| self)
     }
 
     /// Use `name` as the key name in the provider info.
     pub fn with_key_name(mut self, name: impl Into<String>) -> Result<Self> {
-        self.layout.name.set_key_name(name.into())?;
-        Ok(self)
+        self.layout.name.set_key_name(name.into()).map(|()| self)
     }
 
     /// Choose who generates the GCM IV.
@@ -113,11 +111,6 @@ impl Keyring for Pkcs11AesKeyring {
     }
 
     fn description(&self) -> String {
-        format!(
-            "PKCS#11 AES keyring {}/{} ({})",
-            self.layout.name.namespace,
-            self.layout.name.key_name,
-            self.layout.key.uri.to_path_string()
-        )
+        format!("PKCS#11 AES keyring {} ({})", self.layout.name, self.layout.key.uri.to_path_string())
     }
 }

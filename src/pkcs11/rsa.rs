@@ -1,7 +1,7 @@
 //! A keyring that wraps data keys with RSA under a key pair in a token.
 
-use super::master::TokenRsaKey;
 use super::lookup::{KeyClass, KeyUse, ResolvedKey};
+use super::master::TokenRsaKey;
 use super::token::Token;
 use super::uri::Pkcs11Uri;
 use super::DEFAULT_NAMESPACE;
@@ -73,14 +73,12 @@ impl Pkcs11RsaKeyring {
 
     /// Use `namespace` as the provider id (`aws-kms`, empty and over-long ones are refused).
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Result<Self> {
-        self.layout.name.set_namespace(namespace.into())?;
-        Ok(self)
+        self.layout.name.set_namespace(namespace.into()).map(|()| self)
     }
 
     /// Use `name` as the key name (the provider info).
     pub fn with_key_name(mut self, name: impl Into<String>) -> Result<Self> {
-        self.layout.name.set_key_name(name.into())?;
-        Ok(self)
+        self.layout.name.set_key_name(name.into()).map(|()| self)
     }
 
     /// The provider id written in EDKs.
@@ -114,11 +112,6 @@ impl Keyring for Pkcs11RsaKeyring {
     }
 
     fn description(&self) -> String {
-        format!(
-            "PKCS#11 RSA keyring {}/{} ({})",
-            self.layout.name.namespace,
-            self.layout.name.key_name,
-            self.layout.key.uri.to_path_string()
-        )
+        format!("PKCS#11 RSA keyring {} ({})", self.layout.name, self.layout.key.uri.to_path_string())
     }
 }
