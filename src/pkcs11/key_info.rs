@@ -273,10 +273,7 @@ mod tests {
             Attribute::Label(b"encrypt".to_vec()),
         ];
         let usages: Vec<_> = attrs.iter().filter_map(KeyUsage::granted_by).collect();
-        assert_eq!(
-            usages,
-            [KeyUsage::Encrypt, KeyUsage::Sign, KeyUsage::Wrap, KeyUsage::Unwrap, KeyUsage::Derive]
-        );
+        assert_eq!(usages, [KeyUsage::Encrypt, KeyUsage::Sign, KeyUsage::Wrap, KeyUsage::Unwrap, KeyUsage::Derive]);
         let names: Vec<_> = usages.iter().map(|u| u.as_str()).collect();
         assert_eq!(names, ["encrypt", "sign", "wrap", "unwrap", "derive"]);
         assert_eq!(KeyUsage::Decrypt.to_string(), "decrypt");

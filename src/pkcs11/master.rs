@@ -11,8 +11,8 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 
 use super::aes::GcmIvMode;
-use super::rsa::RsaWrapMode;
 use super::lookup::KeyRef;
+use super::rsa::RsaWrapMode;
 use super::token::Token;
 use super::uri::Pkcs11Uri;
 use super::{Function, Pkcs11Operation};
