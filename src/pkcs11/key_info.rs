@@ -261,22 +261,22 @@ mod tests {
 
     #[test]
     fn usages_from_attributes() {
-        let attrs = [
-            Attribute::Encrypt(true),
-            Attribute::Decrypt(false),
-            Attribute::Sign(true),
-            Attribute::Verify(false),
-            Attribute::Wrap(true),
-            Attribute::Unwrap(true),
-            Attribute::Derive(true),
-            Attribute::Sensitive(true),
-            Attribute::Label(b"encrypt".to_vec()),
+        let granted = [
+            (Attribute::Encrypt(true), KeyUsage::Encrypt, "encrypt"),
+            (Attribute::Decrypt(true), KeyUsage::Decrypt, "decrypt"),
+            (Attribute::Sign(true), KeyUsage::Sign, "sign"),
+            (Attribute::Verify(true), KeyUsage::Verify, "verify"),
+            (Attribute::Wrap(true), KeyUsage::Wrap, "wrap"),
+            (Attribute::Unwrap(true), KeyUsage::Unwrap, "unwrap"),
+            (Attribute::Derive(true), KeyUsage::Derive, "derive"),
         ];
-        let usages: Vec<_> = attrs.iter().filter_map(KeyUsage::granted_by).collect();
-        assert_eq!(usages, [KeyUsage::Encrypt, KeyUsage::Sign, KeyUsage::Wrap, KeyUsage::Unwrap, KeyUsage::Derive]);
-        let names: Vec<_> = usages.iter().map(|u| u.as_str()).collect();
-        assert_eq!(names, ["encrypt", "sign", "wrap", "unwrap", "derive"]);
-        assert_eq!(KeyUsage::Decrypt.to_string(), "decrypt");
-        assert_eq!(KeyUsage::Verify.as_str(), "verify");
+        for (attribute, usage, name) in granted {
+            assert_eq!(KeyUsage::granted_by(&attribute), Some(usage));
+            assert_eq!((usage.as_str(), usage.to_string().as_str()), (name, name));
+        }
+        // A usage flag set to false, or another attribute, grants nothing.
+        for attribute in [Attribute::Decrypt(false), Attribute::Sensitive(true), Attribute::Label(b"sign".to_vec())] {
+            assert_eq!(KeyUsage::granted_by(&attribute), None);
+        }
     }
 }
