@@ -109,32 +109,20 @@ impl Token {
         if ![2048, 3072, 4096].contains(&bits) {
             return Err(Error::config(format!("RSA key size {bits} (expected 2048, 3072 or 4096)")));
         }
-        let objects = self.module().object_lock();
-        let id = self.prepare_new(&objects, label, id)?;
-        let mut pub_t = public(label, &id);
-        pub_t.extend([
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::KeyType(KeyType::RSA),
-            Attribute::ModulusBits(u64::from(bits).into()),
-            Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
-            Attribute::Encrypt(true),
-            Attribute::Verify(false),
-            Attribute::Wrap(false),
-        ]);
-        let mut priv_t = protected(label, &id);
-        priv_t.extend([
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::KeyType(KeyType::RSA),
-            Attribute::Decrypt(true),
-            Attribute::Sign(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
-        ]);
-        let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::Private));
-        self.run_holding(&objects, Some(&uri), |s| {
-            s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &pub_t, &priv_t)
-        })?;
-        Ok(uri)
+        self.generate_pair(
+            label,
+            id,
+            Mechanism::RsaPkcsKeyPairGen,
+            KeyType::RSA,
+            [
+                Attribute::ModulusBits(u64::from(bits).into()),
+                Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                Attribute::Encrypt(true),
+                Attribute::Verify(false),
+                Attribute::Wrap(false),
+            ],
+            [Attribute::Decrypt(true), Attribute::Sign(false), Attribute::Unwrap(false), Attribute::Derive(false)],
+        )
     }
 
     /// Generate an EC P-384 key pair (`CKM_EC_KEY_PAIR_GEN`) for
@@ -142,28 +130,44 @@ impl Token {
     /// non-extractable) may only sign, the public key only verify.
     /// Returns the private key's URI.
     pub fn generate_ec_p384_key_pair(&self, label: &str, id: Option<&[u8]>) -> Result<Pkcs11Uri> {
+        self.generate_pair(
+            label,
+            id,
+            Mechanism::EccKeyPairGen,
+            KeyType::EC,
+            [
+                Attribute::EcParams(P384_EC_PARAMS.to_vec()),
+                Attribute::Verify(true),
+                Attribute::Encrypt(false),
+                Attribute::Wrap(false),
+            ],
+            [Attribute::Sign(true), Attribute::Decrypt(false), Attribute::Unwrap(false), Attribute::Derive(false)],
+        )
+    }
+
+    /// Generate a key pair with `mechanism`, both halves of `key_type`: the
+    /// public key with [`public`] attributes then `public_attrs`, the private
+    /// key with [`protected`] ones then `private_attrs`. Returns the private
+    /// key's URI.
+    fn generate_pair(
+        &self,
+        label: &str,
+        id: Option<&[u8]>,
+        mechanism: Mechanism<'_>,
+        key_type: KeyType,
+        public_attrs: impl IntoIterator<Item = Attribute>,
+        private_attrs: impl IntoIterator<Item = Attribute>,
+    ) -> Result<Pkcs11Uri> {
         let objects = self.module().object_lock();
         let id = self.prepare_new(&objects, label, id)?;
         let mut pub_t = public(label, &id);
-        pub_t.extend([
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::KeyType(KeyType::EC),
-            Attribute::EcParams(P384_EC_PARAMS.to_vec()),
-            Attribute::Verify(true),
-            Attribute::Encrypt(false),
-            Attribute::Wrap(false),
-        ]);
+        pub_t.extend([Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::KeyType(key_type)]);
+        pub_t.extend(public_attrs);
         let mut priv_t = protected(label, &id);
-        priv_t.extend([
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::KeyType(KeyType::EC),
-            Attribute::Sign(true),
-            Attribute::Decrypt(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
-        ]);
+        priv_t.extend([Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::KeyType(key_type)]);
+        priv_t.extend(private_attrs);
         let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::Private));
-        self.run_holding(&objects, Some(&uri), |s| s.generate_key_pair(&Mechanism::EccKeyPairGen, &pub_t, &priv_t))?;
+        self.run_holding(&objects, Some(&uri), |s| s.generate_key_pair(&mechanism, &pub_t, &priv_t))?;
         Ok(uri)
     }
 
