@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
+use hsm_keyring::cmm::DefaultCmm;
+use hsm_keyring::pkcs11::Pkcs11AesKeyring;
 use hsm_keyring::pkcs11::{Pkcs11Uri, Token, TokenOptions};
 use hsm_keyring::{
-    AlgorithmSuite, Client, DataKey, DecryptionMaterials, DefaultCmm, EncryptionContext, EncryptionMaterials, Keyring,
-    Pkcs11AesKeyring,
+    AlgorithmSuite, Client, DataKey, DecryptionMaterials, EncryptionContext, EncryptionMaterials, Keyring,
 };
 
 const RUN: Duration = Duration::from_millis(1500);

@@ -7,9 +7,9 @@ use std::time::Duration;
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hsm_keyring::cmm::CachingCmm;
+use hsm_keyring::cmm::DefaultCmm;
 use hsm_keyring::{
-    Client, DataKey, DecryptionMaterials, DefaultCmm, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Error,
-    Keyring,
+    Client, DataKey, DecryptionMaterials, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Error, Keyring,
 };
 
 /// A minimal AES-256-GCM wrapping keyring that counts its wraps and unwraps.

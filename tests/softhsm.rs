@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use hsm_keyring::crypto::{RsaPadding, RsaPublicKey};
 use hsm_keyring::pkcs11::{GcmIvMode, Pkcs11Class, Pkcs11Uri, RsaWrapMode, Token, TokenOptions};
+use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring};
 use hsm_keyring::{
     AlgorithmSuite, DecryptionMaterials, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Error, ErrorKind,
-    Keyring, Pkcs11AesKeyring, Pkcs11RsaKeyring,
+    Keyring,
 };
 
 fn token(hsm: &common::SoftHsm, pool: usize) -> Token {

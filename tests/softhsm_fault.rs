@@ -11,10 +11,11 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
+use hsm_keyring::keyrings::{MultiKeyring, RawAesKeyring};
+use hsm_keyring::pkcs11::Pkcs11AesKeyring;
 use hsm_keyring::pkcs11::{Pkcs11Class, Pkcs11Uri, Token, TokenOptions};
 use hsm_keyring::{
     AlgorithmSuite, DecryptionMaterials, EncryptionContext, EncryptionMaterials, Error, ErrorKind, Keyring,
-    MultiKeyring, Pkcs11AesKeyring, RawAesKeyring,
 };
 
 /// Set a new user PIN as the security officer, through cryptoki directly.

@@ -3,10 +3,9 @@
 
 mod common;
 
+use hsm_keyring::pkcs11::Pkcs11AesKeyring;
 use hsm_keyring::pkcs11::{Pkcs11Uri, Token, TokenOptions};
-use hsm_keyring::{
-    AlgorithmSuite, DecryptionMaterials, EncryptionContext, EncryptionMaterials, Keyring, Pkcs11AesKeyring,
-};
+use hsm_keyring::{AlgorithmSuite, DecryptionMaterials, EncryptionContext, EncryptionMaterials, Keyring};
 
 #[test]
 fn session_recovers_after_logout_behind_the_pools_back() {

@@ -18,11 +18,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use base64::Engine as _;
+use hsm_keyring::cmm::{DefaultCmm, RequiredEncryptionContextCmm};
 use hsm_keyring::crypto::RsaPadding;
 use hsm_keyring::keyrings::{MultiKeyring, RawAesKeyring, RawRsaKeyring};
 use hsm_keyring::{
-    AlgorithmSuite, Client, CommitmentPolicy, CryptographicMaterialsManager, DecryptionMaterials, DefaultCmm,
-    EncryptedDataKey, EncryptionContext, Error, Keyring, RequiredEncryptionContextCmm,
+    AlgorithmSuite, Client, CommitmentPolicy, CryptographicMaterialsManager, DecryptionMaterials, EncryptedDataKey,
+    EncryptionContext, Error, Keyring,
 };
 use serde_json::Value;
 

@@ -283,9 +283,10 @@ impl<R: Read> Read for DecryptingReader<R> {
 mod tests {
     use std::io::{self, Read};
 
+    use crate::cmm::DefaultCmm;
     use crate::keyrings::RawAesKeyring;
     use crate::materials::{AlgorithmSuite, EncryptionContext};
-    use crate::{Client, DefaultCmm, Error};
+    use crate::{Client, Error};
 
     /// A stream that hands out at most `step` bytes per read.
     struct Trickle<'a> {
