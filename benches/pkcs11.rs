@@ -104,9 +104,9 @@ fn main() {
         Box::new(move || {
             let enc = keyring.on_encrypt(materials.clone()).expect("on_encrypt");
             let dec = keyring
-                .on_decrypt(DecryptionMaterials::new(suite, context.clone()), &enc.encrypted_data_keys)
+                .on_decrypt(DecryptionMaterials::new(suite, context.clone()), enc.encrypted_data_keys())
                 .expect("on_decrypt");
-            assert!(dec.plaintext_data_key.is_some());
+            assert!(dec.data_key().is_some());
         })
     };
 

@@ -462,8 +462,8 @@ fn non_framed_v1_messages_decrypt() {
     req.algorithm_suite = Some(suite);
     use hsm_keyring::CryptographicMaterialsManager as _;
     let mat = cmm.get_encryption_materials(req).unwrap();
-    let dk = mat.plaintext_data_key.clone().unwrap();
-    let edk = &mat.encrypted_data_keys[0];
+    let dk = mat.data_key().cloned().unwrap();
+    let edk = &mat.encrypted_data_keys()[0];
     let mid = [0x11u8; 16];
     let mut h = vec![0x01, 0x80, 0x00, 0x78];
     h.extend_from_slice(&mid);

@@ -46,7 +46,7 @@ fn a_session_lost_for_good_is_a_token_error() {
     let keyring = Pkcs11AesKeyring::new(token.clone(), &key).unwrap();
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
     let ctx = EncryptionContext::new();
-    let edks = keyring.on_encrypt(EncryptionMaterials::new(suite, ctx.clone())).unwrap().encrypted_data_keys;
+    let edks = keyring.on_encrypt(EncryptionMaterials::new(suite, ctx.clone())).unwrap().encrypted_data_keys().to_vec();
 
     token.logout().unwrap();
     change_user_pin(hsm, "a-new-user-pin");

@@ -29,7 +29,7 @@ fn context() -> EncryptionContext {
 }
 
 fn encrypt(keyring: &dyn Keyring) -> Vec<EncryptedDataKey> {
-    keyring.on_encrypt(EncryptionMaterials::new(SUITE, context())).unwrap().encrypted_data_keys
+    keyring.on_encrypt(EncryptionMaterials::new(SUITE, context())).unwrap().encrypted_data_keys().to_vec()
 }
 
 fn decrypt(keyring: &dyn Keyring, context: EncryptionContext, edks: &[EncryptedDataKey]) -> Error {

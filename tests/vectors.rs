@@ -299,7 +299,7 @@ fn official_edks_open_at_keyring_level() {
         let opened = keyring
             .on_decrypt(materials, &header.edks)
             .unwrap_or_else(|e| panic!("{}: keyring could not open the official EDK: {e}", case.name));
-        let data_key = opened.plaintext_data_key.expect("data key set");
+        let data_key = opened.data_key().expect("data key set");
         assert_eq!(data_key.len(), header.suite.key_len(), "{}", case.name);
 
         let first = &case.master_keys()[0];

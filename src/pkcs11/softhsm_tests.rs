@@ -35,7 +35,7 @@ fn aes_edks_interoperate_with_software_aes_gcm_both_ways() {
 
     // Token wraps, software opens (parsing the raw AES layout by hand).
     let enc = keyring.on_encrypt(EncryptionMaterials::new(suite, context())).unwrap();
-    let edk = &enc.encrypted_data_keys[0];
+    let edk = &enc.encrypted_data_keys()[0];
     assert_eq!(edk.provider_id, "interop-ns");
     let info = &edk.provider_info;
     let name_len = info.len() - 4 - 4 - IV_LEN;
@@ -46,7 +46,7 @@ fn aes_edks_interoperate_with_software_aes_gcm_both_ways() {
     let (ct, tag) = edk.ciphertext.split_at(edk.ciphertext.len() - TAG_LEN);
     let mut buf = ct.to_vec();
     software.open_in_place(&iv, &aad, &mut buf, tag.try_into().unwrap()).unwrap();
-    assert_eq!(Some(&DataKey::new(buf)), enc.plaintext_data_key.as_ref());
+    assert_eq!(Some(&DataKey::new(buf)), enc.data_key());
     // Wrong AAD fails in software too.
     let mut buf = ct.to_vec();
     assert!(software.open_in_place(&iv, b"other", &mut buf, tag.try_into().unwrap()).is_err());
@@ -64,7 +64,7 @@ fn aes_edks_interoperate_with_software_aes_gcm_both_ways() {
     provider_info.extend_from_slice(&iv);
     let edk = EncryptedDataKey { provider_id: "interop-ns".into(), provider_info, ciphertext };
     let dec = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), &[edk]).unwrap();
-    assert_eq!(dec.plaintext_data_key, Some(data_key));
+    assert_eq!(dec.data_key(), Some(&data_key));
 }
 
 #[test]
