@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
-use hsm_keyring::{AlgorithmSuite, Client, DefaultCmm, EncryptionContext, RawAesKeyring};
+use hsm_keyring::cmm::DefaultCmm;
+use hsm_keyring::keyrings::RawAesKeyring;
+use hsm_keyring::{AlgorithmSuite, Client, EncryptionContext};
 
 /// Each measurement is the best of `BATCHES` batches of at least `BATCH_TIME`:
 /// the machine may be shared, and interference only ever adds time.

@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
+use hsm_keyring::cmm::DefaultCmm;
+use hsm_keyring::pkcs11::Pkcs11AesKeyring;
 use hsm_keyring::pkcs11::{Pkcs11Uri, Token, TokenOptions};
 use hsm_keyring::{
-    AlgorithmSuite, Client, DataKey, DecryptionMaterials, DefaultCmm, EncryptionContext, EncryptionMaterials, Keyring,
-    Pkcs11AesKeyring,
+    AlgorithmSuite, Client, DataKey, DecryptionMaterials, EncryptionContext, EncryptionMaterials, Keyring,
 };
 
 const RUN: Duration = Duration::from_millis(1500);
@@ -103,9 +104,9 @@ fn main() {
         Box::new(move || {
             let enc = keyring.on_encrypt(materials.clone()).expect("on_encrypt");
             let dec = keyring
-                .on_decrypt(DecryptionMaterials::new(suite, context.clone()), &enc.encrypted_data_keys)
+                .on_decrypt(DecryptionMaterials::new(suite, context.clone()), enc.encrypted_data_keys())
                 .expect("on_decrypt");
-            assert!(dec.plaintext_data_key.is_some());
+            assert!(dec.data_key().is_some());
         })
     };
 

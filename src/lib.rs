@@ -5,22 +5,23 @@
 pub mod cmm;
 pub mod crypto;
 pub(crate) mod edk;
-pub mod error;
+mod error;
 pub mod format;
 #[cfg(feature = "aws-esdk")]
 pub mod interop;
 pub mod keyrings;
 pub mod master_keys;
-pub mod materials;
-pub mod message;
+mod materials;
+mod message;
 pub mod pkcs11;
 
-pub use cmm::{DefaultCmm, RequiredEncryptionContextCmm};
-pub use error::{Error, ErrorKind, KeyringFailure, Pkcs11Error, Result};
-pub use keyrings::{MultiKeyring, RawAesKeyring, RawRsaKeyring};
+pub use error::{Error, ErrorKind, KeyringFailure, Result, MAX_OFFERED_SHOWN};
 pub use materials::{
-    AlgorithmSuite, CommitmentPolicy, CryptographicMaterialsManager, DataKey, DecryptionMaterials, EncryptedDataKey,
-    EncryptionContext, EncryptionMaterials, FooterSigner, Keyring,
+    AlgorithmSuite, CommitmentPolicy, CryptographicMaterialsManager, DataKey, DecryptMaterialsRequest,
+    DecryptionMaterials, EncryptedDataKey, EncryptionContext, EncryptionMaterials, EncryptionMaterialsRequest,
+    FooterSigner, HashAlg, Kdf, Keyring, SignatureCurve, PUBLIC_KEY_FIELD, RESERVED_PREFIX,
 };
-pub use message::{Client, ClientBuilder, Decrypted, DecryptingReader, EncryptingWriter, HeaderInfo};
-pub use pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring, Pkcs11Signer, Pkcs11Uri, Token};
+pub use message::{
+    Client, ClientBuilder, Decrypted, DecryptingReader, EncryptingWriter, HeaderInfo, DEFAULT_FRAME_LENGTH,
+    DEFAULT_MAX_BODY_BUFFER, DEFAULT_MAX_ENCRYPTED_DATA_KEYS, DEFAULT_MAX_HEADER_LEN,
+};

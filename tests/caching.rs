@@ -7,9 +7,9 @@ use std::time::Duration;
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hsm_keyring::cmm::CachingCmm;
+use hsm_keyring::cmm::DefaultCmm;
 use hsm_keyring::{
-    Client, DataKey, DecryptionMaterials, DefaultCmm, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Error,
-    Keyring,
+    Client, DataKey, DecryptionMaterials, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Error, Keyring,
 };
 
 /// A minimal AES-256-GCM wrapping keyring that counts its wraps and unwraps.
@@ -29,10 +29,10 @@ impl CountingKeyring {
 impl Keyring for CountingKeyring {
     fn on_encrypt(&self, mut materials: EncryptionMaterials) -> hsm_keyring::Result<EncryptionMaterials> {
         self.wraps.fetch_add(1, Ordering::SeqCst);
-        if materials.plaintext_data_key.is_none() {
-            materials.set_data_key(DataKey::generate(materials.algorithm_suite.key_len())?)?;
+        if materials.data_key().is_none() {
+            materials.set_data_key(DataKey::generate(materials.algorithm_suite().key_len())?)?;
         }
-        let data_key = materials.plaintext_data_key.as_ref().map(|k| k.as_bytes().to_vec()).unwrap_or_default();
+        let data_key = materials.data_key().map(|k| k.as_bytes().to_vec()).unwrap_or_default();
         let iv: [u8; 12] = {
             let fresh = DataKey::generate(12)?;
             fresh.as_bytes().try_into().unwrap()
@@ -41,11 +41,11 @@ impl Keyring for CountingKeyring {
         let cipher = Aes256Gcm::new_from_slice(&self.key).unwrap();
         let tag = cipher.encrypt_in_place_detached(Nonce::from_slice(&iv), b"counting", &mut ct).unwrap();
         ct.extend_from_slice(&tag);
-        materials.encrypted_data_keys.push(EncryptedDataKey {
+        materials.add_encrypted_data_key(EncryptedDataKey {
             provider_id: "counting".into(),
             provider_info: iv.to_vec(),
             ciphertext: ct,
-        });
+        })?;
         Ok(materials)
     }
 

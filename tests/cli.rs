@@ -11,7 +11,9 @@ mod cli_support;
 use std::path::PathBuf;
 
 use cli_support::{bytes, inspect, run_fails, run_ok, Work, DEV_SIGN_URI, DEV_TOKEN, DEV_WRAP_URI};
-use hsm_keyring::{Client, DefaultCmm, EncryptionContext, RawAesKeyring, RequiredEncryptionContextCmm};
+use hsm_keyring::cmm::{DefaultCmm, RequiredEncryptionContextCmm};
+use hsm_keyring::keyrings::RawAesKeyring;
+use hsm_keyring::{Client, EncryptionContext};
 use serde_json::Value;
 
 macro_rules! dev_token_or_skip {

@@ -12,7 +12,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cli_support::{bytes, inspect, Work};
-use hsm_keyring::{Client, DefaultCmm, Keyring, MultiKeyring, RawAesKeyring};
+use hsm_keyring::cmm::DefaultCmm;
+use hsm_keyring::keyrings::{MultiKeyring, RawAesKeyring};
+use hsm_keyring::{Client, Keyring};
 
 const MIB: usize = 1 << 20;
 

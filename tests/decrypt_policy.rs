@@ -8,10 +8,12 @@ mod support;
 use std::io::{Cursor, Read};
 use std::sync::Arc;
 
+use hsm_keyring::cmm::DefaultCmm;
 use hsm_keyring::crypto::SoftwareSigner;
-use hsm_keyring::materials::SignatureCurve;
-use hsm_keyring::message::{DEFAULT_MAX_BODY_BUFFER, DEFAULT_MAX_ENCRYPTED_DATA_KEYS};
-use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, DefaultCmm, EncryptionContext, Error, FooterSigner};
+use hsm_keyring::{
+    AlgorithmSuite, Client, CommitmentPolicy, EncryptionContext, Error, FooterSigner, SignatureCurve,
+    DEFAULT_MAX_BODY_BUFFER, DEFAULT_MAX_ENCRYPTED_DATA_KEYS,
+};
 use support::{ManyEdkKeyring, TestAesKeyring};
 
 fn suite(id: u16) -> AlgorithmSuite {

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use hsm_keyring::format::{parse_header, HeaderLimits};
-use hsm_keyring::{Client, EncryptionContext, Error, ErrorKind, Keyring, MultiKeyring, RawAesKeyring};
+use hsm_keyring::keyrings::{MultiKeyring, RawAesKeyring};
+use hsm_keyring::{Client, EncryptionContext, Error, ErrorKind, Keyring};
 
 fn ctx() -> EncryptionContext {
     EncryptionContext::from_pairs([("purpose", "kinds")]).unwrap()

@@ -5,7 +5,8 @@ mod support;
 
 use std::io::{Cursor, Read, Write};
 
-use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, DefaultCmm, EncryptionContext};
+use hsm_keyring::cmm::DefaultCmm;
+use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, EncryptionContext};
 use proptest::prelude::*;
 use support::TestAesKeyring;
 

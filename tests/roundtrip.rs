@@ -5,13 +5,10 @@ mod support;
 use std::io::{Cursor, Read, Write};
 use std::sync::Arc;
 
+use hsm_keyring::cmm::{DefaultCmm, RequiredEncryptionContextCmm};
 use hsm_keyring::crypto::SoftwareSigner;
 use hsm_keyring::format::{parse_header, HeaderLimits};
-use hsm_keyring::materials::SignatureCurve;
-use hsm_keyring::{
-    AlgorithmSuite, Client, CommitmentPolicy, DefaultCmm, EncryptionContext, Error, FooterSigner,
-    RequiredEncryptionContextCmm,
-};
+use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, EncryptionContext, Error, FooterSigner, SignatureCurve};
 use support::{data, io_to_error, ManyEdkKeyring, TestAesKeyring};
 
 const FRAME: u32 = 128;
@@ -460,15 +457,13 @@ fn non_framed_v1_messages_decrypt() {
     let ctx = EncryptionContext::from_pairs([("legacy", "yes")]).unwrap();
     // Let the keyring make and wrap a data key.
     let cmm = DefaultCmm::new(&keyring);
-    let mut req = hsm_keyring::materials::EncryptionMaterialsRequest::new(
-        ctx.clone(),
-        CommitmentPolicy::ForbidEncryptAllowDecrypt,
-    );
+    let mut req =
+        hsm_keyring::EncryptionMaterialsRequest::new(ctx.clone(), CommitmentPolicy::ForbidEncryptAllowDecrypt);
     req.algorithm_suite = Some(suite);
     use hsm_keyring::CryptographicMaterialsManager as _;
     let mat = cmm.get_encryption_materials(req).unwrap();
-    let dk = mat.plaintext_data_key.clone().unwrap();
-    let edk = &mat.encrypted_data_keys[0];
+    let dk = mat.data_key().cloned().unwrap();
+    let edk = &mat.encrypted_data_keys()[0];
     let mid = [0x11u8; 16];
     let mut h = vec![0x01, 0x80, 0x00, 0x78];
     h.extend_from_slice(&mid);
@@ -504,7 +499,7 @@ fn non_framed_v1_messages_decrypt() {
     let client = Client::builder().commitment_policy(CommitmentPolicy::RequireEncryptAllowDecrypt).build().unwrap();
     let out = client.decrypt(&cmm, &msg, &ctx).unwrap();
     assert_eq!(out.plaintext, pt);
-    assert_eq!(out.header.content_type, hsm_keyring::message::ContentType::NonFramed);
+    assert_eq!(out.header.content_type, hsm_keyring::format::ContentType::NonFramed);
     let mut r = client.decrypt_stream(&cmm, &ctx, Cursor::new(&msg)).unwrap();
     let mut streamed = Vec::new();
     r.read_to_end(&mut streamed).unwrap();

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use hsm_keyring::crypto::{RsaPadding, RsaPublicKey};
 use hsm_keyring::pkcs11::{GcmIvMode, Pkcs11Class, Pkcs11Uri, RsaWrapMode, Token, TokenOptions};
+use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring};
 use hsm_keyring::{
     AlgorithmSuite, DecryptionMaterials, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Error, ErrorKind,
-    Keyring, Pkcs11AesKeyring, Pkcs11RsaKeyring,
+    Keyring,
 };
 
 fn token(hsm: &common::SoftHsm, pool: usize) -> Token {
@@ -22,12 +23,12 @@ fn context() -> EncryptionContext {
 
 fn round_trip(keyring: &dyn Keyring, suite: AlgorithmSuite) -> (Vec<u8>, Vec<EncryptedDataKey>) {
     let enc = keyring.on_encrypt(EncryptionMaterials::new(suite, context())).unwrap();
-    let key = enc.plaintext_data_key.clone().unwrap();
+    let key = enc.data_key().cloned().unwrap();
     assert_eq!(key.len(), suite.key_len());
-    assert_eq!(enc.encrypted_data_keys.len(), 1);
-    let dec = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), &enc.encrypted_data_keys).unwrap();
-    assert_eq!(dec.plaintext_data_key.as_ref(), Some(&key));
-    (key.as_bytes().to_vec(), enc.encrypted_data_keys)
+    assert_eq!(enc.encrypted_data_keys().len(), 1);
+    let dec = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), enc.encrypted_data_keys()).unwrap();
+    assert_eq!(dec.data_key(), Some(&key));
+    (key.as_bytes().to_vec(), enc.encrypted_data_keys().to_vec())
 }
 
 fn pkcs11_error(err: &Error) -> (String, Option<String>) {
@@ -99,7 +100,7 @@ fn aes_keyring_round_trip_tamper_and_not_mine() {
     assert!(err.is_not_mine(), "{err}");
     // A foreign EDK before ours is skipped.
     let dec = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), &[foreign, edk.clone()]).unwrap();
-    assert!(dec.plaintext_data_key.is_some());
+    assert!(dec.data_key().is_some());
 
     // Namespace is configurable and written as the provider id.
     let ns = keyring.clone().with_namespace("team-ns").unwrap();
@@ -118,8 +119,8 @@ fn aes_keyring_wraps_an_existing_data_key() {
     let mut materials = EncryptionMaterials::new(suite, context());
     materials.set_data_key(hsm_keyring::DataKey::new(vec![7u8; 32])).unwrap();
     let enc = keyring.on_encrypt(materials).unwrap();
-    let dec = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), &enc.encrypted_data_keys).unwrap();
-    assert_eq!(dec.plaintext_data_key.unwrap().as_bytes(), &[7u8; 32]);
+    let dec = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), enc.encrypted_data_keys()).unwrap();
+    assert_eq!(dec.data_key().unwrap().as_bytes(), &[7u8; 32]);
 }
 
 #[test]
@@ -153,10 +154,10 @@ fn rsa_keyring_oaep_sha1_in_token_both_wrap_modes() {
     assert_eq!(edks[0].ciphertext.len(), 256);
     // Wrapped in process, unwrapped in the token.
     let enc = in_process.on_encrypt(EncryptionMaterials::new(suite, context())).unwrap();
-    let dec = in_token.on_decrypt(DecryptionMaterials::new(suite, context()), &enc.encrypted_data_keys).unwrap();
-    assert_eq!(dec.plaintext_data_key, enc.plaintext_data_key);
+    let dec = in_token.on_decrypt(DecryptionMaterials::new(suite, context()), enc.encrypted_data_keys()).unwrap();
+    assert_eq!(dec.data_key(), enc.data_key());
     // Tampered ciphertext: mine but failed.
-    let mut bad = enc.encrypted_data_keys[0].clone();
+    let mut bad = enc.encrypted_data_keys()[0].clone();
     bad.ciphertext[10] ^= 0x40;
     let err = in_token.on_decrypt(DecryptionMaterials::new(suite, context()), &[bad]).unwrap_err();
     assert!(!err.is_not_mine(), "{err}");
@@ -178,12 +179,12 @@ fn rsa_oaep_sha256_wraps_in_process_and_softhsm_refuses_to_unwrap_clearly() {
         .unwrap();
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
     let enc = keyring.on_encrypt(EncryptionMaterials::new(suite, context())).unwrap();
-    assert_eq!(enc.encrypted_data_keys[0].ciphertext.len(), 256);
+    assert_eq!(enc.encrypted_data_keys()[0].ciphertext.len(), 256);
     // The public key used is the token's.
     let pem = token.export_public_key_pem(&uri).unwrap();
     assert_eq!(RsaPublicKey::from_pem(&pem).unwrap().bits(), 2048);
     // SoftHSM 2.6 only unwraps OAEP with SHA-1: the error names the call and the CKR.
-    let err = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), &enc.encrypted_data_keys).unwrap_err();
+    let err = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), enc.encrypted_data_keys()).unwrap_err();
     let (function, rv) = pkcs11_error(&err);
     assert!(function.starts_with("C_Decrypt"), "{err}");
     assert!(
@@ -211,9 +212,9 @@ fn shared_keyring_across_threads_with_a_small_pool() {
                 for _ in 0..500 {
                     let enc = keyring.on_encrypt(EncryptionMaterials::new(suite, ctx.clone())).unwrap();
                     let dec = keyring
-                        .on_decrypt(DecryptionMaterials::new(suite, ctx.clone()), &enc.encrypted_data_keys)
+                        .on_decrypt(DecryptionMaterials::new(suite, ctx.clone()), enc.encrypted_data_keys())
                         .unwrap();
-                    assert_eq!(dec.plaintext_data_key, enc.plaintext_data_key);
+                    assert_eq!(dec.data_key(), enc.data_key());
                 }
             })
         })
@@ -243,9 +244,9 @@ fn key_management_while_other_threads_use_the_token() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let enc = keyring.on_encrypt(EncryptionMaterials::new(suite, context())).unwrap();
                     let dec = keyring
-                        .on_decrypt(DecryptionMaterials::new(suite, context()), &enc.encrypted_data_keys)
+                        .on_decrypt(DecryptionMaterials::new(suite, context()), enc.encrypted_data_keys())
                         .unwrap();
-                    assert_eq!(dec.plaintext_data_key, enc.plaintext_data_key);
+                    assert_eq!(dec.data_key(), enc.data_key());
                     rounds += 1;
                 }
                 rounds

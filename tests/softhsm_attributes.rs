@@ -9,8 +9,9 @@ mod common;
 
 use cryptoki::object::{Attribute, AttributeType};
 use hsm_keyring::crypto::RsaPublicKey;
+use hsm_keyring::pkcs11::Pkcs11AesKeyring;
 use hsm_keyring::pkcs11::{EcCurve, KeyKind, KeyUsage, ObjectType, Pkcs11Uri, Token, TokenOptions};
-use hsm_keyring::{Error, Pkcs11AesKeyring};
+use hsm_keyring::Error;
 
 fn token(hsm: &common::SoftHsm, pool: usize) -> Token {
     let uri = Pkcs11Uri::parse(&hsm.token_uri()).unwrap();

@@ -7,8 +7,9 @@ mod common;
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass};
+use hsm_keyring::pkcs11::Pkcs11AesKeyring;
 use hsm_keyring::pkcs11::{Pin, Pkcs11Uri, Token, TokenOptions};
-use hsm_keyring::{AlgorithmSuite, EncryptionContext, EncryptionMaterials, Error, Keyring, Pkcs11AesKeyring};
+use hsm_keyring::{AlgorithmSuite, EncryptionContext, EncryptionMaterials, Error, Keyring};
 
 fn parts(err: &Error) -> (String, Option<String>, String) {
     match err {

@@ -11,10 +11,11 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
+use hsm_keyring::keyrings::{MultiKeyring, RawAesKeyring};
+use hsm_keyring::pkcs11::Pkcs11AesKeyring;
 use hsm_keyring::pkcs11::{Pkcs11Class, Pkcs11Uri, Token, TokenOptions};
 use hsm_keyring::{
     AlgorithmSuite, DecryptionMaterials, EncryptionContext, EncryptionMaterials, Error, ErrorKind, Keyring,
-    MultiKeyring, Pkcs11AesKeyring, RawAesKeyring,
 };
 
 /// Set a new user PIN as the security officer, through cryptoki directly.
@@ -45,7 +46,7 @@ fn a_session_lost_for_good_is_a_token_error() {
     let keyring = Pkcs11AesKeyring::new(token.clone(), &key).unwrap();
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
     let ctx = EncryptionContext::new();
-    let edks = keyring.on_encrypt(EncryptionMaterials::new(suite, ctx.clone())).unwrap().encrypted_data_keys;
+    let edks = keyring.on_encrypt(EncryptionMaterials::new(suite, ctx.clone())).unwrap().encrypted_data_keys().to_vec();
 
     token.logout().unwrap();
     change_user_pin(hsm, "a-new-user-pin");

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass};
 use hsm_keyring::crypto::RsaPadding;
+use hsm_keyring::keyrings::{MultiKeyring, RawAesKeyring};
+use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring};
 use hsm_keyring::pkcs11::{Pkcs11Class, Pkcs11Uri, RvError, Token, TokenOptions};
 use hsm_keyring::{
     AlgorithmSuite, DecryptionMaterials, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Error, ErrorKind,
-    Keyring, MultiKeyring, Pkcs11AesKeyring, Pkcs11RsaKeyring, RawAesKeyring,
+    Keyring,
 };
 
 const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
@@ -27,7 +29,7 @@ fn context() -> EncryptionContext {
 }
 
 fn encrypt(keyring: &dyn Keyring) -> Vec<EncryptedDataKey> {
-    keyring.on_encrypt(EncryptionMaterials::new(SUITE, context())).unwrap().encrypted_data_keys
+    keyring.on_encrypt(EncryptionMaterials::new(SUITE, context())).unwrap().encrypted_data_keys().to_vec()
 }
 
 fn decrypt(keyring: &dyn Keyring, context: EncryptionContext, edks: &[EncryptedDataKey]) -> Error {

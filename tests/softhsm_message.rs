@@ -5,12 +5,11 @@ mod common;
 
 use std::sync::Arc;
 
+use hsm_keyring::cmm::DefaultCmm;
 use hsm_keyring::crypto::RsaPadding;
+use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring, Pkcs11Signer};
 use hsm_keyring::pkcs11::{Pkcs11Uri, Token, TokenOptions};
-use hsm_keyring::{
-    AlgorithmSuite, Client, DefaultCmm, EncryptionContext, FooterSigner, Keyring, Pkcs11AesKeyring, Pkcs11RsaKeyring,
-    Pkcs11Signer,
-};
+use hsm_keyring::{AlgorithmSuite, Client, EncryptionContext, FooterSigner, Keyring};
 
 fn token(hsm: &common::SoftHsm) -> Token {
     let uri = Pkcs11Uri::parse(&hsm.token_uri()).unwrap();
@@ -38,7 +37,7 @@ fn round_trip(keyring: Arc<dyn Keyring>, suite: AlgorithmSuite, signer: Option<A
     if let Some(signer) = signer {
         let pinned = Client::builder().trusted_signers(vec![signer.public_key()]).build().unwrap();
         pinned.decrypt(&DefaultCmm::new(keyring.clone()), &message, &context).unwrap();
-        let stranger = hsm_keyring::crypto::SoftwareSigner::generate(hsm_keyring::materials::SignatureCurve::P384);
+        let stranger = hsm_keyring::crypto::SoftwareSigner::generate(hsm_keyring::SignatureCurve::P384);
         let other = Client::builder().trusted_signers(vec![stranger.public_key()]).build().unwrap();
         assert!(other.decrypt(&DefaultCmm::new(keyring), &message, &context).is_err());
     }

@@ -7,7 +7,7 @@ mod common;
 use hsm_keyring::pkcs11::{Pin, Pkcs11Class, Pkcs11Uri, RvError, Token, TokenOptions};
 use hsm_keyring::{Error, ErrorKind};
 
-fn pkcs11(err: &Error) -> &hsm_keyring::Pkcs11Error {
+fn pkcs11(err: &Error) -> &hsm_keyring::pkcs11::Pkcs11Error {
     match err {
         Error::Pkcs11(e) => e,
         other => panic!("expected a PKCS#11 error, got {other:?}"),

@@ -3,10 +3,9 @@
 
 mod common;
 
+use hsm_keyring::pkcs11::Pkcs11AesKeyring;
 use hsm_keyring::pkcs11::{Pkcs11Uri, Token, TokenOptions};
-use hsm_keyring::{
-    AlgorithmSuite, DecryptionMaterials, EncryptionContext, EncryptionMaterials, Keyring, Pkcs11AesKeyring,
-};
+use hsm_keyring::{AlgorithmSuite, DecryptionMaterials, EncryptionContext, EncryptionMaterials, Keyring};
 
 #[test]
 fn session_recovers_after_logout_behind_the_pools_back() {
@@ -25,14 +24,14 @@ fn session_recovers_after_logout_behind_the_pools_back() {
     other.logout().unwrap();
 
     // The next operation hits the stale login, re-opens once, and succeeds.
-    let dec = keyring.on_decrypt(DecryptionMaterials::new(suite, ctx.clone()), &enc.encrypted_data_keys).unwrap();
-    assert_eq!(dec.plaintext_data_key, enc.plaintext_data_key);
+    let dec = keyring.on_decrypt(DecryptionMaterials::new(suite, ctx.clone()), enc.encrypted_data_keys()).unwrap();
+    assert_eq!(dec.data_key(), enc.data_key());
     assert_eq!(token.session_reopen_count(), 1);
 
     // And the pool keeps working without further re-opens.
     for _ in 0..20 {
         let enc = keyring.on_encrypt(EncryptionMaterials::new(suite, ctx.clone())).unwrap();
-        keyring.on_decrypt(DecryptionMaterials::new(suite, ctx.clone()), &enc.encrypted_data_keys).unwrap();
+        keyring.on_decrypt(DecryptionMaterials::new(suite, ctx.clone()), enc.encrypted_data_keys()).unwrap();
     }
     assert_eq!(token.session_reopen_count(), 1);
 }

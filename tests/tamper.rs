@@ -6,8 +6,9 @@ mod support;
 
 use std::io::{Cursor, Read};
 
+use hsm_keyring::cmm::DefaultCmm;
 use hsm_keyring::format::{parse_header, HeaderLimits};
-use hsm_keyring::{AlgorithmSuite, Client, DefaultCmm, EncryptionContext, Error};
+use hsm_keyring::{AlgorithmSuite, Client, EncryptionContext, Error};
 use support::{data, io_to_error, TestAesKeyring};
 
 const FRAME: usize = 64;

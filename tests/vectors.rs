@@ -18,11 +18,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use base64::Engine as _;
+use hsm_keyring::cmm::{DefaultCmm, RequiredEncryptionContextCmm};
 use hsm_keyring::crypto::RsaPadding;
 use hsm_keyring::keyrings::{MultiKeyring, RawAesKeyring, RawRsaKeyring};
 use hsm_keyring::{
-    AlgorithmSuite, Client, CommitmentPolicy, CryptographicMaterialsManager, DecryptionMaterials, DefaultCmm,
-    EncryptedDataKey, EncryptionContext, Error, Keyring, RequiredEncryptionContextCmm,
+    AlgorithmSuite, Client, CommitmentPolicy, CryptographicMaterialsManager, DecryptionMaterials, EncryptedDataKey,
+    EncryptionContext, Error, Keyring,
 };
 use serde_json::Value;
 
@@ -298,7 +299,7 @@ fn official_edks_open_at_keyring_level() {
         let opened = keyring
             .on_decrypt(materials, &header.edks)
             .unwrap_or_else(|e| panic!("{}: keyring could not open the official EDK: {e}", case.name));
-        let data_key = opened.plaintext_data_key.expect("data key set");
+        let data_key = opened.data_key().expect("data key set");
         assert_eq!(data_key.len(), header.suite.key_len(), "{}", case.name);
 
         let first = &case.master_keys()[0];

@@ -8,7 +8,8 @@ mod support;
 use std::io::Write;
 use std::process::Command;
 
-use hsm_keyring::{Client, DefaultCmm, EncryptionContext};
+use hsm_keyring::cmm::DefaultCmm;
+use hsm_keyring::{Client, EncryptionContext};
 use support::TestAesKeyring;
 
 const SCENARIO: &str = "HSM_KEYRING_WRITER_DROP_SCENARIO";

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hsm_keyring::cmm::CachingCmm;
+use hsm_keyring::cmm::DefaultCmm;
+use hsm_keyring::keyrings::RawAesKeyring;
+use hsm_keyring::pkcs11::Pkcs11AesKeyring;
 use hsm_keyring::pkcs11::{Pkcs11Uri, Token, TokenOptions};
-use hsm_keyring::{
-    AlgorithmSuite, Client, CryptographicMaterialsManager, DefaultCmm, EncryptionContext, Keyring, Pkcs11AesKeyring,
-    RawAesKeyring,
-};
+use hsm_keyring::{AlgorithmSuite, Client, CryptographicMaterialsManager, EncryptionContext, Keyring};
 
 use crate::case::{
     Case, Metric, Mode, OurKeyring, Outcome, FRAME, HSM_KEY_LABEL, KEY_NAME, KEY_NAMESPACE, WRAPPING_KEY,

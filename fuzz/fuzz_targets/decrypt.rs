@@ -9,7 +9,9 @@
 use std::io::{Cursor, Read};
 use std::sync::OnceLock;
 
-use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, DefaultCmm, EncryptionContext, RawAesKeyring};
+use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, EncryptionContext};
+use hsm_keyring::cmm::DefaultCmm;
+use hsm_keyring::keyrings::RawAesKeyring;
 use libfuzzer_sys::fuzz_target;
 
 struct Fixture {

@@ -15,12 +15,12 @@ use aws_esdk::material_providers::types::keyring::KeyringRef;
 use aws_esdk::material_providers::types::material_providers_config::MaterialProvidersConfig;
 use aws_esdk::material_providers::types::{AesWrappingAlg, PaddingScheme};
 use aws_esdk::types::aws_encryption_sdk_config::AwsEncryptionSdkConfig;
+use hsm_keyring::cmm::{DefaultCmm, RequiredEncryptionContextCmm};
 use hsm_keyring::interop::aws_esdk::{
     esdk_algorithm_suite_id, esdk_commitment_policy, esdk_error_text, AwsEsdkKeyring, FromAwsEsdk,
 };
 use hsm_keyring::{
-    AlgorithmSuite, Client, CommitmentPolicy, CryptographicMaterialsManager, DefaultCmm, EncryptionContext, Keyring,
-    RequiredEncryptionContextCmm,
+    AlgorithmSuite, Client, CommitmentPolicy, CryptographicMaterialsManager, EncryptionContext, Keyring,
 };
 
 pub mod software;

@@ -26,8 +26,9 @@ use std::sync::Arc;
 use aws_esdk::material_providers::types::keyring::KeyringRef;
 use aws_esdk::types::aws_encryption_sdk_config::AwsEncryptionSdkConfig;
 use hsm_keyring::interop::aws_esdk::{esdk_algorithm_suite_id, AwsEsdkKeyring};
+use hsm_keyring::pkcs11::Pkcs11AesKeyring;
 use hsm_keyring::pkcs11::{Pkcs11Uri, Token, DEFAULT_NAMESPACE};
-use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, Pkcs11AesKeyring};
+use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy};
 use interop::{
     decrypt, esdk_raw_aes, mpl, plaintext, raw_rsa_pair, software, DecryptSpec, KeyringPair, Pairs, RsaPadding,
 };

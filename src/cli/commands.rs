@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Read, Seek, Write};
 use std::sync::Arc;
 
+use hsm_keyring::cmm::DefaultCmm;
 use hsm_keyring::keyrings::raw_aes_edk;
 use hsm_keyring::pkcs11::{EcCurve, KeyInfo, Pkcs11Uri};
-use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, DefaultCmm, EncryptedDataKey, HeaderInfo, Keyring};
+use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, EncryptedDataKey, HeaderInfo, Keyring};
 use serde::Serialize;
 use serde_json::json;
 
@@ -288,7 +289,7 @@ fn header_out(h: &HeaderInfo, all: bool) -> HeaderOut<'_> {
         encrypted_data_keys_per_provider: per_provider,
         other_provider_ids: other,
         content_type: match h.content_type {
-            hsm_keyring::message::ContentType::Framed => "framed",
+            hsm_keyring::format::ContentType::Framed => "framed",
             _ => "non-framed",
         },
         frame_length: h.frame_length,

@@ -79,15 +79,17 @@ impl<K: Keyring> CryptographicMaterialsManager for DefaultCmm<K> {
             }
         };
         let mut materials = EncryptionMaterials::new(suite, context);
-        materials.signing_key = signer;
+        if let Some(signer) = signer {
+            materials.set_signing_key(signer)?;
+        }
         let materials = self.keyring.on_encrypt(materials)?;
-        if materials.algorithm_suite != suite {
+        if materials.algorithm_suite() != suite {
             return Err(Error::keyring(self.keyring.description(), "the keyring changed the algorithm suite"));
         }
-        if materials.plaintext_data_key.is_none() {
+        if materials.data_key().is_none() {
             return Err(Error::keyring(self.keyring.description(), "the keyring produced no data key"));
         }
-        if materials.encrypted_data_keys.is_empty() {
+        if materials.encrypted_data_keys().is_empty() {
             return Err(Error::keyring(self.keyring.description(), "the keyring produced no encrypted data key"));
         }
         Ok(materials)
@@ -142,10 +144,10 @@ impl<K: Keyring> CryptographicMaterialsManager for DefaultCmm<K> {
         };
 
         let mut materials = DecryptionMaterials::new(suite, context);
-        materials.required_encryption_context_keys = required.into_iter().map(|(k, _)| k).collect();
-        materials.verification_key = verification_key;
+        materials.set_required_encryption_context_keys(required.into_iter().map(|(k, _)| k).collect());
+        materials.set_verification_key(verification_key);
         let materials = self.keyring.on_decrypt(materials, &request.encrypted_data_keys)?;
-        if materials.plaintext_data_key.is_none() {
+        if materials.data_key().is_none() {
             return Err(Error::keyring(self.keyring.description(), "the keyring returned no data key"));
         }
         Ok(materials)
@@ -227,12 +229,12 @@ mod tests {
         struct Generate;
         impl Keyring for Generate {
             fn on_encrypt(&self, mut m: EncryptionMaterials) -> Result<EncryptionMaterials> {
-                m.set_data_key(crate::DataKey::new(vec![1; m.algorithm_suite.key_len()]))?;
-                m.encrypted_data_keys.push(EncryptedDataKey {
+                m.set_data_key(crate::DataKey::new(vec![1; m.algorithm_suite().key_len()]))?;
+                m.add_encrypted_data_key(EncryptedDataKey {
                     provider_id: "p".into(),
                     provider_info: vec![],
                     ciphertext: vec![],
-                });
+                })?;
                 Ok(m)
             }
             fn on_decrypt(&self, _: DecryptionMaterials, _: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
@@ -245,17 +247,17 @@ mod tests {
         let cmm = DefaultCmm::new(Generate);
         let req = EncryptionMaterialsRequest::new(EncryptionContext::new(), CommitmentPolicy::default());
         let m = cmm.get_encryption_materials(req).unwrap();
-        assert_eq!(m.algorithm_suite, AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384);
-        let encoded = m.encryption_context.get(PUBLIC_KEY_FIELD).unwrap();
+        assert_eq!(m.algorithm_suite(), AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384);
+        let encoded = m.encryption_context().get(PUBLIC_KEY_FIELD).unwrap();
         assert_eq!(encoded.len(), 68);
         assert!(encoded.ends_with("=="));
         let key = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
-        assert_eq!(key, m.signing_key.as_ref().unwrap().public_key());
+        assert_eq!(key, m.signing_key().unwrap().public_key());
 
         let mut req = EncryptionMaterialsRequest::new(EncryptionContext::new(), CommitmentPolicy::default());
         req.algorithm_suite = Some(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey);
         let m = cmm.get_encryption_materials(req).unwrap();
-        assert!(m.signing_key.is_none() && m.encryption_context.is_empty());
+        assert!(m.signing_key().is_none() && m.encryption_context().is_empty());
 
         let req = EncryptionMaterialsRequest::new(ctx_with_public_key("x"), CommitmentPolicy::default());
         assert!(matches!(cmm.get_encryption_materials(req), Err(Error::InvalidEncryptionContext { .. })));

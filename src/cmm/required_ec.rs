@@ -56,14 +56,12 @@ impl<C: CryptographicMaterialsManager> CryptographicMaterialsManager for Require
         }
         let mut materials = self.inner.get_encryption_materials(request)?;
         for key in &self.required_keys {
-            if !materials.encryption_context.contains_key(key) {
+            if !materials.encryption_context().contains_key(key) {
                 return Err(Error::InvalidEncryptionContext {
                     reason: format!("the underlying CMM dropped required key `{key}`"),
                 });
             }
-            if !materials.required_encryption_context_keys.contains(key) {
-                materials.required_encryption_context_keys.push(key.clone());
-            }
+            materials.require_encryption_context_key(key)?;
         }
         Ok(materials)
     }
@@ -79,7 +77,7 @@ impl<C: CryptographicMaterialsManager> CryptographicMaterialsManager for Require
         }
         let materials = self.inner.decrypt_materials(request)?;
         for key in &self.required_keys {
-            if !materials.encryption_context.contains_key(key) {
+            if !materials.encryption_context().contains_key(key) {
                 return Err(Error::EncryptionContextMismatch {
                     reason: format!("the decryption materials lack required key `{key}`"),
                 });

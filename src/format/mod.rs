@@ -7,7 +7,7 @@
 //! byte offset. The header keeps the exact bytes it was read from, and its
 //! authentication tag is checked over those bytes, never over a
 //! re-serialization. Cryptography lives in [`crate::crypto`] and the message
-//! logic in [`crate::message`]; this module only moves bytes.
+//! logic behind [`Client`](crate::Client); this module only moves bytes.
 
 pub(crate) mod body;
 pub(crate) mod context;
@@ -19,7 +19,7 @@ pub(crate) use header::{append_auth, check_needed, parse, serialize_body, Header
 pub use header::{parse_header, Header, HeaderLimits};
 
 /// Default largest accepted header: 1 MiB.
-pub const DEFAULT_MAX_HEADER_LEN: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_HEADER_LEN: usize = 1 << 20;
 
 /// Body layout of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

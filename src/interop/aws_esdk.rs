@@ -350,19 +350,19 @@ impl<K: Keyring> AwsEsdkKeyring<K> {
 
     fn encrypt(&self, mut theirs: EsdkEncryptionMaterials) -> Result<EsdkEncryptionMaterials> {
         let suite = suite_from_info(theirs.algorithm_suite.as_ref())?;
-        let ours = EncryptionMaterials {
-            algorithm_suite: suite,
-            encryption_context: context_from_esdk(theirs.encryption_context.as_ref()),
-            required_encryption_context_keys: theirs.required_encryption_context_keys.clone().unwrap_or_default(),
-            plaintext_data_key: theirs.plaintext_data_key.take().map(data_key_from_blob),
-            encrypted_data_keys: edks_from_esdk(theirs.encrypted_data_keys.as_ref())?,
-            // Keyrings do not sign; the other side's signing key stays in `theirs`.
-            signing_key: None,
-        };
-        let input_edks = ours.encrypted_data_keys.clone();
-        let input_key = ours.plaintext_data_key.clone();
+        // Keyrings do not sign; the other side's signing key stays in `theirs`.
+        let mut ours = EncryptionMaterials::new(suite, context_from_esdk(theirs.encryption_context.as_ref()));
+        ours.set_required_encryption_context_keys(theirs.required_encryption_context_keys.clone().unwrap_or_default());
+        if let Some(key) = theirs.plaintext_data_key.take() {
+            ours.set_data_key(data_key_from_blob(key))?;
+        }
+        for edk in edks_from_esdk(theirs.encrypted_data_keys.as_ref())? {
+            ours.add_encrypted_data_key(edk)?;
+        }
+        let input_edks = ours.encrypted_data_keys().to_vec();
+        let input_key = ours.data_key().cloned();
         let out = self.inner.on_encrypt(ours)?;
-        let key = out.plaintext_data_key.as_ref().ok_or_else(|| {
+        let key = out.data_key().ok_or_else(|| {
             Error::keyring(self.inner.description(), "on_encrypt returned materials without a data key")
         })?;
         if let Some(input_key) = &input_key {
@@ -370,14 +370,14 @@ impl<K: Keyring> AwsEsdkKeyring<K> {
                 return Err(Error::keyring(self.inner.description(), "on_encrypt replaced the existing data key"));
             }
         }
-        if out.encrypted_data_keys.len() <= input_edks.len() || !out.encrypted_data_keys.starts_with(&input_edks) {
+        if out.encrypted_data_keys().len() <= input_edks.len() || !out.encrypted_data_keys().starts_with(&input_edks) {
             return Err(Error::keyring(
                 self.inner.description(),
                 "on_encrypt did not append an EDK to the existing ones",
             ));
         }
         theirs.plaintext_data_key = Some(data_key_to_blob(key));
-        theirs.encrypted_data_keys = Some(edks_to_esdk(&out.encrypted_data_keys)?);
+        theirs.encrypted_data_keys = Some(edks_to_esdk(out.encrypted_data_keys())?);
         Ok(theirs)
     }
 
@@ -387,16 +387,15 @@ impl<K: Keyring> AwsEsdkKeyring<K> {
         edks: Option<&Vec<EsdkEncryptedDataKey>>,
     ) -> Result<EsdkDecryptionMaterials> {
         let suite = suite_from_info(theirs.algorithm_suite.as_ref())?;
-        let ours = DecryptionMaterials {
-            algorithm_suite: suite,
-            encryption_context: context_from_esdk(theirs.encryption_context.as_ref()),
-            required_encryption_context_keys: theirs.required_encryption_context_keys.clone().unwrap_or_default(),
-            plaintext_data_key: theirs.plaintext_data_key.take().map(data_key_from_blob),
-            verification_key: theirs.verification_key.as_ref().map(|b| b.as_ref().to_vec()),
-        };
+        let mut ours = DecryptionMaterials::new(suite, context_from_esdk(theirs.encryption_context.as_ref()));
+        ours.set_required_encryption_context_keys(theirs.required_encryption_context_keys.clone().unwrap_or_default());
+        ours.set_verification_key(theirs.verification_key.as_ref().map(|b| b.as_ref().to_vec()));
+        if let Some(key) = theirs.plaintext_data_key.take() {
+            ours.set_data_key(data_key_from_blob(key))?;
+        }
         let edks = edks_from_esdk(edks)?;
         let out = self.inner.on_decrypt(ours, &edks)?;
-        let key = out.plaintext_data_key.as_ref().ok_or_else(|| {
+        let key = out.data_key().ok_or_else(|| {
             Error::keyring(self.inner.description(), "on_decrypt returned materials without a data key")
         })?;
         theirs.plaintext_data_key = Some(data_key_to_blob(key));
@@ -465,13 +464,13 @@ impl FromAwsEsdk {
     }
 
     fn esdk_encryption_materials(&self, ours: &EncryptionMaterials) -> Result<EsdkEncryptionMaterials> {
-        let suite = ours.algorithm_suite;
+        let suite = ours.algorithm_suite();
         EsdkEncryptionMaterials::builder()
             .algorithm_suite(suite_info(suite)?)
-            .encryption_context(context_to_esdk(&ours.encryption_context))
-            .required_encryption_context_keys(ours.required_encryption_context_keys.clone())
-            .set_plaintext_data_key(ours.plaintext_data_key.as_ref().map(data_key_to_blob))
-            .encrypted_data_keys(edks_to_esdk(&ours.encrypted_data_keys)?)
+            .encryption_context(context_to_esdk(ours.encryption_context()))
+            .required_encryption_context_keys(ours.required_encryption_context_keys().to_vec())
+            .set_plaintext_data_key(ours.data_key().map(data_key_to_blob))
+            .encrypted_data_keys(edks_to_esdk(ours.encrypted_data_keys())?)
             // The other side insists on a signing key for signed suites, but its
             // keyrings never use it; our signer (possibly in a token) stays here.
             .set_signing_key(suite.is_signing().then(|| Blob::new(Vec::new())))
@@ -480,16 +479,16 @@ impl FromAwsEsdk {
     }
 
     fn esdk_decryption_materials(&self, ours: &DecryptionMaterials) -> Result<EsdkDecryptionMaterials> {
-        let suite = ours.algorithm_suite;
-        let verification_key = match &ours.verification_key {
-            Some(key) => Some(Blob::new(key.clone())),
+        let suite = ours.algorithm_suite();
+        let verification_key = match ours.verification_key() {
+            Some(key) => Some(Blob::new(key.to_vec())),
             None if suite.is_signing() => Some(Blob::new(Vec::new())),
             None => None,
         };
         EsdkDecryptionMaterials::builder()
             .algorithm_suite(suite_info(suite)?)
-            .encryption_context(context_to_esdk(&ours.encryption_context))
-            .required_encryption_context_keys(ours.required_encryption_context_keys.clone())
+            .encryption_context(context_to_esdk(ours.encryption_context()))
+            .required_encryption_context_keys(ours.required_encryption_context_keys().to_vec())
             .set_verification_key(verification_key)
             .build()
             .map_err(|e| mapping_error(e.to_string()))
@@ -510,7 +509,8 @@ impl Keyring for FromAwsEsdk {
         let mut out =
             output.materials.ok_or_else(|| Error::keyring(self.description(), "on_encrypt returned no materials"))?;
         let edks = edks_from_esdk(out.encrypted_data_keys.as_ref())?;
-        if edks.len() <= materials.encrypted_data_keys.len() || !edks.starts_with(&materials.encrypted_data_keys) {
+        let known = materials.encrypted_data_keys().len();
+        if edks.len() <= known || !edks.starts_with(materials.encrypted_data_keys()) {
             return Err(Error::keyring(self.description(), "on_encrypt did not append an EDK to the existing ones"));
         }
         let mut key = out
@@ -518,7 +518,7 @@ impl Keyring for FromAwsEsdk {
             .take()
             .ok_or_else(|| Error::keyring(self.description(), "on_encrypt returned no data key"))?
             .into_inner();
-        match &materials.plaintext_data_key {
+        match materials.data_key() {
             Some(existing) => {
                 let same = same_key(existing, &key);
                 key.zeroize();
@@ -528,12 +528,14 @@ impl Keyring for FromAwsEsdk {
             }
             None => materials.set_data_key(DataKey::new(key))?,
         }
-        materials.encrypted_data_keys = edks;
+        for edk in edks.into_iter().skip(known) {
+            materials.add_encrypted_data_key(edk)?;
+        }
         Ok(materials)
     }
 
     fn on_decrypt(&self, mut materials: DecryptionMaterials, edks: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
-        if materials.plaintext_data_key.is_some() {
+        if materials.data_key().is_some() {
             return Err(Error::keyring(self.description(), "the decryption materials already hold a data key"));
         }
         let theirs = self.esdk_decryption_materials(&materials)?;

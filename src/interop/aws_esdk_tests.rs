@@ -35,28 +35,28 @@ impl ToyKeyring {
 
 impl Keyring for ToyKeyring {
     fn on_encrypt(&self, mut m: EncryptionMaterials) -> Result<EncryptionMaterials> {
-        self.record(m.algorithm_suite, &m.encryption_context, &m.required_encryption_context_keys, None);
+        self.record(m.algorithm_suite(), m.encryption_context(), m.required_encryption_context_keys(), None);
         if let Some(reason) = self.fail_with {
             return Err(Error::keyring(self.description(), reason));
         }
-        if m.plaintext_data_key.is_none() {
-            m.set_data_key(DataKey::generate(m.algorithm_suite.key_len())?)?;
+        if m.data_key().is_none() {
+            m.set_data_key(DataKey::generate(m.algorithm_suite().key_len())?)?;
         }
-        let key = m.plaintext_data_key.as_ref().map(|k| Self::xor(k.as_bytes())).unwrap_or_default();
-        m.encrypted_data_keys.push(EncryptedDataKey {
+        let key = m.data_key().map(|k| Self::xor(k.as_bytes())).unwrap_or_default();
+        m.add_encrypted_data_key(EncryptedDataKey {
             provider_id: TOY_ID.into(),
             provider_info: b"k1".to_vec(),
             ciphertext: key,
-        });
+        })?;
         Ok(m)
     }
 
     fn on_decrypt(&self, mut m: DecryptionMaterials, edks: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
         self.record(
-            m.algorithm_suite,
-            &m.encryption_context,
-            &m.required_encryption_context_keys,
-            m.verification_key.clone(),
+            m.algorithm_suite(),
+            m.encryption_context(),
+            m.required_encryption_context_keys(),
+            m.verification_key().map(<[u8]>::to_vec),
         );
         if let Some(reason) = self.fail_with {
             return Err(Error::keyring(self.description(), reason));
@@ -237,24 +237,24 @@ fn their_raw_aes_keyring_inside_ours() {
     for suite in [AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha256] {
         let ctx = context_for(suite);
         let em = theirs.on_encrypt(EncryptionMaterials::new(suite, ctx.clone())).unwrap();
-        let key = em.plaintext_data_key.clone().expect("generated");
+        let key = em.data_key().cloned().expect("generated");
         assert_eq!(key.len(), suite.key_len());
-        assert_eq!(em.encrypted_data_keys.len(), 1);
-        assert_eq!(em.encrypted_data_keys[0].provider_id, "ns");
-        assert!(em.signing_key.is_none(), "no placeholder leaks back");
+        assert_eq!(em.encrypted_data_keys().len(), 1);
+        assert_eq!(em.encrypted_data_keys()[0].provider_id, "ns");
+        assert!(em.signing_key().is_none(), "no placeholder leaks back");
 
         // A second wrap of the same key appends an EDK and keeps the key.
         let em2 = theirs.on_encrypt(em.clone()).unwrap();
-        assert_eq!(em2.encrypted_data_keys.len(), 2);
-        assert_eq!(em2.plaintext_data_key, em.plaintext_data_key);
+        assert_eq!(em2.encrypted_data_keys().len(), 2);
+        assert_eq!(em2.data_key(), em.data_key());
 
-        let dm = theirs.on_decrypt(DecryptionMaterials::new(suite, ctx.clone()), &em.encrypted_data_keys).unwrap();
-        assert_eq!(dm.plaintext_data_key, Some(key));
+        let dm = theirs.on_decrypt(DecryptionMaterials::new(suite, ctx.clone()), em.encrypted_data_keys()).unwrap();
+        assert_eq!(dm.data_key(), Some(&key));
 
         // The wrap is bound to the context: another context fails as "mine but failed".
         let mut other = ctx.clone();
         other.insert("purpose", "changed").unwrap();
-        let err = theirs.on_decrypt(DecryptionMaterials::new(suite, other), &em.encrypted_data_keys).unwrap_err();
+        let err = theirs.on_decrypt(DecryptionMaterials::new(suite, other), em.encrypted_data_keys()).unwrap_err();
         assert!(matches!(err, Error::Keyring { .. }), "{err:?}");
 
         // EDKs that are not theirs: "not mine".
@@ -263,7 +263,7 @@ fn their_raw_aes_keyring_inside_ours() {
         assert!(err.is_not_mine(), "{err:?}");
 
         // A tampered EDK of theirs fails too.
-        let mut tampered = em.encrypted_data_keys.clone();
+        let mut tampered = em.encrypted_data_keys().to_vec();
         if let Some(b) = tampered[0].ciphertext.last_mut() {
             *b ^= 1;
         }
@@ -279,13 +279,13 @@ fn adapters_compose_both_ways() {
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384;
     let ctx = context_for(suite);
     let mut m = EncryptionMaterials::new(suite, ctx.clone());
-    m.required_encryption_context_keys = vec!["purpose".into()];
+    m.require_encryption_context_key("purpose").unwrap();
     let em = round.on_encrypt(m).unwrap();
     let seen = toy.seen.lock().unwrap().pop().unwrap();
     assert_eq!(seen.1, ctx);
     assert_eq!(seen.2, vec!["purpose".to_owned()]);
-    let dm = round.on_decrypt(DecryptionMaterials::new(suite, ctx), &em.encrypted_data_keys).unwrap();
-    assert_eq!(dm.plaintext_data_key, em.plaintext_data_key);
+    let dm = round.on_decrypt(DecryptionMaterials::new(suite, ctx), em.encrypted_data_keys()).unwrap();
+    assert_eq!(dm.data_key(), em.data_key());
     // Their wrapper of our failing keyring: our text survives the round trip.
     let failing = FromAwsEsdk::new(
         AwsEsdkKeyring::keyring_ref(ToyKeyring { fail_with: Some("slot 3 is gone"), ..Default::default() }),

@@ -19,14 +19,14 @@ pub(crate) fn on_encrypt(
     description: impl Fn() -> String,
     mut materials: EncryptionMaterials,
 ) -> Result<EncryptionMaterials> {
-    if materials.plaintext_data_key.is_none() {
-        materials.set_data_key(DataKey::generate(materials.algorithm_suite.key_len())?)?;
+    if materials.data_key().is_none() {
+        materials.set_data_key(DataKey::generate(materials.algorithm_suite().key_len())?)?;
     }
-    let edk = match &materials.plaintext_data_key {
-        Some(key) => layout.wrap(key, &EdkContext::new(&materials.encryption_context))?,
+    let edk = match materials.data_key() {
+        Some(key) => layout.wrap(key, &EdkContext::new(materials.encryption_context()))?,
         None => return Err(Error::keyring(description(), "no data key to wrap")),
     };
-    materials.encrypted_data_keys.push(edk);
+    materials.add_encrypted_data_key(edk)?;
     Ok(materials)
 }
 
@@ -37,13 +37,13 @@ pub(crate) fn on_decrypt(
     mut materials: DecryptionMaterials,
     edks: &[EncryptedDataKey],
 ) -> Result<DecryptionMaterials> {
-    if materials.plaintext_data_key.is_some() {
+    if materials.data_key().is_some() {
         return Err(Error::keyring(description(), "the decryption materials already hold a data key"));
     }
-    let key_len = materials.algorithm_suite.key_len();
+    let key_len = materials.algorithm_suite().key_len();
     let mut failures: Vec<(usize, Error)> = Vec::new();
     let found = {
-        let context = EdkContext::new(&materials.encryption_context);
+        let context = EdkContext::new(materials.encryption_context());
         let mut found = None;
         for (index, edk) in edks.iter().enumerate() {
             match layout.unwrap(edk, &context, key_len) {

@@ -9,13 +9,13 @@
 //! SDK, so other implementations holding the same keys can open them and the
 //! reverse. [`raw_aes_edk`] exposes the raw AES layout's wire helpers.
 //!
-//! Every keyring built on an EDK layout (`edk/`) shares one adapter
+//! Every keyring built on an EDK layout (`src/edk/`) shares one adapter
 //! (`adapter.rs`) for the rules around the layout.
 
 pub(crate) mod adapter;
-pub mod multi;
-pub mod raw_aes;
-pub mod raw_rsa;
+mod multi;
+mod raw_aes;
+mod raw_rsa;
 
 pub use crate::edk::raw_aes_wire as raw_aes_edk;
 

@@ -69,14 +69,14 @@ impl Keyring for MultiKeyring {
     fn on_encrypt(&self, materials: EncryptionMaterials) -> Result<EncryptionMaterials> {
         let mut materials = match &self.generator {
             Some(generator) => {
-                if materials.plaintext_data_key.is_some() {
+                if materials.data_key().is_some() {
                     return Err(Error::keyring(
                         self.description(),
                         "the materials already hold a data key, but this multi-keyring's generator must make it",
                     ));
                 }
                 let out = generator.on_encrypt(materials)?;
-                if out.plaintext_data_key.is_none() {
+                if out.data_key().is_none() {
                     return Err(Error::keyring(
                         self.description(),
                         format!("the generator {} returned no data key", generator.description()),
@@ -85,7 +85,7 @@ impl Keyring for MultiKeyring {
                 out
             }
             None => {
-                if materials.plaintext_data_key.is_none() {
+                if materials.data_key().is_none() {
                     return Err(Error::keyring(
                         self.description(),
                         "the materials hold no data key and this multi-keyring has no generator to make one",
@@ -101,13 +101,13 @@ impl Keyring for MultiKeyring {
     }
 
     fn on_decrypt(&self, materials: DecryptionMaterials, edks: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
-        if materials.plaintext_data_key.is_some() {
+        if materials.data_key().is_some() {
             return Err(Error::keyring(self.description(), "the decryption materials already hold a data key"));
         }
         let mut failures = Vec::new();
         for member in self.members() {
             match member.on_decrypt(materials.clone(), edks) {
-                Ok(out) if out.plaintext_data_key.is_some() => return Ok(out),
+                Ok(out) if out.data_key().is_some() => return Ok(out),
                 Ok(_) => failures.push(KeyringFailure::from_error(
                     member.description(),
                     Error::keyring(member.description(), "returned no data key"),
@@ -178,15 +178,15 @@ mod tests {
         let (g, c1, c2) = (aes("gen", 1), aes("child1", 2), aes("child2", 3));
         let multi = MultiKeyring::new(Some(g.clone()), vec![c1.clone(), c2.clone()]).unwrap();
         let m = multi.on_encrypt(EncryptionMaterials::new(SUITE, ctx())).unwrap();
-        assert_eq!(m.encrypted_data_keys.len(), 3);
+        assert_eq!(m.encrypted_data_keys().len(), 3);
         for (i, k) in [g, c1, c2].iter().enumerate() {
-            let d = decrypt(k.as_ref(), &m.encrypted_data_keys).unwrap();
-            assert_eq!(d.plaintext_data_key, m.plaintext_data_key, "member {i}");
+            let d = decrypt(k.as_ref(), m.encrypted_data_keys()).unwrap();
+            assert_eq!(d.data_key(), m.data_key(), "member {i}");
             // And each EDK alone is opened by the multi-keyring.
-            let d = decrypt(&multi, &m.encrypted_data_keys[i..=i]).unwrap();
-            assert_eq!(d.plaintext_data_key, m.plaintext_data_key, "EDK {i}");
+            let d = decrypt(&multi, &m.encrypted_data_keys()[i..=i]).unwrap();
+            assert_eq!(d.data_key(), m.data_key(), "EDK {i}");
         }
-        let names: Vec<&[u8]> = m.encrypted_data_keys.iter().map(|e| &e.provider_info[..]).collect();
+        let names: Vec<&[u8]> = m.encrypted_data_keys().iter().map(|e| &e.provider_info[..]).collect();
         assert!(names[0].starts_with(b"gen") && names[1].starts_with(b"child1") && names[2].starts_with(b"child2"));
     }
 
@@ -204,9 +204,9 @@ mod tests {
         let mut m = EncryptionMaterials::new(SUITE, ctx());
         m.set_data_key(DataKey::new(vec![0x77; 32])).unwrap();
         let m = multi.on_encrypt(m).unwrap();
-        assert_eq!(m.encrypted_data_keys.len(), 2);
-        let d = decrypt(aes("b", 2).as_ref(), &m.encrypted_data_keys).unwrap();
-        assert_eq!(d.plaintext_data_key.unwrap().as_bytes(), &[0x77; 32]);
+        assert_eq!(m.encrypted_data_keys().len(), 2);
+        let d = decrypt(aes("b", 2).as_ref(), m.encrypted_data_keys()).unwrap();
+        assert_eq!(d.data_key().unwrap().as_bytes(), &[0x77; 32]);
     }
 
     #[test]
@@ -234,8 +234,8 @@ mod tests {
         let multi =
             MultiKeyring::new(Some(Arc::new(Failing("generator down"))), vec![aes("other", 1), aes("target", 9)])
                 .unwrap();
-        let d = decrypt(&multi, &m.encrypted_data_keys).unwrap();
-        assert_eq!(d.plaintext_data_key, m.plaintext_data_key);
+        let d = decrypt(&multi, m.encrypted_data_keys()).unwrap();
+        assert_eq!(d.data_key(), m.data_key());
     }
 
     #[test]
@@ -246,7 +246,7 @@ mod tests {
         let multi =
             MultiKeyring::new(Some(aes("target", 8)), vec![aes("unrelated", 1), Arc::new(Failing("token offline"))])
                 .unwrap();
-        let err = decrypt(&multi, &m.encrypted_data_keys).unwrap_err();
+        let err = decrypt(&multi, m.encrypted_data_keys()).unwrap_err();
         let Error::NoKeyringDecrypted { failures, .. } = &err else { panic!("unexpected error {err}") };
         assert_eq!(failures.len(), 3);
         assert_eq!(failures[0].keyring, "raw AES keyring multi-test/target");
@@ -265,9 +265,9 @@ mod tests {
         let inner = Arc::new(MultiKeyring::new(None, vec![aes("deep", 5)]).unwrap());
         let outer = MultiKeyring::new(Some(aes("top", 4)), vec![inner.clone()]).unwrap();
         let m = outer.on_encrypt(EncryptionMaterials::new(SUITE, ctx())).unwrap();
-        assert_eq!(m.encrypted_data_keys.len(), 2);
-        let d = decrypt(inner.as_ref(), &m.encrypted_data_keys).unwrap();
-        assert_eq!(d.plaintext_data_key, m.plaintext_data_key);
+        assert_eq!(m.encrypted_data_keys().len(), 2);
+        let d = decrypt(inner.as_ref(), m.encrypted_data_keys()).unwrap();
+        assert_eq!(d.data_key(), m.data_key());
         assert!(outer.description().contains("multi-test/deep"), "{}", outer.description());
     }
 

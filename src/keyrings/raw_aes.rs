@@ -123,10 +123,10 @@ mod tests {
     fn edk_layout_field_by_field() {
         let k = keyring(&[0x11; 32]);
         let m = encrypt(&k, SUITE, &context());
-        let data_key = m.plaintext_data_key.clone().unwrap();
+        let data_key = m.data_key().cloned().unwrap();
         assert_eq!(data_key.len(), 32);
-        assert_eq!(m.encrypted_data_keys.len(), 1);
-        let edk = &m.encrypted_data_keys[0];
+        assert_eq!(m.encrypted_data_keys().len(), 1);
+        let edk = &m.encrypted_data_keys()[0];
         assert_eq!(edk.provider_id, NS);
         let info = &edk.provider_info;
         assert_eq!(info.len(), NAME.len() + 4 + 4 + 12);
@@ -154,8 +154,8 @@ mod tests {
         let k = keyring(&[0x11; 32]);
         let a = encrypt(&k, SUITE, &context());
         let b = encrypt(&k, SUITE, &context());
-        assert_ne!(a.encrypted_data_keys[0].provider_info, b.encrypted_data_keys[0].provider_info);
-        assert_ne!(a.plaintext_data_key, b.plaintext_data_key);
+        assert_ne!(a.encrypted_data_keys()[0].provider_info, b.encrypted_data_keys()[0].provider_info);
+        assert_ne!(a.data_key(), b.data_key());
     }
 
     #[test]
@@ -166,9 +166,9 @@ mod tests {
             assert_eq!(k.key_bits(), key_len * 8);
             for suite in AlgorithmSuite::ALL {
                 let m = encrypt(&k, suite, &context());
-                assert_eq!(m.encrypted_data_keys[0].ciphertext.len(), suite.key_len() + 16);
-                let d = decrypt(&k, suite, &context(), &m.encrypted_data_keys).unwrap();
-                assert_eq!(d.plaintext_data_key, m.plaintext_data_key, "{key_len} {suite:?}");
+                assert_eq!(m.encrypted_data_keys()[0].ciphertext.len(), suite.key_len() + 16);
+                let d = decrypt(&k, suite, &context(), m.encrypted_data_keys()).unwrap();
+                assert_eq!(d.data_key(), m.data_key(), "{key_len} {suite:?}");
             }
         }
     }
@@ -179,9 +179,9 @@ mod tests {
         let mut m = EncryptionMaterials::new(SUITE, context());
         m.set_data_key(DataKey::new(vec![0x5A; 32])).unwrap();
         let m = k.on_encrypt(m).unwrap();
-        assert_eq!(m.plaintext_data_key.as_ref().unwrap().as_bytes(), &[0x5A; 32]);
-        let d = decrypt(&k, SUITE, &context(), &m.encrypted_data_keys).unwrap();
-        assert_eq!(d.plaintext_data_key.unwrap().as_bytes(), &[0x5A; 32]);
+        assert_eq!(m.data_key().unwrap().as_bytes(), &[0x5A; 32]);
+        let d = decrypt(&k, SUITE, &context(), m.encrypted_data_keys()).unwrap();
+        assert_eq!(d.data_key().unwrap().as_bytes(), &[0x5A; 32]);
     }
 
     #[test]
@@ -198,7 +198,7 @@ mod tests {
     #[test]
     fn wrong_key_is_mine_but_failed() {
         let m = encrypt(&keyring(&[1; 32]), SUITE, &context());
-        let err = decrypt(&keyring(&[2; 32]), SUITE, &context(), &m.encrypted_data_keys).unwrap_err();
+        let err = decrypt(&keyring(&[2; 32]), SUITE, &context(), m.encrypted_data_keys()).unwrap_err();
         assert!(matches!(err, Error::Keyring { .. }), "{err}");
         assert!(err.to_string().contains("authentication failed"), "{err}");
         assert!(err.to_string().contains(NAME), "{err}");
@@ -209,7 +209,7 @@ mod tests {
         let m = encrypt(&keyring(&[1; 32]), SUITE, &context());
         for (ns, name) in [("other", NAME), (NS, "other"), (NS, "test-ke"), (NS, "test-key2")] {
             let k = RawAesKeyring::new(ns, name, &[1; 32]).unwrap();
-            let err = decrypt(&k, SUITE, &context(), &m.encrypted_data_keys).unwrap_err();
+            let err = decrypt(&k, SUITE, &context(), m.encrypted_data_keys()).unwrap_err();
             assert!(matches!(err, Error::NotMine { edk_count: 1, .. }), "{ns}/{name}: {err}");
         }
         let err = decrypt(&keyring(&[1; 32]), SUITE, &context(), &[]).unwrap_err();
@@ -220,7 +220,7 @@ mod tests {
     fn tampering_fails() {
         let k = keyring(&[9; 32]);
         let m = encrypt(&k, SUITE, &context());
-        let edk = &m.encrypted_data_keys[0];
+        let edk = &m.encrypted_data_keys()[0];
         let iv_start = NAME.len() + 8;
 
         let mut cases: Vec<(&str, EncryptedDataKey)> = Vec::new();
@@ -251,7 +251,7 @@ mod tests {
         let mut extra = context();
         extra.insert("z", "1").unwrap();
         for ctx in [changed, missing, extra, EncryptionContext::new()] {
-            let err = decrypt(&k, SUITE, &ctx, &m.encrypted_data_keys).unwrap_err();
+            let err = decrypt(&k, SUITE, &ctx, m.encrypted_data_keys()).unwrap_err();
             assert!(matches!(err, Error::Keyring { .. }), "{ctx:?}: {err}");
         }
 
@@ -265,13 +265,13 @@ mod tests {
     fn tries_every_matching_edk_until_one_opens() {
         let k = keyring(&[4; 32]);
         let m = encrypt(&k, SUITE, &context());
-        let mut broken = m.encrypted_data_keys[0].clone();
+        let mut broken = m.encrypted_data_keys()[0].clone();
         broken.ciphertext[0] ^= 0xFF;
-        let foreign = encrypt(&keyring(&[5; 32]), SUITE, &context()).encrypted_data_keys[0].clone();
-        let other_ns = EncryptedDataKey { provider_id: "x".into(), ..m.encrypted_data_keys[0].clone() };
-        let edks = [other_ns, broken.clone(), foreign.clone(), m.encrypted_data_keys[0].clone()];
+        let foreign = encrypt(&keyring(&[5; 32]), SUITE, &context()).encrypted_data_keys()[0].clone();
+        let other_ns = EncryptedDataKey { provider_id: "x".into(), ..m.encrypted_data_keys()[0].clone() };
+        let edks = [other_ns, broken.clone(), foreign.clone(), m.encrypted_data_keys()[0].clone()];
         let d = decrypt(&k, SUITE, &context(), &edks).unwrap();
-        assert_eq!(d.plaintext_data_key, m.plaintext_data_key);
+        assert_eq!(d.data_key(), m.data_key());
 
         // Only broken ones: the error keeps each of them, typed and named.
         let err = decrypt(&k, SUITE, &context(), &[broken, foreign]).unwrap_err();
@@ -289,7 +289,7 @@ mod tests {
         let m = encrypt(&k, SUITE, &context());
         let mut d = DecryptionMaterials::new(SUITE, context());
         d.set_data_key(DataKey::new(vec![0; 32])).unwrap();
-        assert!(k.on_decrypt(d, &m.encrypted_data_keys).is_err());
+        assert!(k.on_decrypt(d, m.encrypted_data_keys()).is_err());
     }
 
     #[test]

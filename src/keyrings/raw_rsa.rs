@@ -158,15 +158,15 @@ mod tests {
     #[test]
     fn edk_layout() {
         let m = encrypt(&private(KEY_A, RsaPadding::OaepSha256));
-        assert_eq!(m.encrypted_data_keys.len(), 1);
-        let edk = &m.encrypted_data_keys[0];
+        assert_eq!(m.encrypted_data_keys().len(), 1);
+        let edk = &m.encrypted_data_keys()[0];
         assert_eq!(edk.provider_id, NS);
         assert_eq!(edk.provider_info, NAME.as_bytes());
         // The RSA output is exactly one modulus long.
         assert_eq!(edk.ciphertext.len(), 2048 / 8);
         // It is the data key encrypted to the key: the private key opens it directly.
         let key = RsaPrivateKey::from_pem(KEY_A).unwrap().decrypt(RsaPadding::OaepSha256, &edk.ciphertext).unwrap();
-        assert_eq!(Some(key), m.plaintext_data_key);
+        assert_eq!(Some(&key), m.data_key());
     }
 
     #[test]
@@ -175,10 +175,10 @@ mod tests {
             let k = private(KEY_A, padding);
             assert_eq!(k.padding(), padding);
             let m = encrypt(&k);
-            let d = decrypt(&k, &m.encrypted_data_keys).unwrap();
-            assert_eq!(d.plaintext_data_key, m.plaintext_data_key, "{padding:?}");
+            let d = decrypt(&k, m.encrypted_data_keys()).unwrap();
+            assert_eq!(d.data_key(), m.data_key(), "{padding:?}");
             for other in PADDINGS.into_iter().filter(|p| *p != padding) {
-                let err = decrypt(&private(KEY_A, other), &m.encrypted_data_keys).unwrap_err();
+                let err = decrypt(&private(KEY_A, other), m.encrypted_data_keys()).unwrap_err();
                 assert!(matches!(err, Error::Keyring { .. }), "{padding:?} read as {other:?}: {err}");
             }
         }
@@ -192,15 +192,15 @@ mod tests {
             let key = DataKey::generate(suite.key_len()).unwrap();
             m.set_data_key(key.clone()).unwrap();
             let m = k.on_encrypt(m).unwrap();
-            let d = k.on_decrypt(DecryptionMaterials::new(suite, EncryptionContext::new()), &m.encrypted_data_keys);
-            assert_eq!(d.unwrap().plaintext_data_key, Some(key), "{suite:?}");
+            let d = k.on_decrypt(DecryptionMaterials::new(suite, EncryptionContext::new()), m.encrypted_data_keys());
+            assert_eq!(d.unwrap().data_key(), Some(&key), "{suite:?}");
         }
     }
 
     #[test]
     fn wrong_key_is_mine_but_failed() {
         let m = encrypt(&private(KEY_A, RsaPadding::OaepSha512));
-        let err = decrypt(&private(KEY_B, RsaPadding::OaepSha512), &m.encrypted_data_keys).unwrap_err();
+        let err = decrypt(&private(KEY_B, RsaPadding::OaepSha512), m.encrypted_data_keys()).unwrap_err();
         assert!(matches!(err, Error::Keyring { .. }), "{err}");
         assert!(err.to_string().contains("RSA decryption"), "{err}");
     }
@@ -210,7 +210,7 @@ mod tests {
         let m = encrypt(&private(KEY_A, RsaPadding::OaepSha256));
         for (ns, name) in [("other", NAME), (NS, "other"), (NS, "rsa-ke"), (NS, "rsa-key2")] {
             let k = RawRsaKeyring::from_private_pem(ns, name, RsaPadding::OaepSha256, KEY_A).unwrap();
-            let err = decrypt(&k, &m.encrypted_data_keys).unwrap_err();
+            let err = decrypt(&k, m.encrypted_data_keys()).unwrap_err();
             assert!(matches!(err, Error::NotMine { edk_count: 1, .. }), "{ns}/{name}: {err}");
         }
     }
@@ -219,11 +219,11 @@ mod tests {
     fn tampered_ciphertext_fails() {
         let k = private(KEY_A, RsaPadding::OaepSha256);
         let m = encrypt(&k);
-        let mut short = m.encrypted_data_keys[0].clone();
+        let mut short = m.encrypted_data_keys()[0].clone();
         short.ciphertext.pop();
-        let mut empty = m.encrypted_data_keys[0].clone();
+        let mut empty = m.encrypted_data_keys()[0].clone();
         empty.ciphertext.clear();
-        let mut flipped = m.encrypted_data_keys[0].clone();
+        let mut flipped = m.encrypted_data_keys()[0].clone();
         flipped.ciphertext[100] ^= 0x01;
         for edk in [short, empty, flipped] {
             let err = decrypt(&k, std::slice::from_ref(&edk)).unwrap_err();
@@ -238,7 +238,7 @@ mod tests {
         let m = k
             .on_encrypt(EncryptionMaterials::new(AlgorithmSuite::Aes128GcmIv12Tag16NoKdf, EncryptionContext::new()))
             .unwrap();
-        let err = decrypt(&k, &m.encrypted_data_keys).unwrap_err();
+        let err = decrypt(&k, m.encrypted_data_keys()).unwrap_err();
         assert!(err.to_string().contains("16 bytes"), "{err}");
     }
 
@@ -248,15 +248,15 @@ mod tests {
         assert!(!public.can_decrypt());
         let m = encrypt(&public);
         // The private key of the same pair opens what the public-only keyring wrote.
-        let d = decrypt(&private(KEY_A, RsaPadding::OaepSha384), &m.encrypted_data_keys).unwrap();
-        assert_eq!(d.plaintext_data_key, m.plaintext_data_key);
+        let d = decrypt(&private(KEY_A, RsaPadding::OaepSha384), m.encrypted_data_keys()).unwrap();
+        assert_eq!(d.data_key(), m.data_key());
         // Its own EDK: mine, but no private key.
-        let err = decrypt(&public, &m.encrypted_data_keys).unwrap_err();
+        let err = decrypt(&public, m.encrypted_data_keys()).unwrap_err();
         assert!(matches!(err, Error::Keyring { .. }), "{err}");
         assert!(err.to_string().contains("no private key"), "{err}");
         // Someone else's EDK: not mine.
         let other = RawRsaKeyring::from_public_pem(NS, "other", RsaPadding::OaepSha384, KEY_A_PUB).unwrap();
-        assert!(decrypt(&other, &m.encrypted_data_keys).unwrap_err().is_not_mine());
+        assert!(decrypt(&other, m.encrypted_data_keys()).unwrap_err().is_not_mine());
     }
 
     #[test]

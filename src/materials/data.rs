@@ -84,22 +84,19 @@ pub trait FooterSigner: Send + Sync + fmt::Debug {
 }
 
 /// What encryption needs: the suite, the context, the data key and its EDKs.
+///
+/// The fields are private: a keyring reads them through the accessors, sets
+/// the data key once with [`EncryptionMaterials::set_data_key`] (which checks
+/// its length for the suite and refuses a second key) and appends the EDK it
+/// wrote with [`EncryptionMaterials::add_encrypted_data_key`].
 #[derive(Clone, Debug)]
 pub struct EncryptionMaterials {
-    /// The suite the message will use.
-    pub algorithm_suite: AlgorithmSuite,
-    /// The full encryption context, including required pairs and the
-    /// signing public key. Pairs in `required_encryption_context_keys` are
-    /// authenticated but not stored in the header.
-    pub encryption_context: EncryptionContext,
-    /// Context keys that are authenticated but not stored in the message.
-    pub required_encryption_context_keys: Vec<String>,
-    /// The plaintext data key, once a generator keyring made it.
-    pub plaintext_data_key: Option<DataKey>,
-    /// One entry per keyring that wrapped the data key.
-    pub encrypted_data_keys: Vec<EncryptedDataKey>,
-    /// The footer signer, for signed suites.
-    pub signing_key: Option<Arc<dyn FooterSigner>>,
+    algorithm_suite: AlgorithmSuite,
+    encryption_context: EncryptionContext,
+    required_encryption_context_keys: Vec<String>,
+    data_key: Option<DataKey>,
+    encrypted_data_keys: Vec<EncryptedDataKey>,
+    signing_key: Option<Arc<dyn FooterSigner>>,
 }
 
 impl EncryptionMaterials {
@@ -109,19 +106,57 @@ impl EncryptionMaterials {
             algorithm_suite,
             encryption_context,
             required_encryption_context_keys: Vec::new(),
-            plaintext_data_key: None,
+            data_key: None,
             encrypted_data_keys: Vec::new(),
             signing_key: None,
         }
     }
 
+    /// The suite the message will use.
+    pub fn algorithm_suite(&self) -> AlgorithmSuite {
+        self.algorithm_suite
+    }
+
+    /// The full encryption context, including required pairs and the signing
+    /// public key. Pairs named by
+    /// [`required_encryption_context_keys`](Self::required_encryption_context_keys)
+    /// are authenticated but not stored in the header.
+    pub fn encryption_context(&self) -> &EncryptionContext {
+        &self.encryption_context
+    }
+
+    /// Context keys that are authenticated but not stored in the message.
+    pub fn required_encryption_context_keys(&self) -> &[String] {
+        &self.required_encryption_context_keys
+    }
+
+    /// The plaintext data key, once a generator keyring made it.
+    pub fn data_key(&self) -> Option<&DataKey> {
+        self.data_key.as_ref()
+    }
+
+    /// One entry per keyring that wrapped the data key, in order.
+    pub fn encrypted_data_keys(&self) -> &[EncryptedDataKey] {
+        &self.encrypted_data_keys
+    }
+
+    /// The footer signer, for signed suites.
+    pub fn signing_key(&self) -> Option<&Arc<dyn FooterSigner>> {
+        self.signing_key.as_ref()
+    }
+
     /// Set the data key; refuses a key of the wrong length or a second key.
     pub fn set_data_key(&mut self, key: DataKey) -> Result<()> {
-        if self.plaintext_data_key.is_some() {
-            return Err(Error::config("the materials already hold a data key"));
+        set_once(&mut self.data_key, self.algorithm_suite, key)
+    }
+
+    /// Append the EDK a keyring wrapped the data key into; refused while the
+    /// materials hold no data key, since the EDK would wrap nothing.
+    pub fn add_encrypted_data_key(&mut self, edk: EncryptedDataKey) -> Result<()> {
+        if self.data_key.is_none() {
+            return Err(Error::config("an encrypted data key was added to materials that hold no data key"));
         }
-        check_data_key_len(self.algorithm_suite, &key)?;
-        self.plaintext_data_key = Some(key);
+        self.encrypted_data_keys.push(edk);
         Ok(())
     }
 
@@ -130,23 +165,57 @@ impl EncryptionMaterials {
     pub fn stored_encryption_context(&self) -> EncryptionContext {
         self.encryption_context.without(self.required_encryption_context_keys.iter().map(String::as_str))
     }
+
+    /// Set the footer signer; refuses a signer on another curve than the
+    /// suite's, or any signer for an unsigned suite.
+    pub(crate) fn set_signing_key(&mut self, signer: Arc<dyn FooterSigner>) -> Result<()> {
+        match self.algorithm_suite.signature() {
+            Some(curve) if curve == signer.curve() => {
+                self.signing_key = Some(signer);
+                Ok(())
+            }
+            Some(curve) => Err(Error::config(format!(
+                "the signing key is on {:?} but suite 0x{:04X} signs with {curve:?}",
+                signer.curve(),
+                self.algorithm_suite.id()
+            ))),
+            None => Err(Error::config(format!("suite 0x{:04X} does not sign", self.algorithm_suite.id()))),
+        }
+    }
+
+    /// Mark `key` as authenticated but not stored; it must be in the context.
+    pub(crate) fn require_encryption_context_key(&mut self, key: &str) -> Result<()> {
+        if !self.encryption_context.contains_key(key) {
+            return Err(Error::InvalidEncryptionContext {
+                reason: format!("required key `{key}` is not in the encryption context"),
+            });
+        }
+        if !self.required_encryption_context_keys.iter().any(|k| k == key) {
+            self.required_encryption_context_keys.push(key.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Replace the required keys as another implementation's materials carry them.
+    #[cfg(feature = "aws-esdk")]
+    pub(crate) fn set_required_encryption_context_keys(&mut self, keys: Vec<String>) {
+        self.required_encryption_context_keys = keys;
+    }
 }
 
 /// What decryption needs: the suite, the context and, once a keyring opened an
 /// EDK, the data key.
+///
+/// The fields are private: a keyring reads them through the accessors and
+/// sets the data key it opened, once, with
+/// [`DecryptionMaterials::set_data_key`].
 #[derive(Clone, Debug)]
 pub struct DecryptionMaterials {
-    /// The message's suite.
-    pub algorithm_suite: AlgorithmSuite,
-    /// The full encryption context: the header's pairs plus the required pairs
-    /// reproduced by the caller.
-    pub encryption_context: EncryptionContext,
-    /// Context keys that were authenticated but not stored in the message.
-    pub required_encryption_context_keys: Vec<String>,
-    /// The data key, once a keyring opened an EDK.
-    pub plaintext_data_key: Option<DataKey>,
-    /// SEC1 compressed public key that must verify the footer, for signed suites.
-    pub verification_key: Option<Vec<u8>>,
+    algorithm_suite: AlgorithmSuite,
+    encryption_context: EncryptionContext,
+    required_encryption_context_keys: Vec<String>,
+    data_key: Option<DataKey>,
+    verification_key: Option<Vec<u8>>,
 }
 
 impl DecryptionMaterials {
@@ -156,20 +225,61 @@ impl DecryptionMaterials {
             algorithm_suite,
             encryption_context,
             required_encryption_context_keys: Vec::new(),
-            plaintext_data_key: None,
+            data_key: None,
             verification_key: None,
         }
     }
 
+    /// The message's suite.
+    pub fn algorithm_suite(&self) -> AlgorithmSuite {
+        self.algorithm_suite
+    }
+
+    /// The full encryption context: the header's pairs plus the required
+    /// pairs reproduced by the caller.
+    pub fn encryption_context(&self) -> &EncryptionContext {
+        &self.encryption_context
+    }
+
+    /// Context keys that were authenticated but not stored in the message.
+    pub fn required_encryption_context_keys(&self) -> &[String] {
+        &self.required_encryption_context_keys
+    }
+
+    /// The data key, once a keyring opened an EDK.
+    pub fn data_key(&self) -> Option<&DataKey> {
+        self.data_key.as_ref()
+    }
+
+    /// SEC1 compressed public key that must verify the footer, for signed suites.
+    pub fn verification_key(&self) -> Option<&[u8]> {
+        self.verification_key.as_deref()
+    }
+
     /// Set the data key; refuses a key of the wrong length or a second key.
     pub fn set_data_key(&mut self, key: DataKey) -> Result<()> {
-        if self.plaintext_data_key.is_some() {
-            return Err(Error::config("the materials already hold a data key"));
-        }
-        check_data_key_len(self.algorithm_suite, &key)?;
-        self.plaintext_data_key = Some(key);
-        Ok(())
+        set_once(&mut self.data_key, self.algorithm_suite, key)
     }
+
+    /// Set the context keys that were authenticated but not stored.
+    pub(crate) fn set_required_encryption_context_keys(&mut self, keys: Vec<String>) {
+        self.required_encryption_context_keys = keys;
+    }
+
+    /// Set the key that must verify the footer.
+    pub(crate) fn set_verification_key(&mut self, key: Option<Vec<u8>>) {
+        self.verification_key = key;
+    }
+}
+
+/// Store `key` in `slot` unless it already holds one or the length does not fit `suite`.
+fn set_once(slot: &mut Option<DataKey>, suite: AlgorithmSuite, key: DataKey) -> Result<()> {
+    if slot.is_some() {
+        return Err(Error::config("the materials already hold a data key"));
+    }
+    check_data_key_len(suite, &key)?;
+    *slot = Some(key);
+    Ok(())
 }
 
 fn check_data_key_len(suite: AlgorithmSuite, key: &DataKey) -> Result<()> {
@@ -204,8 +314,63 @@ mod tests {
     #[test]
     fn data_key_length_checked() {
         let mut m = EncryptionMaterials::new(AlgorithmSuite::Aes128GcmIv12Tag16NoKdf, EncryptionContext::new());
-        assert!(m.set_data_key(DataKey::new(vec![0; 32])).is_err());
+        assert!(matches!(m.set_data_key(DataKey::new(vec![0; 32])), Err(Error::InvalidKey { .. })));
+        assert!(m.data_key().is_none());
         m.set_data_key(DataKey::new(vec![0; 16])).unwrap();
-        assert!(m.set_data_key(DataKey::new(vec![0; 16])).is_err());
+        assert!(matches!(m.set_data_key(DataKey::new(vec![1; 16])), Err(Error::Config { .. })));
+        assert_eq!(m.data_key().unwrap().as_bytes(), &[0; 16]);
+    }
+
+    #[test]
+    fn decryption_materials_take_one_key_of_the_suite_length() {
+        let mut m = DecryptionMaterials::new(AlgorithmSuite::default(), EncryptionContext::new());
+        assert!(matches!(m.set_data_key(DataKey::new(vec![0; 16])), Err(Error::InvalidKey { .. })));
+        assert!(matches!(m.set_data_key(DataKey::new(Vec::new())), Err(Error::InvalidKey { .. })));
+        assert!(m.data_key().is_none());
+        m.set_data_key(DataKey::new(vec![3; 32])).unwrap();
+        assert!(matches!(m.set_data_key(DataKey::new(vec![4; 32])), Err(Error::Config { .. })));
+        assert_eq!(m.data_key().unwrap().as_bytes(), &[3; 32]);
+    }
+
+    fn edk() -> EncryptedDataKey {
+        EncryptedDataKey { provider_id: "p".into(), provider_info: b"i".to_vec(), ciphertext: vec![1] }
+    }
+
+    #[test]
+    fn an_edk_needs_a_data_key() {
+        let mut m = EncryptionMaterials::new(AlgorithmSuite::default(), EncryptionContext::new());
+        assert!(m.add_encrypted_data_key(edk()).is_err());
+        assert!(m.encrypted_data_keys().is_empty());
+        m.set_data_key(DataKey::new(vec![0; 32])).unwrap();
+        m.add_encrypted_data_key(edk()).unwrap();
+        m.add_encrypted_data_key(edk()).unwrap();
+        assert_eq!(m.encrypted_data_keys(), &[edk(), edk()]);
+    }
+
+    #[test]
+    fn signing_key_must_fit_the_suite() {
+        let p384: Arc<dyn FooterSigner> = Arc::new(crate::crypto::SoftwareSigner::generate(SignatureCurve::P384));
+        let p256: Arc<dyn FooterSigner> = Arc::new(crate::crypto::SoftwareSigner::generate(SignatureCurve::P256));
+        let mut unsigned =
+            EncryptionMaterials::new(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, EncryptionContext::new());
+        assert!(unsigned.set_signing_key(Arc::clone(&p384)).is_err());
+        assert!(unsigned.signing_key().is_none());
+        let mut signed =
+            EncryptionMaterials::new(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, EncryptionContext::new());
+        assert!(signed.set_signing_key(p256).is_err());
+        assert!(signed.signing_key().is_none());
+        signed.set_signing_key(Arc::clone(&p384)).unwrap();
+        assert!(Arc::ptr_eq(signed.signing_key().unwrap(), &p384));
+    }
+
+    #[test]
+    fn required_keys_must_be_in_the_context() {
+        let context = EncryptionContext::from_pairs([("tenant", "42"), ("purpose", "x")]).unwrap();
+        let mut m = EncryptionMaterials::new(AlgorithmSuite::default(), context);
+        assert!(matches!(m.require_encryption_context_key("absent"), Err(Error::InvalidEncryptionContext { .. })));
+        m.require_encryption_context_key("tenant").unwrap();
+        m.require_encryption_context_key("tenant").unwrap();
+        assert_eq!(m.required_encryption_context_keys(), ["tenant"]);
+        assert_eq!(m.stored_encryption_context(), EncryptionContext::from_pairs([("purpose", "x")]).unwrap());
     }
 }

@@ -13,13 +13,16 @@ use crate::error::Result;
 ///
 /// # Contract
 ///
-/// * [`on_encrypt`](Keyring::on_encrypt): if the materials hold no data key,
-///   a generator keyring makes one (of `algorithm_suite.key_len()` bytes), sets
-///   it, and appends its EDK; otherwise it wraps the existing data key and
-///   appends one EDK. The wrap must be bound to the materials' full
-///   encryption context where the keyring's format allows it.
+/// * [`on_encrypt`](Keyring::on_encrypt): if the materials hold no data key
+///   ([`EncryptionMaterials::data_key`]), a generator keyring makes one (of
+///   `algorithm_suite().key_len()` bytes) and sets it with
+///   [`EncryptionMaterials::set_data_key`]; either way it wraps the data key
+///   and appends one EDK with [`EncryptionMaterials::add_encrypted_data_key`].
+///   The wrap must be bound to the materials' full encryption context where
+///   the keyring's format allows it.
 /// * [`on_decrypt`](Keyring::on_decrypt): returns the materials with the data
-///   key of the first EDK the keyring can open. If none of the EDKs is its
+///   key of the first EDK the keyring can open, set with
+///   [`DecryptionMaterials::set_data_key`]. If none of the EDKs is its
 ///   own, it fails with [`Error::NotMine`](crate::Error::NotMine); if one is
 ///   its own but unwrapping failed, with [`Error::Keyring`](crate::Error::Keyring)
 ///   (or a more specific error). Materials that already hold a data key are an error.

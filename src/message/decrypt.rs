@@ -216,25 +216,24 @@ pub(crate) fn open_header(
         Some(context.clone()),
     );
     let materials = cmm.decrypt_materials(request)?;
-    if materials.algorithm_suite != suite {
+    if materials.algorithm_suite() != suite {
         return Err(Error::PolicyViolation {
             reason: format!(
                 "the materials use suite 0x{:04X} but the message uses 0x{:04X}",
-                materials.algorithm_suite.id(),
+                materials.algorithm_suite().id(),
                 suite.id()
             ),
         });
     }
-    client.commitment_policy.check_decrypt(materials.algorithm_suite)?;
-    let data_key =
-        materials.plaintext_data_key.as_ref().ok_or_else(|| Error::config("the materials hold no data key"))?;
+    client.commitment_policy.check_decrypt(materials.algorithm_suite())?;
+    let data_key = materials.data_key().ok_or_else(|| Error::config("the materials hold no data key"))?;
 
     let keys = keys::derive(suite, data_key, &header.message_id)?;
     keys::verify_commitment(&keys, &header.suite_data)?;
 
     let required = materials
-        .encryption_context
-        .subset(materials.required_encryption_context_keys.iter().map(String::as_str))
+        .encryption_context()
+        .subset(materials.required_encryption_context_keys().iter().map(String::as_str))
         .serialize()?;
     let mut scratch = Vec::new();
     let aad = keys::header_aad(header.body(), &required, &mut scratch);
@@ -243,8 +242,8 @@ pub(crate) fn open_header(
     // Every pair the caller named must be in the stored or the required context.
     for (k, v) in context.iter() {
         let stored = header.encryption_context.get(k) == Some(v);
-        let required = materials.required_encryption_context_keys.iter().any(|r| r == k)
-            && materials.encryption_context.get(k) == Some(v);
+        let required = materials.required_encryption_context_keys().iter().any(|r| r == k)
+            && materials.encryption_context().get(k) == Some(v);
         if !stored && !required {
             return Err(Error::EncryptionContextMismatch {
                 reason: match header.encryption_context.get(k) {
@@ -257,7 +256,7 @@ pub(crate) fn open_header(
 
     let verifier = match suite.signature() {
         Some(curve) => {
-            let key = materials.verification_key.clone().ok_or_else(|| Error::Signature {
+            let key = materials.verification_key().map(<[u8]>::to_vec).ok_or_else(|| Error::Signature {
                 reason: "the materials hold no verification key for a signed suite".into(),
             })?;
             check_trusted(client, curve, &key)?;

@@ -54,7 +54,7 @@ impl FrameSealer {
     }
 
     fn from_materials(client: &Client, materials: EncryptionMaterials) -> Result<(FrameSealer, Vec<u8>)> {
-        let suite = materials.algorithm_suite;
+        let suite = materials.algorithm_suite();
         client.commitment_policy.check_encrypt(suite)?;
         if let Some(want) = client.algorithm_suite {
             if want != suite {
@@ -67,7 +67,7 @@ impl FrameSealer {
                 });
             }
         }
-        let edk_count = materials.encrypted_data_keys.len();
+        let edk_count = materials.encrypted_data_keys().len();
         if let Some(max) = client.max_encrypted_data_keys {
             if edk_count > max {
                 return Err(Error::TooManyEncryptedDataKeys { count: edk_count, max });
@@ -76,9 +76,8 @@ impl FrameSealer {
         if edk_count == 0 {
             return Err(Error::config("the materials hold no encrypted data key"));
         }
-        let data_key =
-            materials.plaintext_data_key.as_ref().ok_or_else(|| Error::config("the materials hold no data key"))?;
-        let signer = match (suite.signature(), &materials.signing_key) {
+        let data_key = materials.data_key().ok_or_else(|| Error::config("the materials hold no data key"))?;
+        let signer = match (suite.signature(), materials.signing_key()) {
             (Some(curve), Some(signer)) => {
                 if signer.curve() != curve {
                     return Err(Error::config(format!(
@@ -92,8 +91,8 @@ impl FrameSealer {
             (Some(_), None) => return Err(Error::config("a signed suite needs a signing key in the materials")),
             (None, _) => None,
         };
-        for key in &materials.required_encryption_context_keys {
-            if !materials.encryption_context.contains_key(key) {
+        for key in materials.required_encryption_context_keys() {
+            if !materials.encryption_context().contains_key(key) {
                 return Err(Error::InvalidEncryptionContext {
                     reason: format!("required key `{key}` is not in the encryption context"),
                 });
@@ -101,8 +100,8 @@ impl FrameSealer {
         }
         let stored = materials.stored_encryption_context();
         let required = materials
-            .encryption_context
-            .subset(materials.required_encryption_context_keys.iter().map(String::as_str))
+            .encryption_context()
+            .subset(materials.required_encryption_context_keys().iter().map(String::as_str))
             .serialize()?;
 
         let mut message_id = vec![0u8; suite.message_id_len()];
@@ -113,7 +112,7 @@ impl FrameSealer {
             suite,
             message_id: &message_id,
             stored_context: &stored,
-            encrypted_data_keys: &materials.encrypted_data_keys,
+            encrypted_data_keys: materials.encrypted_data_keys(),
             frame_length: client.frame_length,
             suite_data: &commit,
         })?;

@@ -31,7 +31,7 @@ use crate::materials::{
     SignatureCurve,
 };
 
-pub use crate::format::ContentType;
+use crate::format::ContentType;
 pub use decrypt::DecryptingReader;
 pub use encrypt::EncryptingWriter;
 

@@ -36,7 +36,7 @@ fn aes_edks_interoperate_with_software_aes_gcm_both_ways() {
 
     // Token wraps, software opens (parsing the raw AES layout by hand).
     let enc = keyring.on_encrypt(EncryptionMaterials::new(suite, context())).unwrap();
-    let edk = &enc.encrypted_data_keys[0];
+    let edk = &enc.encrypted_data_keys()[0];
     assert_eq!(edk.provider_id, "interop-ns");
     let info = &edk.provider_info;
     let name_len = info.len() - 4 - 4 - IV_LEN;
@@ -47,7 +47,7 @@ fn aes_edks_interoperate_with_software_aes_gcm_both_ways() {
     let (ct, tag) = edk.ciphertext.split_at(edk.ciphertext.len() - TAG_LEN);
     let mut buf = ct.to_vec();
     software.open_in_place(&iv, &aad, &mut buf, tag.try_into().unwrap()).unwrap();
-    assert_eq!(Some(&DataKey::new(buf)), enc.plaintext_data_key.as_ref());
+    assert_eq!(Some(&DataKey::new(buf)), enc.data_key());
     // Wrong AAD fails in software too.
     let mut buf = ct.to_vec();
     assert!(software.open_in_place(&iv, b"other", &mut buf, tag.try_into().unwrap()).is_err());
@@ -65,7 +65,7 @@ fn aes_edks_interoperate_with_software_aes_gcm_both_ways() {
     provider_info.extend_from_slice(&iv);
     let edk = EncryptedDataKey { provider_id: "interop-ns".into(), provider_info, ciphertext };
     let dec = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), &[edk]).unwrap();
-    assert_eq!(dec.plaintext_data_key, Some(data_key));
+    assert_eq!(dec.data_key(), Some(&data_key));
 }
 
 #[test]
@@ -178,8 +178,8 @@ fn rsa_keyring_on_a_public_key_alone_wraps_but_does_not_unwrap() {
     assert_eq!(keyring.key_uri(), &rsa);
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
     let enc = keyring.on_encrypt(EncryptionMaterials::new(suite, context())).unwrap();
-    assert_eq!(enc.encrypted_data_keys.len(), 1);
-    let dec = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), &enc.encrypted_data_keys);
+    assert_eq!(enc.encrypted_data_keys().len(), 1);
+    let dec = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), enc.encrypted_data_keys());
     assert!(matches!(dec, Err(Error::Pkcs11(_))), "{dec:?}");
     // The signer has no such fallback.
     let ec = token.generate_ec_p384_key_pair("resolve-ec-public-only", None).unwrap();

@@ -137,7 +137,7 @@ impl Token {
 
     /// Open the token named by `uri` and log in.
     ///
-    /// Fails with a distinct [`Pkcs11Error`](crate::Pkcs11Error) when no
+    /// Fails with a distinct [`Pkcs11Error`](crate::pkcs11::Pkcs11Error) when no
     /// token matches (operation `find token`) or the PIN is wrong
     /// (`C_Login`, `CKR_PIN_INCORRECT`, also while the process is already
     /// logged in with another PIN; see [`Token`]).

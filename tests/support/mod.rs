@@ -74,12 +74,12 @@ impl TestAesKeyring {
 impl Keyring for TestAesKeyring {
     fn on_encrypt(&self, mut materials: EncryptionMaterials) -> Result<EncryptionMaterials> {
         self.encrypt_calls.fetch_add(1, Ordering::SeqCst);
-        if materials.plaintext_data_key.is_none() {
-            materials.set_data_key(DataKey::generate(materials.algorithm_suite.key_len())?)?;
+        if materials.data_key().is_none() {
+            materials.set_data_key(DataKey::generate(materials.algorithm_suite().key_len())?)?;
         }
-        let dk = materials.plaintext_data_key.as_ref().expect("data key").as_bytes().to_vec();
-        let edk = self.wrap(&dk, &materials.encryption_context)?;
-        materials.encrypted_data_keys.push(edk);
+        let dk = materials.data_key().expect("data key").as_bytes().to_vec();
+        let edk = self.wrap(&dk, materials.encryption_context())?;
+        materials.add_encrypted_data_key(edk)?;
         Ok(materials)
     }
 
@@ -88,7 +88,7 @@ impl Keyring for TestAesKeyring {
         let mut mine = false;
         for edk in edks.iter().filter(|e| e.provider_id == self.namespace) {
             mine = true;
-            if let Some(dk) = self.unwrap_key(edk, &materials.encryption_context) {
+            if let Some(dk) = self.unwrap_key(edk, materials.encryption_context()) {
                 materials.set_data_key(DataKey::new(dk))?;
                 return Ok(materials);
             }
@@ -116,10 +116,10 @@ pub struct ManyEdkKeyring {
 impl Keyring for ManyEdkKeyring {
     fn on_encrypt(&self, materials: EncryptionMaterials) -> Result<EncryptionMaterials> {
         let mut m = self.inner.on_encrypt(materials)?;
-        let dk = m.plaintext_data_key.as_ref().expect("data key").as_bytes().to_vec();
+        let dk = m.data_key().expect("data key").as_bytes().to_vec();
         for _ in 0..self.extra {
-            let edk = self.inner.wrap(&dk, &m.encryption_context)?;
-            m.encrypted_data_keys.push(edk);
+            let edk = self.inner.wrap(&dk, m.encryption_context())?;
+            m.add_encrypted_data_key(edk)?;
         }
         Ok(m)
     }

@@ -195,8 +195,8 @@ impl<C: CryptographicMaterialsManager> CryptographicMaterialsManager for Caching
             inner.get_encryption_materials(inner_request)
         };
         let store = |materials: &EncryptionMaterials| {
-            let cacheable = materials.algorithm_suite.kdf() != Kdf::Identity
-                && materials.plaintext_data_key.is_some()
+            let cacheable = materials.algorithm_suite().kdf() != Kdf::Identity
+                && materials.data_key().is_some()
                 && max_messages > 1
                 && len < max_bytes;
             cacheable.then(|| (Cached::Encrypt(materials.clone()), 1, len))
@@ -223,7 +223,7 @@ impl<C: CryptographicMaterialsManager> CryptographicMaterialsManager for Caching
             Some(materials)
         };
         let store = |materials: &DecryptionMaterials| {
-            materials.plaintext_data_key.is_some().then(|| (Cached::Decrypt(materials.clone()), 0, 0))
+            materials.data_key().is_some().then(|| (Cached::Decrypt(materials.clone()), 0, 0))
         };
         self.get_or_fetch(id, try_use, |inner| inner.decrypt_materials(request), store)
     }

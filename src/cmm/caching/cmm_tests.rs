@@ -79,7 +79,7 @@ fn different_contexts_never_share_a_key() {
     assert_eq!(cmm.inner().calls(), 3);
     let again = cmm.get_encryption_materials(enc_request(&ctx("a"), Some(1))).unwrap();
     assert_eq!(key_of(&again), a);
-    assert_eq!(again.encryption_context, ctx("a"));
+    assert_eq!(again.encryption_context(), &ctx("a"));
     assert_eq!(cmm.inner().calls(), 3);
     // Another suite or policy is another entry.
     let mut other_suite = enc_request(&ctx("a"), Some(1));
@@ -114,11 +114,11 @@ fn concurrent_misses_make_one_underlying_call() {
     let barrier = Arc::new(Barrier::new(64));
     let handles: Vec<_> = (0..64)
         .map(|_| {
-            let (cmm, barrier, edks) = (cmm.clone(), barrier.clone(), m.encrypted_data_keys.clone());
+            let (cmm, barrier, edks) = (cmm.clone(), barrier.clone(), m.encrypted_data_keys().to_vec());
             thread::spawn(move || {
                 barrier.wait();
                 let req = DecryptMaterialsRequest::new(SUITE, POLICY, edks, ctx("a"), None);
-                cmm.decrypt_materials(req).unwrap().plaintext_data_key.unwrap().as_bytes().to_vec()
+                cmm.decrypt_materials(req).unwrap().data_key().unwrap().as_bytes().to_vec()
             })
         })
         .collect();
@@ -194,25 +194,25 @@ fn decrypt_materials_are_cached() {
     let writer = TestCmm::new();
     let m1 = writer.get_encryption_materials(enc_request(&ctx("a"), Some(1))).unwrap();
     let m2 = writer.get_encryption_materials(enc_request(&ctx("a"), Some(1))).unwrap();
-    let edks = vec![m1.encrypted_data_keys[0].clone(), m2.encrypted_data_keys[0].clone()];
+    let edks = vec![m1.encrypted_data_keys()[0].clone(), m2.encrypted_data_keys()[0].clone()];
     let req = |edks: Vec<EncryptedDataKey>, c: EncryptionContext, repro: Option<EncryptionContext>| {
         DecryptMaterialsRequest::new(SUITE, POLICY, edks, c, repro)
     };
     let calls = || cmm.inner().decrypt_calls.load(Ordering::SeqCst);
     let k = cmm.decrypt_materials(req(edks.clone(), ctx("a"), None)).unwrap();
-    assert_eq!(k.plaintext_data_key.as_ref().unwrap().as_bytes(), key_of(&m1));
+    assert_eq!(k.data_key().unwrap().as_bytes(), key_of(&m1));
     cmm.decrypt_materials(req(edks.clone(), ctx("a"), None)).unwrap();
     assert_eq!(calls(), 1);
     // EDK order does not matter.
     let reversed: Vec<_> = edks.iter().rev().cloned().collect();
     let r = cmm.decrypt_materials(req(reversed, ctx("a"), None)).unwrap();
-    assert_eq!(r.plaintext_data_key, k.plaintext_data_key);
+    assert_eq!(r.data_key(), k.data_key());
     assert_eq!(calls(), 1);
     // Another context, another EDK set or another reproduced context is another entry.
     assert!(cmm.decrypt_materials(req(edks.clone(), ctx("b"), None)).is_ok());
     assert_eq!(calls(), 2);
     let only_second = cmm.decrypt_materials(req(vec![edks[1].clone()], ctx("a"), None)).unwrap();
-    assert_eq!(only_second.plaintext_data_key.unwrap().as_bytes(), key_of(&m2));
+    assert_eq!(only_second.data_key().unwrap().as_bytes(), key_of(&m2));
     assert_eq!(calls(), 3);
     cmm.decrypt_materials(req(edks.clone(), ctx("a"), Some(ctx("a")))).unwrap();
     assert_eq!(calls(), 4);
@@ -228,7 +228,13 @@ fn decrypt_materials_are_cached() {
     // Suites without key derivation are never cached.
     let legacy = AlgorithmSuite::Aes256GcmIv12Tag16NoKdf;
     let legacy_req = || {
-        DecryptMaterialsRequest::new(legacy, CommitmentPolicy::RequireEncryptAllowDecrypt, edks.clone(), ctx("a"), None)
+        DecryptMaterialsRequest::new(
+            legacy,
+            CommitmentPolicy::RequireEncryptAllowDecrypt,
+            edks.clone(),
+            ctx("a"),
+            None,
+        )
     };
     cmm.decrypt_materials(legacy_req()).unwrap();
     cmm.decrypt_materials(legacy_req()).unwrap();
@@ -288,7 +294,7 @@ fn signed_suites_reuse_the_cached_signing_key() {
     let a = cmm.get_encryption_materials(r.clone()).unwrap();
     let b = cmm.get_encryption_materials(r).unwrap();
     assert_eq!(key_of(&a), key_of(&b));
-    assert!(Arc::ptr_eq(a.signing_key.as_ref().unwrap(), b.signing_key.as_ref().unwrap()));
-    assert_eq!(a.encryption_context.get(PUBLIC_KEY_FIELD), b.encryption_context.get(PUBLIC_KEY_FIELD));
+    assert!(Arc::ptr_eq(a.signing_key().unwrap(), b.signing_key().unwrap()));
+    assert_eq!(a.encryption_context().get(PUBLIC_KEY_FIELD), b.encryption_context().get(PUBLIC_KEY_FIELD));
     assert_eq!(cmm.inner().calls(), 1);
 }

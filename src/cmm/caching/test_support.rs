@@ -55,11 +55,14 @@ impl CryptographicMaterialsManager for TestCmm {
             return Err(Error::keyring("test", "refused"));
         }
         let suite = request.algorithm_suite.unwrap_or(request.commitment_policy.default_suite());
-        let mut materials = EncryptionMaterials::new(suite, request.encryption_context.clone());
-        if let Some(curve) = suite.signature() {
-            let signer = SoftwareSigner::generate(curve);
-            materials.encryption_context.insert_reserved(PUBLIC_KEY_FIELD, format!("{:?}", signer.public_key()));
-            materials.signing_key = Some(Arc::new(signer));
+        let mut context = request.encryption_context.clone();
+        let signer = suite.signature().map(SoftwareSigner::generate);
+        if let Some(signer) = &signer {
+            context.insert_reserved(PUBLIC_KEY_FIELD, format!("{:?}", signer.public_key()));
+        }
+        let mut materials = EncryptionMaterials::new(suite, context);
+        if let Some(signer) = signer {
+            materials.set_signing_key(Arc::new(signer))?;
         }
         let key = DataKey::generate(suite.key_len())?;
         let mut iv = [0u8; IV_LEN];
@@ -68,11 +71,11 @@ impl CryptographicMaterialsManager for TestCmm {
         let tag = self.wrapping.seal_in_place(&iv, b"test", &mut ct)?;
         ct.extend_from_slice(&tag);
         materials.set_data_key(key)?;
-        materials.encrypted_data_keys.push(EncryptedDataKey {
+        materials.add_encrypted_data_key(EncryptedDataKey {
             provider_id: "test".into(),
             provider_info: iv.to_vec(),
             ciphertext: ct,
-        });
+        })?;
         Ok(materials)
     }
 
@@ -130,7 +133,7 @@ pub(super) fn enc_request(context: &EncryptionContext, len: Option<u64>) -> Encr
 }
 
 pub(super) fn key_of(m: &EncryptionMaterials) -> Vec<u8> {
-    m.plaintext_data_key.as_ref().unwrap().as_bytes().to_vec()
+    m.data_key().unwrap().as_bytes().to_vec()
 }
 
 pub(super) fn caching(inner: TestCmm) -> CachingCmmBuilder<TestCmm> {

@@ -284,9 +284,10 @@ mod tests {
     use super::super::Trickle;
     use std::io::Read;
 
+    use crate::cmm::DefaultCmm;
     use crate::keyrings::RawAesKeyring;
     use crate::materials::{AlgorithmSuite, EncryptionContext};
-    use crate::{Client, DefaultCmm, Error};
+    use crate::{Client, Error};
 
     fn read_all(r: &mut impl Read, chunk: usize) -> (Vec<u8>, Option<Error>) {
         let mut out = Vec::new();
