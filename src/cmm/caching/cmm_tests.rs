@@ -228,13 +228,7 @@ fn decrypt_materials_are_cached() {
     // Suites without key derivation are never cached.
     let legacy = AlgorithmSuite::Aes256GcmIv12Tag16NoKdf;
     let legacy_req = || {
-        DecryptMaterialsRequest::new(
-            legacy,
-            CommitmentPolicy::RequireEncryptAllowDecrypt,
-            edks.clone(),
-            ctx("a"),
-            None,
-        )
+        DecryptMaterialsRequest::new(legacy, CommitmentPolicy::RequireEncryptAllowDecrypt, edks.clone(), ctx("a"), None)
     };
     cmm.decrypt_materials(legacy_req()).unwrap();
     cmm.decrypt_materials(legacy_req()).unwrap();
