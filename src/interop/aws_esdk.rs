@@ -58,6 +58,9 @@ use crate::materials::{
 // ---------------------------------------------------------------------------
 
 /// The `aws-esdk` name of a suite, for `client.encrypt().algorithm_suite_id(..)`.
+///
+/// The DynamoDB item suites have no message-format id; they map to the
+/// message suite with the same key derivation and signature (0x0478, 0x0578).
 pub fn esdk_algorithm_suite_id(suite: AlgorithmSuite) -> EsdkAlgorithmSuiteId {
     use AlgorithmSuite as S;
     use EsdkAlgorithmSuiteId as E;
@@ -72,7 +75,10 @@ pub fn esdk_algorithm_suite_id(suite: AlgorithmSuite) -> EsdkAlgorithmSuiteId {
         S::Aes192GcmIv12Tag16HkdfSha384EcdsaP384 => E::AlgAes192GcmIv12Tag16HkdfSha384EcdsaP384,
         S::Aes256GcmIv12Tag16HkdfSha384EcdsaP384 => E::AlgAes256GcmIv12Tag16HkdfSha384EcdsaP384,
         S::Aes256GcmHkdfSha512CommitKey => E::AlgAes256GcmHkdfSha512CommitKey,
-        S::Aes256GcmHkdfSha512CommitKeyEcdsaP384 => E::AlgAes256GcmHkdfSha512CommitKeyEcdsaP384,
+        S::Aes256GcmHkdfSha512CommitKeyEcdsaP384 | S::DbeAes256GcmHkdfSha512CommitKeyEcdsaP384SymsigHmacSha384 => {
+            E::AlgAes256GcmHkdfSha512CommitKeyEcdsaP384
+        }
+        S::DbeAes256GcmHkdfSha512CommitKeySymsigHmacSha384 => E::AlgAes256GcmHkdfSha512CommitKey,
     }
 }
 
@@ -358,6 +364,7 @@ impl<K: Keyring> AwsEsdkKeyring<K> {
             encrypted_data_keys: edks_from_esdk(theirs.encrypted_data_keys.as_ref())?,
             // Keyrings do not sign; the other side's signing key stays in `theirs`.
             signing_key: None,
+            symmetric_signing_keys: Vec::new(),
         };
         let input_edks = ours.encrypted_data_keys.clone();
         let input_key = ours.plaintext_data_key.clone();
@@ -393,6 +400,7 @@ impl<K: Keyring> AwsEsdkKeyring<K> {
             required_encryption_context_keys: theirs.required_encryption_context_keys.clone().unwrap_or_default(),
             plaintext_data_key: theirs.plaintext_data_key.take().map(data_key_from_blob),
             verification_key: theirs.verification_key.as_ref().map(|b| b.as_ref().to_vec()),
+            symmetric_signing_key: None,
         };
         let edks = edks_from_esdk(edks)?;
         let out = self.inner.on_decrypt(ours, &edks)?;

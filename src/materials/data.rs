@@ -100,6 +100,9 @@ pub struct EncryptionMaterials {
     pub encrypted_data_keys: Vec<EncryptedDataKey>,
     /// The footer signer, for signed suites.
     pub signing_key: Option<Arc<dyn FooterSigner>>,
+    /// For suites that wrap an intermediate key: one symmetric signing key
+    /// per EDK, in EDK order.
+    pub(crate) symmetric_signing_keys: Vec<DataKey>,
 }
 
 impl EncryptionMaterials {
@@ -112,7 +115,19 @@ impl EncryptionMaterials {
             plaintext_data_key: None,
             encrypted_data_keys: Vec::new(),
             signing_key: None,
+            symmetric_signing_keys: Vec::new(),
         }
+    }
+
+    /// The symmetric signing keys (one per EDK, in EDK order) of suites that
+    /// wrap an intermediate key; empty for the message suites.
+    pub fn symmetric_signing_keys(&self) -> &[DataKey] {
+        &self.symmetric_signing_keys
+    }
+
+    /// Append the symmetric signing key of the EDK just appended.
+    pub fn add_symmetric_signing_key(&mut self, key: DataKey) {
+        self.symmetric_signing_keys.push(key);
     }
 
     /// Set the data key; refuses a key of the wrong length or a second key.
@@ -147,6 +162,9 @@ pub struct DecryptionMaterials {
     pub plaintext_data_key: Option<DataKey>,
     /// SEC1 compressed public key that must verify the footer, for signed suites.
     pub verification_key: Option<Vec<u8>>,
+    /// For suites that wrap an intermediate key: the symmetric signing key
+    /// of the EDK that opened.
+    pub(crate) symmetric_signing_key: Option<DataKey>,
 }
 
 impl DecryptionMaterials {
@@ -158,7 +176,19 @@ impl DecryptionMaterials {
             required_encryption_context_keys: Vec::new(),
             plaintext_data_key: None,
             verification_key: None,
+            symmetric_signing_key: None,
         }
+    }
+
+    /// The symmetric signing key of the EDK that opened (suites that wrap an
+    /// intermediate key only).
+    pub fn symmetric_signing_key(&self) -> Option<&DataKey> {
+        self.symmetric_signing_key.as_ref()
+    }
+
+    /// Set the symmetric signing key of the EDK that opened.
+    pub fn set_symmetric_signing_key(&mut self, key: DataKey) {
+        self.symmetric_signing_key = Some(key);
     }
 
     /// Set the data key; refuses a key of the wrong length or a second key.
