@@ -112,10 +112,8 @@ pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
     let mut out = item.clone();
     out.remove(HEADER_ATTRIBUTE);
     out.remove(FOOTER_ATTRIBUTE);
-    let mut index = 0;
-    for field in fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign) {
+    for (index, field) in fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign).enumerate() {
         let plain = decrypt_field(&root[..], index, &field.path, &field.terminal.value, field.name)?;
-        index += 1;
         let value = AttributeValue::from_terminal(plain.type_id, &plain.value, field.name)?;
         out.insert(field.name.to_owned(), value);
     }

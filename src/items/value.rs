@@ -127,7 +127,7 @@ impl AttributeValue {
             AttributeValue::Bool(b) => out.push(u8::from(*b)),
             AttributeValue::Null => {}
             AttributeValue::Ss(set) => {
-                let sorted = sorted_unique_strings(set.iter().cloned().collect(), name, "string set")?;
+                let sorted = sorted_unique_strings(set.to_vec(), name, "string set")?;
                 write_members(&mut out, sorted.iter().map(|s| s.as_bytes()), sorted.len(), name)?;
             }
             AttributeValue::Ns(set) => {
