@@ -194,3 +194,18 @@ pub fn sdk_raw_rsa(namespace: &str, name: &str, public_pem: &str, private_pem: &
     )
     .expect("SDK raw RSA keyring")
 }
+
+/// The SDK's raw RSA keyring (OAEP-SHA1) holding only a public key: it
+/// encrypts, never decrypts.
+pub fn sdk_raw_rsa_public(namespace: &str, name: &str, public_pem: &str) -> KeyringRef {
+    block_on(
+        mpl()
+            .create_raw_rsa_keyring()
+            .key_namespace(namespace)
+            .key_name(name)
+            .padding_scheme(PaddingScheme::OaepSha1Mgf1)
+            .public_key(public_pem.as_bytes().to_vec())
+            .send(),
+    )
+    .expect("SDK raw RSA keyring (public key only)")
+}

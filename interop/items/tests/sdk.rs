@@ -12,6 +12,9 @@
 //! * `token_aes_key_read_by_their_raw_aes_keyring`: our PKCS#11 AES keyring
 //!   over a key imported into SoftHSM, read by their raw AES keyring holding
 //!   the same bytes, and the other way round.
+//! * `token_rsa_key_reads_items_of_their_raw_rsa_keyring`: their raw RSA
+//!   keyring over the public key exported from a SoftHSM key pair writes
+//!   items that our PKCS#11 RSA keyring opens in the token.
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
@@ -21,8 +24,8 @@ use std::collections::BTreeMap;
 use hsm_keyring::crypto::RsaPadding;
 use hsm_keyring::items::{decrypt_item, encrypt_item, AttributeValue, CryptoAction, Item};
 use hsm_keyring::pkcs11::{Pkcs11Uri, Token};
-use hsm_keyring::{AlgorithmSuite, Pkcs11AesKeyring, RawAesKeyring, RawRsaKeyring};
-use interop_items::{sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, TableSpec};
+use hsm_keyring::{AlgorithmSuite, Pkcs11AesKeyring, Pkcs11RsaKeyring, RawAesKeyring, RawRsaKeyring};
+use interop_items::{sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, sdk_raw_rsa_public, TableSpec};
 
 const NAMESPACE: &str = "items-namespace";
 const AES_KEY: [u8; 32] = *b"item interop AES-256 key, 32 B.!";
@@ -251,6 +254,29 @@ fn token_aes_key_read_by_their_raw_aes_keyring() {
             assert_eq!(decrypt_item(&ours, &by_them).unwrap(), expected(v2));
             let other = spec.theirs(sdk_raw_aes(&namespace, &name, &[0x55; 32]));
             assert!(sdk_decrypt(&other, &written).is_err());
+        }
+    }
+}
+
+#[test]
+fn token_rsa_key_reads_items_of_their_raw_rsa_keyring() {
+    let Some(hsm) = common::softhsm() else { return };
+    let token = Token::open(&Pkcs11Uri::parse(&hsm.token_uri()).unwrap()).unwrap();
+    let uri = token.generate_rsa_key_pair("items-interop-rsa", 2048, None).unwrap();
+    let public = token.export_public_key_pem(&uri).unwrap();
+    for suite in AlgorithmSuite::ITEM_SUITES {
+        for v2 in [false, true] {
+            let spec = spec(suite, v2);
+            // SoftHSM does RSA-OAEP with SHA-1 only.
+            let keyring = Pkcs11RsaKeyring::new(token.clone(), &uri, RsaPadding::OaepSha1).unwrap();
+            let (namespace, name) = (keyring.namespace().to_owned(), keyring.key_name().to_owned());
+            let ours = spec.ours(keyring);
+            let theirs = spec.theirs(sdk_raw_rsa_public(&namespace, &name, &public));
+            let by_them = sdk_encrypt(&theirs, &item(v2)).unwrap();
+            assert_eq!(decrypt_item(&ours, &by_them).unwrap(), expected(v2));
+            let mut bad = by_them.clone();
+            flip(&mut bad, "secret");
+            assert!(decrypt_item(&ours, &bad).is_err());
         }
     }
 }
