@@ -191,7 +191,7 @@ fn tampered_items_are_refused_by_both() {
         let theirs = their_encryptor(&spec, Kind::Aes);
         let by_them = sdk_encrypt(&theirs, &item(true)).unwrap();
         let by_us = encrypt_item(&ours, &item(true)).unwrap();
-        let tampers: Vec<(&str, Box<dyn Fn(&mut Item)>)> = vec![
+        let tampers: Vec<(&str, Tamper)> = vec![
             ("flipped ciphertext", Box::new(|i: &mut Item| flip(i, "secret"))),
             ("flipped header", Box::new(|i: &mut Item| flip(i, "aws_dbe_head"))),
             ("flipped footer", Box::new(|i: &mut Item| flip(i, "aws_dbe_foot"))),
@@ -228,6 +228,9 @@ fn tampered_items_are_refused_by_both() {
         assert!(decrypt_item(&our_config(&other, Kind::Aes), &by_them).is_err());
     }
 }
+
+/// A change made to a stored item.
+type Tamper = Box<dyn Fn(&mut Item)>;
 
 fn flip(item: &mut Item, name: &str) {
     if let Some(AttributeValue::B(b)) = item.get_mut(name) {
