@@ -7,6 +7,10 @@
 //!   configuration versions 1 and 2, an item with every attribute type
 //!   (nested, non-ASCII names and values). Each encrypted item is opened by
 //!   both libraries and both must give the same item.
+//! * `both_readers_agree_on_normalized_numbers_and_set_order`: numbers in
+//!   unusual forms and unsorted sets, written by either library, read the
+//!   same by both (encrypted numbers normalized, signed-only ones as written,
+//!   sets in UTF-16 or byte order).
 //! * `tampered_items_are_refused_by_both`: changes made to an item written
 //!   by one library are refused by the other.
 //! * `token_aes_key_read_by_their_raw_aes_keyring`: our PKCS#11 AES keyring
@@ -280,6 +284,41 @@ fn token_rsa_key_reads_items_of_their_raw_rsa_keyring() {
             let mut bad = by_them.clone();
             flip(&mut bad, "secret");
             assert!(decrypt_item(&ours, &bad).is_err());
+        }
+    }
+}
+
+#[test]
+fn both_readers_agree_on_normalized_numbers_and_set_order() {
+    for suite in AlgorithmSuite::ITEM_SUITES {
+        let spec = spec(suite, false);
+        let ours = our_config(&spec, Kind::Aes);
+        let theirs = their_encryptor(&spec, Kind::Aes);
+        let mut i = item(false);
+        i.insert("amount".into(), n("-00012.3400e2"));
+        i.insert("signed-number".into(), n("+5.000"));
+        i.insert(
+            "sets".into(),
+            AttributeValue::L(vec![
+                AttributeValue::Ss(vec!["\u{FF61}".into(), "b".into(), "\u{1F600}".into(), "a".into()]),
+                AttributeValue::Ns(vec!["9.50".into(), "1E1".into(), "-1".into(), "0.0001e4".into()]),
+                AttributeValue::Bs(vec![vec![2], vec![1, 0], vec![1], vec![]]),
+            ]),
+        );
+        for written in [encrypt_item(&ours, &i).unwrap(), sdk_encrypt(&theirs, &i).unwrap()] {
+            let by_us = decrypt_item(&ours, &written).unwrap();
+            let by_them = sdk_decrypt(&theirs, &written).unwrap();
+            assert_eq!(by_us, by_them);
+            assert_eq!(by_us["amount"], n("-1234"));
+            assert_eq!(by_us["signed-number"], n("+5.000"), "signed-only values stay as written");
+            assert_eq!(
+                by_us["sets"],
+                AttributeValue::L(vec![
+                    AttributeValue::Ss(vec!["a".into(), "b".into(), "\u{1F600}".into(), "\u{FF61}".into()]),
+                    AttributeValue::Ns(vec!["-1".into(), "1".into(), "10".into(), "9.5".into()]),
+                    AttributeValue::Bs(vec![vec![], vec![1], vec![1, 0], vec![2]]),
+                ])
+            );
         }
     }
 }
