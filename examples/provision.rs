@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             key.label,
             key.kind,
             key.bits,
-            key.usages.join(",")
+            key.usages.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(",")
         );
     }
     Ok(())

@@ -9,7 +9,7 @@ mod common;
 
 use cryptoki::object::{Attribute, AttributeType};
 use hsm_keyring::crypto::RsaPublicKey;
-use hsm_keyring::pkcs11::{KeyKind, ObjectType, Pkcs11Uri, Token, TokenOptions};
+use hsm_keyring::pkcs11::{EcCurve, KeyKind, KeyUsage, ObjectType, Pkcs11Uri, Token, TokenOptions};
 use hsm_keyring::{Error, Pkcs11AesKeyring};
 
 fn token(hsm: &common::SoftHsm, pool: usize) -> Token {
@@ -109,14 +109,14 @@ fn generated_keys_have_safe_attributes() {
     let find = |label: &str, t: ObjectType| keys.iter().find(|k| k.label == label && k.object_type == t).unwrap();
     let k = find("gen-aes", ObjectType::SecretKey);
     assert_eq!((k.kind, k.bits, k.sensitive, k.extractable), (KeyKind::Aes, Some(256), Some(true), Some(false)));
-    assert_eq!(k.usages, ["encrypt", "decrypt"]);
+    assert_eq!(k.usages, [KeyUsage::Encrypt, KeyUsage::Decrypt]);
     assert_eq!(k.uri.to_path_string(), aes.to_path_string());
     let k = find("gen-rsa", ObjectType::Private);
     assert_eq!((k.kind, k.bits), (KeyKind::Rsa, Some(3072)));
-    assert_eq!(k.usages, ["decrypt"]);
+    assert_eq!(k.usages, [KeyUsage::Decrypt]);
     let k = find("gen-ec", ObjectType::Public);
-    assert_eq!((k.kind, k.curve), (KeyKind::Ec, Some("P-384")));
-    assert_eq!(k.usages, ["verify"]);
+    assert_eq!((k.kind, k.curve, k.bits), (KeyKind::Ec, Some(EcCurve::P384), Some(384)));
+    assert_eq!(k.usages, [KeyUsage::Verify]);
 
     // Public keys export as PEM; a secret key has no public half.
     let pem = token.export_public_key_pem(&rsa).unwrap();

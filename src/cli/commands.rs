@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal, Read, Seek, Write};
 use std::sync::Arc;
 
 use hsm_keyring::keyrings::raw_aes_edk;
-use hsm_keyring::pkcs11::{KeyInfo, Pkcs11Uri};
+use hsm_keyring::pkcs11::{EcCurve, KeyInfo, Pkcs11Uri};
 use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, DefaultCmm, EncryptedDataKey, HeaderInfo, Keyring};
 use serde::Serialize;
 use serde_json::json;
@@ -330,7 +330,7 @@ pub fn keys(cli: &Cli, tokens: &mut Tokens, cmd: &KeysCommand) -> Result<(), Cli
                         json!({
                             "uri": tokens.display_uri(&k.uri), "label": k.label, "id": hex(&k.id),
                             "type": k.object_type.as_str(), "kind": format!("{:?}", k.kind),
-                            "bits": k.bits, "curve": k.curve, "usages": k.usages,
+                            "bits": k.bits, "curve": curve_name(k), "usages": usage_names(k),
                             "sensitive": k.sensitive, "extractable": k.extractable,
                         })
                     })
@@ -338,13 +338,13 @@ pub fn keys(cli: &Cli, tokens: &mut Tokens, cmd: &KeysCommand) -> Result<(), Cli
                 out!("{}", serde_json::to_string_pretty(&rows).map_err(|e| CliError::usage(e.to_string()))?);
             } else {
                 for k in &keys {
-                    let size = k.bits.map(|b| format!("{b}")).or(k.curve.map(str::to_owned)).unwrap_or_default();
+                    let size = k.bits.map(|b| format!("{b}")).or(curve_name(k).map(str::to_owned)).unwrap_or_default();
                     out!(
                         "{:<11} {:<4} {:<6} {:<24} {}",
                         k.object_type.as_str(),
                         format!("{:?}", k.kind),
                         size,
-                        k.usages.join(","),
+                        usage_names(k).join(","),
                         tokens.display_uri(&k.uri)
                     );
                 }
@@ -398,6 +398,16 @@ pub fn keys(cli: &Cli, tokens: &mut Tokens, cmd: &KeysCommand) -> Result<(), Cli
         }
     }
     Ok(())
+}
+
+/// The curve `keys list` shows: a named curve, nothing for another one.
+fn curve_name(key: &KeyInfo) -> Option<&'static str> {
+    key.curve.filter(|c| *c != EcCurve::Other).map(EcCurve::name)
+}
+
+/// The usages `keys list` shows, in lower case.
+fn usage_names(key: &KeyInfo) -> Vec<&'static str> {
+    key.usages.iter().map(|u| u.as_str()).collect()
 }
 
 /// Ask on the terminal before deleting keys; refuse when stdin is no terminal.

@@ -1,6 +1,8 @@
 //! The provider id (key namespace) and key name a layout writes into its
 //! EDKs, and the checks every keyring applies to them.
 
+use std::fmt;
+
 use crate::error::{Error, Result};
 
 /// Provider id reserved for AWS KMS keyrings; raw keyrings refuse it as namespace.
@@ -45,6 +47,13 @@ impl EdkName {
         check(&self.namespace, &key_name, self.suffix_len)?;
         self.key_name = key_name;
         Ok(())
+    }
+}
+
+/// `namespace/key_name`, as keyrings describe themselves.
+impl fmt::Display for EdkName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.key_name)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The wire layout of raw AES keyring EDKs, shared by every keyring that
 //! wraps data keys with AES-GCM in this interoperable form.
 //!
-//! The in-process [`RawAesKeyring`](super::RawAesKeyring) and a keyring whose
+//! The in-process [`RawAesKeyring`](crate::keyrings::RawAesKeyring) and a keyring whose
 //! AES key lives in a PKCS#11 token produce byte-identical EDKs when both use
 //! these functions:
 //!

@@ -9,7 +9,7 @@
 //! SDK, so other implementations holding the same keys can open them and the
 //! reverse. [`raw_aes_edk`] exposes the raw AES layout's wire helpers.
 //!
-//! Every keyring built on an EDK layout ([`crate::edk`]) shares one adapter
+//! Every keyring built on an EDK layout (`edk/`) shares one adapter
 //! (`adapter.rs`) for the rules around the layout.
 
 pub(crate) mod adapter;

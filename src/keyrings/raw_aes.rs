@@ -1,6 +1,6 @@
 //! The raw AES keyring: wraps data keys with AES-GCM under a key held in process.
 //!
-//! EDK layout ([`EsdkRawAes`](crate::edk), wire helpers in
+//! EDK layout (`EsdkRawAes` in `edk/`, wire helpers in
 //! [`raw_aes_edk`](super::raw_aes_edk)): provider id = key namespace;
 //! provider info = key name || tag length in bits (u32 BE, 128) || IV length
 //! (u32 BE, 12) || IV; ciphertext = encrypted data key || tag. The AAD is

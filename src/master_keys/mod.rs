@@ -7,7 +7,7 @@
 //! memory (this module) and one in a PKCS#11 token
 //! ([`crate::pkcs11`]); nothing above this layer knows where a key lives.
 //!
-//! The EDK layouts of each format ([`crate::edk`]) are written once against
+//! The EDK layouts of each format (`edk/`) are written once against
 //! these traits, so a token key and a memory key holding the same key
 //! material produce the same bytes by construction.
 //!

@@ -1,10 +1,11 @@
 //! A keyring that wraps data keys with AES-GCM under an AES key in a token.
 
+use super::lookup::{KeyUse, ResolvedKey};
 use super::master::TokenAesKey;
-use super::token::{KeyClass, KeyRef, Token};
-use super::uri::{ObjectType, Pkcs11Uri};
+use super::token::Token;
+use super::uri::Pkcs11Uri;
 use crate::edk::{raw_aes_wire, EdkName, EsdkRawAes};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::keyrings::adapter;
 use crate::materials::{DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring};
 
@@ -50,17 +51,7 @@ impl Pkcs11AesKeyring {
     /// The keyring for the secret key named by `key_uri` on `token`. The key
     /// is looked up now, so an unknown label fails here.
     pub fn new(token: Token, key_uri: &Pkcs11Uri) -> Result<Self> {
-        token.check_same_token(key_uri)?;
-        if let Some(t) = key_uri.object_type.filter(|t| *t != ObjectType::SecretKey) {
-            return Err(Error::config(format!(
-                "an AES keyring needs a secret key, but {} names type={}",
-                key_uri.to_path_string(),
-                t.as_str()
-            )));
-        }
-        let key = KeyRef::from_uri(key_uri, KeyClass::Secret)?;
-        let uri = token.key_uri(key.label.as_deref(), key.id.as_deref(), Some(ObjectType::SecretKey));
-        token.find_key(&uri, &key)?;
+        let ResolvedKey { uri, key } = token.resolve_key(key_uri, KeyUse::AesKeyring)?;
         let name =
             EdkName::new(DEFAULT_NAMESPACE.to_owned(), key.edk_key_name(), raw_aes_wire::PROVIDER_INFO_SUFFIX_LEN)?;
         let key = TokenAesKey { token, uri, key, iv_mode: GcmIvMode::default() };
@@ -75,14 +66,12 @@ impl Pkcs11AesKeyring {
 
     /// Use `namespace` as the provider id (`aws-kms`, empty and over-long ones are refused).
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Result<Self> {
-        self.layout.name.set_namespace(namespace.into())?;
-        Ok(self)
+        self.layout.name.set_namespace(namespace.into()).map(|()| self)
     }
 
     /// Use `name` as the key name in the provider info.
     pub fn with_key_name(mut self, name: impl Into<String>) -> Result<Self> {
-        self.layout.name.set_key_name(name.into())?;
-        Ok(self)
+        self.layout.name.set_key_name(name.into()).map(|()| self)
     }
 
     /// Choose who generates the GCM IV.
@@ -122,11 +111,6 @@ impl Keyring for Pkcs11AesKeyring {
     }
 
     fn description(&self) -> String {
-        format!(
-            "PKCS#11 AES keyring {}/{} ({})",
-            self.layout.name.namespace,
-            self.layout.name.key_name,
-            self.layout.key.uri.to_path_string()
-        )
+        format!("PKCS#11 AES keyring {} ({})", self.layout.name, self.layout.key.uri.to_path_string())
     }
 }

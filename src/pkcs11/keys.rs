@@ -1,65 +1,20 @@
-//! Key management on a token: generate, import, list, export, delete.
+//! Key management on a token: generate, import, export, delete.
 
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::Session;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 
+use super::key_info::{EcCurve, P384_EC_PARAMS};
+use super::lookup::{hex, KeyClass, KeyRef};
 use super::module::ObjectGuard;
-use super::token::{hex, KeyClass, KeyRef, Token};
+use super::token::Token;
 use super::uri::{ObjectType, Pkcs11Uri};
 use super::{Function, Pkcs11Operation};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::materials::SignatureCurve;
 
-/// DER of the P-384 curve OID 1.3.132.0.34 (`CKA_EC_PARAMS`).
-pub(crate) const P384_EC_PARAMS: [u8; 7] = [0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22];
-/// DER of the P-256 curve OID 1.2.840.10045.3.1.7.
-const P256_EC_PARAMS: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
-
 /// Length of the random `CKA_ID` given to keys created without one.
 const GENERATED_ID_LEN: usize = 8;
-
-/// The algorithm family of a key object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum KeyKind {
-    /// An AES secret key.
-    Aes,
-    /// An RSA private or public key.
-    Rsa,
-    /// An elliptic-curve private or public key.
-    Ec,
-    /// Anything else.
-    Other,
-}
-
-/// What [`Token::list_keys`] reports about one key object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct KeyInfo {
-    /// URI naming the object: token label, object label, id and type.
-    pub uri: Pkcs11Uri,
-    /// `CKA_LABEL`.
-    pub label: String,
-    /// `CKA_ID`.
-    pub id: Vec<u8>,
-    /// The object class.
-    pub object_type: ObjectType,
-    /// The key type.
-    pub kind: KeyKind,
-    /// Key size in bits (AES value length, RSA modulus), when reported.
-    pub bits: Option<u32>,
-    /// Curve name (`P-384`, `P-256`) for EC keys, when known.
-    pub curve: Option<&'static str>,
-    /// Usages whose attribute is true: `encrypt`, `decrypt`, `sign`,
-    /// `verify`, `wrap`, `unwrap`, `derive`.
-    pub usages: Vec<&'static str>,
-    /// `CKA_SENSITIVE` (secret and private keys).
-    pub sensitive: Option<bool>,
-    /// `CKA_EXTRACTABLE` (secret and private keys).
-    pub extractable: Option<bool>,
-}
 
 /// Attributes every secret or private key gets.
 fn protected(label: &str, id: &[u8]) -> Vec<Attribute> {
@@ -154,32 +109,20 @@ impl Token {
         if ![2048, 3072, 4096].contains(&bits) {
             return Err(Error::config(format!("RSA key size {bits} (expected 2048, 3072 or 4096)")));
         }
-        let objects = self.module().object_lock();
-        let id = self.prepare_new(&objects, label, id)?;
-        let mut pub_t = public(label, &id);
-        pub_t.extend([
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::KeyType(KeyType::RSA),
-            Attribute::ModulusBits(u64::from(bits).into()),
-            Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
-            Attribute::Encrypt(true),
-            Attribute::Verify(false),
-            Attribute::Wrap(false),
-        ]);
-        let mut priv_t = protected(label, &id);
-        priv_t.extend([
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::KeyType(KeyType::RSA),
-            Attribute::Decrypt(true),
-            Attribute::Sign(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
-        ]);
-        let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::Private));
-        self.run_holding(&objects, Some(&uri), |s| {
-            s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &pub_t, &priv_t)
-        })?;
-        Ok(uri)
+        self.generate_pair(
+            label,
+            id,
+            Mechanism::RsaPkcsKeyPairGen,
+            KeyType::RSA,
+            [
+                Attribute::ModulusBits(u64::from(bits).into()),
+                Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                Attribute::Encrypt(true),
+                Attribute::Verify(false),
+                Attribute::Wrap(false),
+            ],
+            [Attribute::Decrypt(true), Attribute::Sign(false), Attribute::Unwrap(false), Attribute::Derive(false)],
+        )
     }
 
     /// Generate an EC P-384 key pair (`CKM_EC_KEY_PAIR_GEN`) for
@@ -187,43 +130,45 @@ impl Token {
     /// non-extractable) may only sign, the public key only verify.
     /// Returns the private key's URI.
     pub fn generate_ec_p384_key_pair(&self, label: &str, id: Option<&[u8]>) -> Result<Pkcs11Uri> {
+        self.generate_pair(
+            label,
+            id,
+            Mechanism::EccKeyPairGen,
+            KeyType::EC,
+            [
+                Attribute::EcParams(P384_EC_PARAMS.to_vec()),
+                Attribute::Verify(true),
+                Attribute::Encrypt(false),
+                Attribute::Wrap(false),
+            ],
+            [Attribute::Sign(true), Attribute::Decrypt(false), Attribute::Unwrap(false), Attribute::Derive(false)],
+        )
+    }
+
+    /// Generate a key pair with `mechanism`, both halves of `key_type`: the
+    /// public key with [`public`] attributes then `public_attrs`, the private
+    /// key with [`protected`] ones then `private_attrs`. Returns the private
+    /// key's URI.
+    fn generate_pair(
+        &self,
+        label: &str,
+        id: Option<&[u8]>,
+        mechanism: Mechanism<'_>,
+        key_type: KeyType,
+        public_attrs: impl IntoIterator<Item = Attribute>,
+        private_attrs: impl IntoIterator<Item = Attribute>,
+    ) -> Result<Pkcs11Uri> {
         let objects = self.module().object_lock();
         let id = self.prepare_new(&objects, label, id)?;
         let mut pub_t = public(label, &id);
-        pub_t.extend([
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::KeyType(KeyType::EC),
-            Attribute::EcParams(P384_EC_PARAMS.to_vec()),
-            Attribute::Verify(true),
-            Attribute::Encrypt(false),
-            Attribute::Wrap(false),
-        ]);
+        pub_t.extend([Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::KeyType(key_type)]);
+        pub_t.extend(public_attrs);
         let mut priv_t = protected(label, &id);
-        priv_t.extend([
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::KeyType(KeyType::EC),
-            Attribute::Sign(true),
-            Attribute::Decrypt(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
-        ]);
+        priv_t.extend([Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::KeyType(key_type)]);
+        priv_t.extend(private_attrs);
         let uri = self.key_uri(Some(label), Some(&id), Some(ObjectType::Private));
-        self.run_holding(&objects, Some(&uri), |s| s.generate_key_pair(&Mechanism::EccKeyPairGen, &pub_t, &priv_t))?;
+        self.run_holding(&objects, Some(&uri), |s| s.generate_key_pair(&mechanism, &pub_t, &priv_t))?;
         Ok(uri)
-    }
-
-    /// Every secret, private and public key on the token, sorted by label.
-    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
-        let mut out = Vec::new();
-        for class in [KeyClass::Secret, KeyClass::Private, KeyClass::Public] {
-            let infos = self.run(None, |s| {
-                let handles = s.find_objects(&[Attribute::Class(class.object_class())])?;
-                handles.into_iter().map(|h| read_info(s, h, class)).collect::<std::result::Result<Vec<_>, _>>()
-            })?;
-            out.extend(infos.into_iter().map(|raw| self.finish_info(raw)));
-        }
-        out.sort_by(|a, b| a.label.cmp(&b.label).then(a.id.cmp(&b.id)));
-        Ok(out)
     }
 
     /// PEM (SubjectPublicKeyInfo) of the RSA or EC public key named by `uri`.
@@ -341,116 +286,6 @@ impl Token {
             }
         }
     }
-
-    fn finish_info(&self, raw: RawInfo) -> KeyInfo {
-        let uri = self.key_uri(Some(&raw.label), Some(&raw.id), Some(raw.object_type));
-        KeyInfo {
-            uri,
-            label: raw.label,
-            id: raw.id,
-            object_type: raw.object_type,
-            kind: raw.kind,
-            bits: raw.bits,
-            curve: raw.curve,
-            usages: raw.usages,
-            sensitive: raw.sensitive,
-            extractable: raw.extractable,
-        }
-    }
-}
-
-struct RawInfo {
-    label: String,
-    id: Vec<u8>,
-    object_type: ObjectType,
-    kind: KeyKind,
-    bits: Option<u32>,
-    curve: Option<&'static str>,
-    usages: Vec<&'static str>,
-    sensitive: Option<bool>,
-    extractable: Option<bool>,
-}
-
-fn read_info(s: &Session, h: ObjectHandle, class: KeyClass) -> cryptoki::error::Result<RawInfo> {
-    let attrs = s.get_attributes(
-        h,
-        &[
-            AttributeType::Label,
-            AttributeType::Id,
-            AttributeType::KeyType,
-            AttributeType::ValueLen,
-            AttributeType::Modulus,
-            AttributeType::EcParams,
-            AttributeType::Encrypt,
-            AttributeType::Decrypt,
-            AttributeType::Sign,
-            AttributeType::Verify,
-            AttributeType::Wrap,
-            AttributeType::Unwrap,
-            AttributeType::Derive,
-            AttributeType::Sensitive,
-            AttributeType::Extractable,
-        ],
-    )?;
-    let object_type = match class {
-        KeyClass::Secret => ObjectType::SecretKey,
-        KeyClass::Private => ObjectType::Private,
-        KeyClass::Public => ObjectType::Public,
-    };
-    let mut info = RawInfo {
-        label: String::new(),
-        id: Vec::new(),
-        object_type,
-        kind: KeyKind::Other,
-        bits: None,
-        curve: None,
-        usages: Vec::new(),
-        sensitive: None,
-        extractable: None,
-    };
-    for a in attrs {
-        match a {
-            Attribute::Label(l) => info.label = String::from_utf8_lossy(&l).into_owned(),
-            Attribute::Id(id) => info.id = id,
-            Attribute::KeyType(k) if k == KeyType::AES => info.kind = KeyKind::Aes,
-            Attribute::KeyType(k) if k == KeyType::RSA => info.kind = KeyKind::Rsa,
-            Attribute::KeyType(k) if k == KeyType::EC => info.kind = KeyKind::Ec,
-            Attribute::ValueLen(n) => info.bits = u32::try_from(usize::from(n)).ok().and_then(|n| n.checked_mul(8)),
-            Attribute::Modulus(m) => {
-                let significant = m.iter().skip_while(|b| **b == 0).count();
-                info.bits = u32::try_from(significant).ok().and_then(|n| n.checked_mul(8));
-            }
-            Attribute::EcParams(p) => info.curve = curve_name(&p),
-            Attribute::Encrypt(true) => info.usages.push("encrypt"),
-            Attribute::Decrypt(true) => info.usages.push("decrypt"),
-            Attribute::Sign(true) => info.usages.push("sign"),
-            Attribute::Verify(true) => info.usages.push("verify"),
-            Attribute::Wrap(true) => info.usages.push("wrap"),
-            Attribute::Unwrap(true) => info.usages.push("unwrap"),
-            Attribute::Derive(true) => info.usages.push("derive"),
-            Attribute::Sensitive(b) => info.sensitive = Some(b),
-            Attribute::Extractable(b) => info.extractable = Some(b),
-            _ => {}
-        }
-    }
-    if info.kind == KeyKind::Ec && info.bits.is_none() {
-        info.bits = match info.curve {
-            Some("P-384") => Some(384),
-            Some("P-256") => Some(256),
-            _ => None,
-        };
-    }
-    Ok(info)
-}
-
-fn curve_name(params: &[u8]) -> Option<&'static str> {
-    if params == P384_EC_PARAMS {
-        Some("P-384")
-    } else if params == P256_EC_PARAMS {
-        Some("P-256")
-    } else {
-        None
-    }
 }
 
 fn rsa_components(attrs: &[Attribute]) -> Option<(&[u8], &[u8])> {
@@ -462,9 +297,9 @@ fn rsa_components(attrs: &[Attribute]) -> Option<(&[u8], &[u8])> {
 /// Curve and uncompressed point from `CKA_EC_PARAMS` and `CKA_EC_POINT`.
 fn ec_public(attrs: &[Attribute]) -> std::result::Result<(SignatureCurve, Vec<u8>), String> {
     let params = attrs.iter().find_map(|a| if let Attribute::EcParams(p) = a { Some(p.as_slice()) } else { None });
-    let curve = match params.and_then(curve_name) {
-        Some("P-384") => SignatureCurve::P384,
-        Some("P-256") => SignatureCurve::P256,
+    let curve = match params.map(EcCurve::from_params) {
+        Some(EcCurve::P384) => SignatureCurve::P384,
+        Some(EcCurve::P256) => SignatureCurve::P256,
         _ => return Err(format!("EC key on an unsupported curve (CKA_EC_PARAMS {})", hex(params.unwrap_or(&[])))),
     };
     let point = attrs

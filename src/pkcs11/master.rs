@@ -11,9 +11,10 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 
 use super::aes::GcmIvMode;
+use super::lookup::KeyRef;
 use super::rsa::RsaWrapMode;
-use super::token::{KeyRef, Token};
-use super::uri::{ObjectType, Pkcs11Uri};
+use super::token::Token;
+use super::uri::Pkcs11Uri;
 use super::{Function, Pkcs11Operation};
 use crate::crypto::{self, RsaPadding, RsaPublicKey, IV_LEN, TAG_LEN};
 use crate::error::Result;
@@ -118,7 +119,7 @@ pub(crate) struct TokenRsaKey {
 
 impl TokenRsaKey {
     pub(crate) fn public_uri(&self) -> Pkcs11Uri {
-        self.token.key_uri(self.public.label.as_deref(), self.public.id.as_deref(), Some(ObjectType::Public))
+        self.token.canonical_uri(&self.public)
     }
 }
 

@@ -24,18 +24,21 @@
 //! its configuration's failure (see [`Error::kind`]).
 
 mod aes;
+mod key_info;
 mod keys;
 mod login;
+mod lookup;
 mod master;
 mod module;
 mod pin;
+mod pool;
 mod rsa;
 mod signer;
 mod token;
 mod uri;
 
 pub use aes::{GcmIvMode, Pkcs11AesKeyring, DEFAULT_NAMESPACE};
-pub use keys::{KeyInfo, KeyKind};
+pub use key_info::{EcCurve, KeyInfo, KeyKind, KeyUsage};
 pub use module::{default_module_path, Module, TokenSummary, MODULE_ENV};
 pub use pin::{resolve_pin, Pin, PinSource, PIN_ENV};
 pub use rsa::{Pkcs11RsaKeyring, RsaWrapMode};

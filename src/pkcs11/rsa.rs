@@ -1,12 +1,13 @@
 //! A keyring that wraps data keys with RSA under a key pair in a token.
 
+use super::lookup::{KeyClass, KeyUse, ResolvedKey};
 use super::master::TokenRsaKey;
-use super::token::{KeyClass, KeyRef, Token};
-use super::uri::{ObjectType, Pkcs11Uri};
+use super::token::Token;
+use super::uri::Pkcs11Uri;
 use super::DEFAULT_NAMESPACE;
 use crate::crypto::RsaPadding;
 use crate::edk::{EdkName, EsdkRawRsa};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::keyrings::adapter;
 use crate::materials::{DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring};
 
@@ -46,24 +47,9 @@ impl Pkcs11RsaKeyring {
     /// id; `type` may be `private`, `public` or absent). The private key is
     /// looked up now if present, else the public key.
     pub fn new(token: Token, key_uri: &Pkcs11Uri, padding: RsaPadding) -> Result<Self> {
-        token.check_same_token(key_uri)?;
-        if let Some(t) = key_uri.object_type.filter(|t| !matches!(t, ObjectType::Private | ObjectType::Public)) {
-            return Err(Error::config(format!(
-                "an RSA keyring needs a key pair, but {} names type={}",
-                key_uri.to_path_string(),
-                t.as_str()
-            )));
-        }
-        let private = KeyRef::from_uri(key_uri, KeyClass::Private)?;
-        let public = KeyRef { class: KeyClass::Public, ..private.clone() };
-        let uri = token.key_uri(private.label.as_deref(), private.id.as_deref(), Some(ObjectType::Private));
-        if token.find_key(&uri, &private).is_err() {
-            // An encrypt-only deployment may hold just the public half.
-            let public_uri = token.key_uri(public.label.as_deref(), public.id.as_deref(), Some(ObjectType::Public));
-            if token.find_key(&public_uri, &public).is_err() {
-                token.find_key(&uri, &private)?;
-            }
-        }
+        // The private key, or for an encrypt-only deployment the public half alone.
+        let ResolvedKey { uri, key: private } = token.resolve_key(key_uri, KeyUse::RsaKeyring)?;
+        let public = private.with_class(KeyClass::Public);
         let name = EdkName::new(DEFAULT_NAMESPACE.to_owned(), private.edk_key_name(), 0)?;
         let key = TokenRsaKey { token, uri, private, public, wrap_mode: RsaWrapMode::default(), public_key: None };
         Ok(Pkcs11RsaKeyring { layout: EsdkRawRsa { name, padding, key } })
@@ -87,14 +73,12 @@ impl Pkcs11RsaKeyring {
 
     /// Use `namespace` as the provider id (`aws-kms`, empty and over-long ones are refused).
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Result<Self> {
-        self.layout.name.set_namespace(namespace.into())?;
-        Ok(self)
+        self.layout.name.set_namespace(namespace.into()).map(|()| self)
     }
 
     /// Use `name` as the key name (the provider info).
     pub fn with_key_name(mut self, name: impl Into<String>) -> Result<Self> {
-        self.layout.name.set_key_name(name.into())?;
-        Ok(self)
+        self.layout.name.set_key_name(name.into()).map(|()| self)
     }
 
     /// The provider id written in EDKs.
@@ -128,11 +112,6 @@ impl Keyring for Pkcs11RsaKeyring {
     }
 
     fn description(&self) -> String {
-        format!(
-            "PKCS#11 RSA keyring {}/{} ({})",
-            self.layout.name.namespace,
-            self.layout.name.key_name,
-            self.layout.key.uri.to_path_string()
-        )
+        format!("PKCS#11 RSA keyring {} ({})", self.layout.name, self.layout.key.uri.to_path_string())
     }
 }

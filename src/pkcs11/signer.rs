@@ -2,7 +2,8 @@
 
 use cryptoki::mechanism::Mechanism;
 
-use super::token::{KeyClass, KeyRef, Token};
+use super::lookup::{KeyRef, KeyUse, ResolvedKey};
+use super::token::Token;
 use super::uri::{ObjectType, Pkcs11Uri};
 use crate::crypto;
 use crate::error::{Error, Result};
@@ -27,19 +28,9 @@ impl Pkcs11Signer {
     /// The signer for the P-384 key pair named by `key_uri` on `token`
     /// (object label and/or id). Reads the public key now.
     pub fn new(token: Token, key_uri: &Pkcs11Uri) -> Result<Self> {
-        token.check_same_token(key_uri)?;
-        if let Some(t) = key_uri.object_type.filter(|t| !matches!(t, ObjectType::Private | ObjectType::Public)) {
-            return Err(Error::config(format!(
-                "a signer needs an EC key pair, but {} names type={}",
-                key_uri.to_path_string(),
-                t.as_str()
-            )));
-        }
-        let key = KeyRef::from_uri(key_uri, KeyClass::Private)?;
-        let private_uri = token.key_uri(key.label.as_deref(), key.id.as_deref(), Some(ObjectType::Private));
-        token.find_key(&private_uri, &key)?;
+        let ResolvedKey { uri, key } = token.resolve_key(key_uri, KeyUse::Signer)?;
         let public_key = trusted_signer_from_token(&token, key_uri)?;
-        Ok(Pkcs11Signer { token, key_uri: private_uri, key, public_key })
+        Ok(Pkcs11Signer { token, key_uri: uri, key, public_key })
     }
 
     /// Open the token named by `key_uri` and use the key pair it names.

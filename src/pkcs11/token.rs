@@ -1,19 +1,20 @@
 //! One logged-in token and its pool of sessions.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLockReadGuard};
+use std::sync::{Arc, RwLockReadGuard};
 
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::object::ObjectHandle;
 use cryptoki::session::{Session, SessionState};
 use cryptoki::slot::Slot;
 
 use super::login::pin_hash;
+use super::lookup::{HandleCache, KeyRef, Lookup};
 use super::module::{default_module_path, select_token, Module, ObjectGuard};
 use super::pin::{resolve_pin, Pin};
+use super::pool::{Lease, Pool};
 use super::uri::{ObjectType, Pkcs11Uri};
 use super::{is_recoverable, ErrCtx, Pkcs11Class, Pkcs11Operation, UNWRAP_REFUSED_ADVICE};
 use crate::error::{Error, Result};
@@ -62,78 +63,6 @@ impl TokenOptions {
     }
 }
 
-/// The class of key object a keyring looks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum KeyClass {
-    Secret,
-    Private,
-    Public,
-}
-
-impl KeyClass {
-    pub(crate) fn object_class(self) -> ObjectClass {
-        match self {
-            KeyClass::Secret => ObjectClass::SECRET_KEY,
-            KeyClass::Private => ObjectClass::PRIVATE_KEY,
-            KeyClass::Public => ObjectClass::PUBLIC_KEY,
-        }
-    }
-
-    fn uri_type(self) -> ObjectType {
-        match self {
-            KeyClass::Secret => ObjectType::SecretKey,
-            KeyClass::Private => ObjectType::Private,
-            KeyClass::Public => ObjectType::Public,
-        }
-    }
-}
-
-/// A key named by label and/or id, of one class; the cache key for handles.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct KeyRef {
-    pub(crate) label: Option<String>,
-    pub(crate) id: Option<Vec<u8>>,
-    pub(crate) class: KeyClass,
-}
-
-impl KeyRef {
-    /// The key of class `class` named by `uri` (`object` and/or `id`).
-    pub(crate) fn from_uri(uri: &Pkcs11Uri, class: KeyClass) -> Result<Self> {
-        if uri.object.is_none() && uri.id.is_none() {
-            return Err(Error::InvalidUri {
-                uri: uri.to_string(),
-                reason: "it names no key: add `object=<label>` (or `id=`)".into(),
-            });
-        }
-        Ok(KeyRef { label: uri.object.clone(), id: uri.id.clone(), class })
-    }
-
-    /// The key name an EDK layout writes by default: the label, else the id in hex.
-    pub(crate) fn edk_key_name(&self) -> String {
-        match (&self.label, &self.id) {
-            (Some(label), _) => label.clone(),
-            (None, Some(id)) => hex(id),
-            (None, None) => String::new(),
-        }
-    }
-
-    pub(crate) fn template(&self) -> Vec<Attribute> {
-        let mut t = vec![Attribute::Class(self.class.object_class())];
-        if let Some(label) = &self.label {
-            t.push(Attribute::Label(label.as_bytes().to_vec()));
-        }
-        if let Some(id) = &self.id {
-            t.push(Attribute::Id(id.clone()));
-        }
-        t
-    }
-}
-
-struct Pool {
-    idle: Vec<Session>,
-    open: usize,
-}
-
 pub(super) struct Inner {
     pub(super) module: Module,
     pub(super) slot: Slot,
@@ -143,10 +72,8 @@ pub(super) struct Inner {
     pub(super) pin: Pin,
     /// Salted hash of `pin`, compared with the one the process logged in with.
     pub(super) pin_hash: [u8; 32],
-    pool_size: usize,
-    pool: Mutex<Pool>,
-    available: Condvar,
-    handles: Mutex<HashMap<KeyRef, ObjectHandle>>,
+    pool: Pool,
+    pub(super) handles: HandleCache,
     reopens: AtomicU64,
 }
 
@@ -196,7 +123,7 @@ impl fmt::Debug for Token {
             .field("serial", &self.inner.serial)
             .field("slot", &self.inner.slot.id())
             .field("module", &self.inner.module.path())
-            .field("pool_size", &self.inner.pool_size)
+            .field("pool_size", &self.inner.pool.size())
             .finish()
     }
 }
@@ -241,10 +168,8 @@ impl Token {
                 uri: token_uri,
                 pin_hash: pin_hash(&pin)?,
                 pin,
-                pool_size: options.pool_size.max(1),
-                pool: Mutex::new(Pool { idle: Vec::new(), open: 0 }),
-                available: Condvar::new(),
-                handles: Mutex::new(HashMap::new()),
+                pool: Pool::new(options.pool_size),
+                handles: HandleCache::default(),
                 reopens: AtomicU64::new(0),
             }),
         };
@@ -276,7 +201,7 @@ impl Token {
 
     /// Most sessions this token opens at once.
     pub fn pool_size(&self) -> usize {
-        self.inner.pool_size
+        self.inner.pool.size()
     }
 
     /// A URI naming this token (label and module path, no PIN).
@@ -318,27 +243,6 @@ impl Token {
 
     pub(crate) fn err_ctx(&self, key: Option<&Pkcs11Uri>) -> ErrCtx {
         ErrCtx { token: Some(self.inner.label.clone()), key: key.map(Pkcs11Uri::to_path_string) }
-    }
-
-    /// Check that a key URI does not name another token.
-    pub(crate) fn check_same_token(&self, uri: &Pkcs11Uri) -> Result<()> {
-        let mismatch = |what: &str, want: &str, have: &str| {
-            Err(Error::config(format!(
-                "key URI {} names {what} `{want}`, but the token opened is `{have}`",
-                uri.to_path_string()
-            )))
-        };
-        if let Some(t) = &uri.token {
-            if t != &self.inner.label {
-                return mismatch("token", t, &self.inner.label);
-            }
-        }
-        if let Some(s) = &uri.serial {
-            if s != &self.inner.serial {
-                return mismatch("serial", s, &self.inner.serial);
-            }
-        }
-        Ok(())
     }
 
     /// Run `op` on a pooled session, with the recovery described on [`Token`].
@@ -402,12 +306,6 @@ impl Token {
         }
     }
 
-    /// Look a key up now (filling the handle cache): construction-time check
-    /// that the key exists.
-    pub(crate) fn find_key(&self, key_uri: &Pkcs11Uri, key: &KeyRef) -> Result<()> {
-        self.run_with_key(key_uri, key, |_, _| Ok(()))
-    }
-
     fn run_inner<T>(
         &self,
         key_uri: Option<&Pkcs11Uri>,
@@ -422,7 +320,7 @@ impl Token {
             let lease = lease.map_err(|e| ctx.ck(e))?;
             let handle = match key {
                 None => None,
-                Some(k) => match self.lookup(lease.session(), k) {
+                Some(k) => match self.inner.handles.lookup(lease.session(), k) {
                     Ok(h) => Some(h),
                     Err(Lookup::Ck(e)) if !retried && is_recoverable(&e) => {
                         self.recover(lease, key);
@@ -437,7 +335,7 @@ impl Token {
                             retried = true;
                             continue;
                         }
-                        return Err(ctx.step(Pkcs11Operation::FindKey, self.not_found(k)));
+                        return Err(ctx.step(Pkcs11Operation::FindKey, k.not_found(&self.inner.label)));
                     }
                     Err(Lookup::Ambiguous(n)) => {
                         return Err(ctx.step(
@@ -458,61 +356,12 @@ impl Token {
         }
     }
 
-    fn not_found(&self, k: &KeyRef) -> String {
-        let class = match k.class {
-            KeyClass::Secret => "secret key",
-            KeyClass::Private => "private key",
-            KeyClass::Public => "public key",
-        };
-        let mut name = Vec::new();
-        if let Some(label) = &k.label {
-            name.push(format!("label `{label}`"));
-        }
-        if let Some(id) = &k.id {
-            name.push(format!("id {}", hex(id)));
-        }
-        format!(
-            "no {class} with {} on token `{}` (type={}); check the object name, or list the token's keys",
-            name.join(" and "),
-            self.inner.label,
-            k.class.uri_type().as_str()
-        )
-    }
-
     fn recover(&self, lease: Lease<'_>, key: Option<&KeyRef>) {
         if let Some(k) = key {
-            self.handles().remove(k);
+            self.inner.handles.forget(k);
         }
         lease.discard();
         self.inner.reopens.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Drop every cached key handle.
-    pub(crate) fn forget_handles(&self) {
-        self.handles().clear();
-    }
-
-    fn handles(&self) -> MutexGuard<'_, HashMap<KeyRef, ObjectHandle>> {
-        self.inner.handles.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn lookup(&self, session: &Session, key: &KeyRef) -> std::result::Result<ObjectHandle, Lookup> {
-        if let Some(h) = self.handles().get(key) {
-            return Ok(*h);
-        }
-        let found = session.find_objects(&key.template()).map_err(Lookup::Ck)?;
-        match found.as_slice() {
-            [] => Err(Lookup::NotFound),
-            [h] => {
-                self.handles().insert(key.clone(), *h);
-                Ok(*h)
-            }
-            many => Err(Lookup::Ambiguous(many.len())),
-        }
-    }
-
-    fn pool(&self) -> MutexGuard<'_, Pool> {
-        self.inner.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Borrow a session: an idle one, a new one if fewer than `pool_size`
@@ -526,32 +375,8 @@ impl Token {
     }
 
     fn checkout_with<'a>(&'a self, guard: Option<RwLockReadGuard<'a, ()>>) -> CkResult<Lease<'a>> {
-        let mut pool = self.pool();
-        loop {
-            if let Some(session) = pool.idle.pop() {
-                return Ok(Lease { token: self, session: Some(session), _use: guard });
-            }
-            if pool.open < self.inner.pool_size {
-                pool.open += 1;
-                drop(pool);
-                return match self.open_session() {
-                    Ok(session) => Ok(Lease { token: self, session: Some(session), _use: guard }),
-                    Err(e) => {
-                        self.pool().open -= 1;
-                        self.inner.available.notify_one();
-                        Err(e)
-                    }
-                };
-            }
-            pool = self.inner.available.wait(pool).unwrap_or_else(|e| e.into_inner());
-        }
+        self.inner.pool.checkout(guard, || self.open_session())
     }
-}
-
-enum Lookup {
-    Ck(CkError),
-    NotFound,
-    Ambiguous(usize),
 }
 
 /// Return values with which a token refuses ciphertext that does not open.
@@ -573,50 +398,4 @@ fn logged_in(session: &Session) -> bool {
         .get_session_info()
         .map(|i| matches!(i.session_state(), SessionState::RoUser | SessionState::RwUser))
         .unwrap_or(false)
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A session borrowed from the pool; goes back on drop.
-pub(crate) struct Lease<'a> {
-    token: &'a Token,
-    session: Option<Session>,
-    /// Released after the session is back in the pool.
-    _use: Option<RwLockReadGuard<'a, ()>>,
-}
-
-impl Lease<'_> {
-    pub(crate) fn session(&self) -> &Session {
-        // Always `Some` until drop or discard, which consume the lease.
-        match &self.session {
-            Some(s) => s,
-            None => unreachable_session(),
-        }
-    }
-
-    /// Close the session instead of returning it to the pool.
-    fn discard(mut self) {
-        if let Some(session) = self.session.take() {
-            drop(session);
-            self.token.pool().open -= 1;
-            self.token.inner.available.notify_one();
-        }
-    }
-}
-
-#[cold]
-fn unreachable_session() -> ! {
-    // A lease holds its session from checkout until it is consumed.
-    unreachable!("lease used after its session was released")
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if let Some(session) = self.session.take() {
-            self.token.pool().idle.push(session);
-            self.token.inner.available.notify_one();
-        }
-    }
 }
