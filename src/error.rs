@@ -130,6 +130,21 @@ pub enum Error {
         /// Which operation.
         reason: String,
     },
+    /// A DynamoDB item (or one of its attributes) is not well formed, or
+    /// does not fit its table configuration.
+    #[error("malformed item: {reason}")]
+    MalformedItem {
+        /// What is wrong, naming the attribute where there is one.
+        reason: String,
+    },
+    /// A DynamoDB item failed authentication: an attribute, the header or the
+    /// footer was altered, added, removed or moved, or the table
+    /// configuration differs from the writer's.
+    #[error("item authentication failed: {reason}")]
+    ItemAuthentication {
+        /// What did not verify.
+        reason: String,
+    },
     /// Reading or writing the underlying stream failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -171,10 +186,12 @@ impl Error {
     /// API returns them) has that error's kind.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Malformed { .. } | Error::TooManyEncryptedDataKeys { .. } | Error::UnsupportedSuite(_) => {
-                ErrorKind::Malformed
-            }
+            Error::Malformed { .. }
+            | Error::MalformedItem { .. }
+            | Error::TooManyEncryptedDataKeys { .. }
+            | Error::UnsupportedSuite(_) => ErrorKind::Malformed,
             Error::HeaderAuthentication
+            | Error::ItemAuthentication { .. }
             | Error::FrameAuthentication { .. }
             | Error::CommitmentMismatch
             | Error::Signature { .. }

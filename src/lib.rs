@@ -9,6 +9,7 @@ mod error;
 pub mod format;
 #[cfg(feature = "aws-esdk")]
 pub mod interop;
+pub mod items;
 pub mod keyrings;
 pub mod master_keys;
 mod materials;

@@ -46,6 +46,9 @@ pub enum Command {
     Decrypt(DecryptArgs),
     /// Print a message's header as JSON, without any key.
     Inspect(InspectArgs),
+    /// Encrypt or decrypt DynamoDB items (JSON Lines of DynamoDB JSON).
+    #[command(subcommand)]
+    Item(crate::items::ItemCommand),
     /// Manage keys in a token.
     #[command(subcommand)]
     Keys(KeysCommand),

@@ -10,6 +10,7 @@ mod config;
 mod context;
 mod exit;
 mod io;
+mod items;
 mod spec;
 mod tokens;
 
@@ -30,6 +31,7 @@ fn run(cli: &Cli) -> Result<(), exit::CliError> {
         Command::Encrypt(a) => commands::encrypt(cli, &mut tokens, a),
         Command::Decrypt(a) => commands::decrypt(cli, &mut tokens, a),
         Command::Inspect(a) => commands::inspect(cli, a),
+        Command::Item(c) => items::run(cli, &mut tokens, c),
         Command::Keys(k) => commands::keys(cli, &mut tokens, k),
         Command::DevToken(DevTokenCommand::Init { force, .. }) => {
             commands::dev_token_init(cli, &mut tokens, &dev_dir, *force)

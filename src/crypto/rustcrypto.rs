@@ -5,7 +5,7 @@ use std::fmt;
 use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm, Nonce, Tag};
-use ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+use ecdsa::signature::hazmat::{PrehashVerifier, RandomizedPrehashSigner};
 use p384::elliptic_curve::sec1::ToEncodedPoint;
 use rand_core::{OsRng, RngCore};
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
@@ -240,13 +240,16 @@ impl FooterSigner for SoftwareSigner {
             return Err(Error::crypto(format!("ECDSA sign: digest of {} bytes for {:?}", digest.len(), self.curve())));
         }
         let fail = |e: ecdsa::Error| Error::crypto(format!("ECDSA sign: {e}"));
+        // Hedged signing (RFC 6979 with fresh randomness), as the other
+        // backend signs randomly: a format that needs a signature of one
+        // exact encoded length can sign again and get another one.
         Ok(match &self.key {
             SigningKeyInner::P256(k) => {
-                let sig: p256::ecdsa::Signature = k.sign_prehash(digest).map_err(fail)?;
+                let sig: p256::ecdsa::Signature = k.sign_prehash_with_rng(&mut OsRng, digest).map_err(fail)?;
                 sig.to_der().as_bytes().to_vec()
             }
             SigningKeyInner::P384(k) => {
-                let sig: p384::ecdsa::Signature = k.sign_prehash(digest).map_err(fail)?;
+                let sig: p384::ecdsa::Signature = k.sign_prehash_with_rng(&mut OsRng, digest).map_err(fail)?;
                 sig.to_der().as_bytes().to_vec()
             }
         })

@@ -15,9 +15,13 @@
 //! * [`EsdkRawRsa`]: the raw RSA keyring layout (provider info = key name).
 //!
 //! A new format adds its layouts here, one file each.
+//!
+//! [`intermediate`] wraps any of these through a fresh intermediate key, for
+//! the suites that ask for it (the DynamoDB item suites).
 
 mod esdk_raw_aes;
 mod esdk_raw_rsa;
+pub(crate) mod intermediate;
 mod name;
 pub mod raw_aes_wire;
 

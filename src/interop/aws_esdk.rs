@@ -58,6 +58,9 @@ use crate::materials::{
 // ---------------------------------------------------------------------------
 
 /// The `aws-esdk` name of a suite, for `client.encrypt().algorithm_suite_id(..)`.
+///
+/// The DynamoDB item suites have no message-format id; they map to the
+/// message suite with the same key derivation and signature (0x0478, 0x0578).
 pub fn esdk_algorithm_suite_id(suite: AlgorithmSuite) -> EsdkAlgorithmSuiteId {
     use AlgorithmSuite as S;
     use EsdkAlgorithmSuiteId as E;
@@ -72,7 +75,10 @@ pub fn esdk_algorithm_suite_id(suite: AlgorithmSuite) -> EsdkAlgorithmSuiteId {
         S::Aes192GcmIv12Tag16HkdfSha384EcdsaP384 => E::AlgAes192GcmIv12Tag16HkdfSha384EcdsaP384,
         S::Aes256GcmIv12Tag16HkdfSha384EcdsaP384 => E::AlgAes256GcmIv12Tag16HkdfSha384EcdsaP384,
         S::Aes256GcmHkdfSha512CommitKey => E::AlgAes256GcmHkdfSha512CommitKey,
-        S::Aes256GcmHkdfSha512CommitKeyEcdsaP384 => E::AlgAes256GcmHkdfSha512CommitKeyEcdsaP384,
+        S::Aes256GcmHkdfSha512CommitKeyEcdsaP384 | S::DbeAes256GcmHkdfSha512CommitKeyEcdsaP384SymsigHmacSha384 => {
+            E::AlgAes256GcmHkdfSha512CommitKeyEcdsaP384
+        }
+        S::DbeAes256GcmHkdfSha512CommitKeySymsigHmacSha384 => E::AlgAes256GcmHkdfSha512CommitKey,
     }
 }
 

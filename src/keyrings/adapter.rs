@@ -8,8 +8,11 @@
 //!   the first data key of the suite's length wins. When no EDK is the
 //!   layout's, the error is [`Error::NotMine`]; when some were but none
 //!   opened, every failure is kept, in order, with its own error.
+//! * Suites that wrap an intermediate key (the item suites) run the layout
+//!   through [`intermediate`](crate::edk::intermediate), which also yields
+//!   the symmetric signing key of each EDK.
 
-use crate::edk::{EdkContext, EdkLayout};
+use crate::edk::{intermediate, EdkContext, EdkLayout};
 use crate::error::{Error, KeyringFailure, Result};
 use crate::materials::{DataKey, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials};
 
@@ -22,11 +25,20 @@ pub(crate) fn on_encrypt(
     if materials.data_key().is_none() {
         materials.set_data_key(DataKey::generate(materials.algorithm_suite().key_len())?)?;
     }
-    let edk = match materials.data_key() {
-        Some(key) => layout.wrap(key, &EdkContext::new(materials.encryption_context()))?,
+    let context = EdkContext::new(materials.encryption_context());
+    let (edk, signing_key) = match materials.data_key() {
+        Some(key) if materials.algorithm_suite().wraps_intermediate_key() => {
+            let (edk, mac) = intermediate::wrap(layout, key, &context)?;
+            (edk, Some(mac))
+        }
+        Some(key) => (layout.wrap(key, &context)?, None),
         None => return Err(Error::keyring(description(), "no data key to wrap")),
     };
+    drop(context);
     materials.add_encrypted_data_key(edk)?;
+    if let Some(mac) = signing_key {
+        materials.add_symmetric_signing_key(mac);
+    }
     Ok(materials)
 }
 
@@ -41,18 +53,26 @@ pub(crate) fn on_decrypt(
         return Err(Error::keyring(description(), "the decryption materials already hold a data key"));
     }
     let key_len = materials.algorithm_suite().key_len();
+    let wraps_intermediate = materials.algorithm_suite().wraps_intermediate_key();
+    let open = |edk: &EncryptedDataKey, context: &EdkContext<'_>| -> Option<Result<(DataKey, Option<DataKey>)>> {
+        if wraps_intermediate {
+            intermediate::unwrap(layout, edk, context, key_len).map(|r| r.map(|(key, mac)| (key, Some(mac))))
+        } else {
+            layout.unwrap(edk, context, key_len).map(|r| r.map(|key| (key, None)))
+        }
+    };
     let mut failures: Vec<(usize, Error)> = Vec::new();
     let found = {
         let context = EdkContext::new(materials.encryption_context());
         let mut found = None;
         for (index, edk) in edks.iter().enumerate() {
-            match layout.unwrap(edk, &context, key_len) {
+            match open(edk, &context) {
                 None => {}
-                Some(Ok(key)) if key.len() == key_len => {
-                    found = Some(key);
+                Some(Ok((key, mac))) if key.len() == key_len => {
+                    found = Some((key, mac));
                     break;
                 }
-                Some(Ok(key)) => failures.push((
+                Some(Ok((key, _))) => failures.push((
                     index,
                     Error::keyring(
                         description(),
@@ -65,8 +85,11 @@ pub(crate) fn on_decrypt(
         found
     };
     match found {
-        Some(key) => {
+        Some((key, mac)) => {
             materials.set_data_key(key)?;
+            if let Some(mac) = mac {
+                materials.set_symmetric_signing_key(mac);
+            }
             Ok(materials)
         }
         None if failures.is_empty() => Err(Error::NotMine { keyring: description(), edk_count: edks.len() }),

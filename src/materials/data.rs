@@ -97,6 +97,9 @@ pub struct EncryptionMaterials {
     data_key: Option<DataKey>,
     encrypted_data_keys: Vec<EncryptedDataKey>,
     signing_key: Option<Arc<dyn FooterSigner>>,
+    /// For suites that wrap an intermediate key: one symmetric signing key
+    /// per EDK, in EDK order.
+    symmetric_signing_keys: Vec<DataKey>,
 }
 
 impl EncryptionMaterials {
@@ -109,6 +112,7 @@ impl EncryptionMaterials {
             data_key: None,
             encrypted_data_keys: Vec::new(),
             signing_key: None,
+            symmetric_signing_keys: Vec::new(),
         }
     }
 
@@ -143,6 +147,17 @@ impl EncryptionMaterials {
     /// The footer signer, for signed suites.
     pub fn signing_key(&self) -> Option<&Arc<dyn FooterSigner>> {
         self.signing_key.as_ref()
+    }
+
+    /// The symmetric signing keys (one per EDK, in EDK order) of suites that
+    /// wrap an intermediate key; empty for the message suites.
+    pub fn symmetric_signing_keys(&self) -> &[DataKey] {
+        &self.symmetric_signing_keys
+    }
+
+    /// Append the symmetric signing key of the EDK just appended.
+    pub fn add_symmetric_signing_key(&mut self, key: DataKey) {
+        self.symmetric_signing_keys.push(key);
     }
 
     /// Set the data key; refuses a key of the wrong length or a second key.
@@ -216,6 +231,9 @@ pub struct DecryptionMaterials {
     required_encryption_context_keys: Vec<String>,
     data_key: Option<DataKey>,
     verification_key: Option<Vec<u8>>,
+    /// For suites that wrap an intermediate key: the symmetric signing key
+    /// of the EDK that opened.
+    symmetric_signing_key: Option<DataKey>,
 }
 
 impl DecryptionMaterials {
@@ -227,6 +245,7 @@ impl DecryptionMaterials {
             required_encryption_context_keys: Vec::new(),
             data_key: None,
             verification_key: None,
+            symmetric_signing_key: None,
         }
     }
 
@@ -254,6 +273,17 @@ impl DecryptionMaterials {
     /// SEC1 compressed public key that must verify the footer, for signed suites.
     pub fn verification_key(&self) -> Option<&[u8]> {
         self.verification_key.as_deref()
+    }
+
+    /// The symmetric signing key of the EDK that opened (suites that wrap an
+    /// intermediate key only).
+    pub fn symmetric_signing_key(&self) -> Option<&DataKey> {
+        self.symmetric_signing_key.as_ref()
+    }
+
+    /// Set the symmetric signing key of the EDK that opened.
+    pub fn set_symmetric_signing_key(&mut self, key: DataKey) {
+        self.symmetric_signing_key = Some(key);
     }
 
     /// Set the data key; refuses a key of the wrong length or a second key.

@@ -83,6 +83,12 @@ pub enum AlgorithmSuite {
     /// 0x0578: AES-256-GCM, HKDF-SHA512, key commitment, ECDSA P-384 (v2, the default).
     #[default]
     Aes256GcmHkdfSha512CommitKeyEcdsaP384,
+    /// 0x6700 (DynamoDB items only): AES-256-GCM, HKDF-SHA512, key commitment,
+    /// HMAC-SHA384 record tags; data keys are wrapped through an intermediate key.
+    DbeAes256GcmHkdfSha512CommitKeySymsigHmacSha384,
+    /// 0x6701 (DynamoDB items only, their default): as 0x6700 plus an ECDSA
+    /// P-384 record signature.
+    DbeAes256GcmHkdfSha512CommitKeyEcdsaP384SymsigHmacSha384,
 }
 
 impl AlgorithmSuite {
@@ -101,6 +107,29 @@ impl AlgorithmSuite {
         AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384,
     ];
 
+    /// The suites of DynamoDB item encryption (not message suites: never in
+    /// [`AlgorithmSuite::ALL`], never accepted by the message format).
+    pub const ITEM_SUITES: [AlgorithmSuite; 2] = [
+        AlgorithmSuite::DbeAes256GcmHkdfSha512CommitKeySymsigHmacSha384,
+        AlgorithmSuite::DbeAes256GcmHkdfSha512CommitKeyEcdsaP384SymsigHmacSha384,
+    ];
+
+    /// True for the DynamoDB item suites (0x6700, 0x6701).
+    pub fn is_item_suite(self) -> bool {
+        Self::ITEM_SUITES.contains(&self)
+    }
+
+    /// True when keyrings wrap the data key through a fresh intermediate key
+    /// and derive a symmetric signing key from it (the item suites).
+    pub fn wraps_intermediate_key(self) -> bool {
+        self.is_item_suite()
+    }
+
+    /// Look an item suite up by its id (0x6700 or 0x6701).
+    pub fn from_item_id(id: u16) -> Result<Self> {
+        Self::ITEM_SUITES.into_iter().find(|s| s.id() == id).ok_or(Error::UnsupportedSuite(id))
+    }
+
     /// The two-byte suite id written in the header.
     pub fn id(self) -> u16 {
         use AlgorithmSuite::*;
@@ -116,6 +145,8 @@ impl AlgorithmSuite {
             Aes256GcmIv12Tag16HkdfSha384EcdsaP384 => 0x0378,
             Aes256GcmHkdfSha512CommitKey => 0x0478,
             Aes256GcmHkdfSha512CommitKeyEcdsaP384 => 0x0578,
+            DbeAes256GcmHkdfSha512CommitKeySymsigHmacSha384 => 0x6700,
+            DbeAes256GcmHkdfSha512CommitKeyEcdsaP384SymsigHmacSha384 => 0x6701,
         }
     }
 
@@ -139,6 +170,12 @@ impl AlgorithmSuite {
             Aes256GcmIv12Tag16HkdfSha384EcdsaP384 => "ALG_AES_256_GCM_IV12_TAG16_HKDF_SHA384_ECDSA_P384",
             Aes256GcmHkdfSha512CommitKey => "ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY",
             Aes256GcmHkdfSha512CommitKeyEcdsaP384 => "ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384",
+            DbeAes256GcmHkdfSha512CommitKeySymsigHmacSha384 => {
+                "ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY_SYMSIG_HMAC_SHA384"
+            }
+            DbeAes256GcmHkdfSha512CommitKeyEcdsaP384SymsigHmacSha384 => {
+                "ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384_SYMSIG_HMAC_SHA384"
+            }
         }
     }
 
@@ -186,7 +223,10 @@ impl AlgorithmSuite {
             | Aes256GcmIv12Tag16HkdfSha256
             | Aes128GcmIv12Tag16HkdfSha256EcdsaP256 => Kdf::Hkdf(HashAlg::Sha256),
             Aes192GcmIv12Tag16HkdfSha384EcdsaP384 | Aes256GcmIv12Tag16HkdfSha384EcdsaP384 => Kdf::Hkdf(HashAlg::Sha384),
-            Aes256GcmHkdfSha512CommitKey | Aes256GcmHkdfSha512CommitKeyEcdsaP384 => Kdf::HkdfCommitting,
+            Aes256GcmHkdfSha512CommitKey
+            | Aes256GcmHkdfSha512CommitKeyEcdsaP384
+            | DbeAes256GcmHkdfSha512CommitKeySymsigHmacSha384
+            | DbeAes256GcmHkdfSha512CommitKeyEcdsaP384SymsigHmacSha384 => Kdf::HkdfCommitting,
         }
     }
 
@@ -202,7 +242,8 @@ impl AlgorithmSuite {
             Aes128GcmIv12Tag16HkdfSha256EcdsaP256 => Some(SignatureCurve::P256),
             Aes192GcmIv12Tag16HkdfSha384EcdsaP384
             | Aes256GcmIv12Tag16HkdfSha384EcdsaP384
-            | Aes256GcmHkdfSha512CommitKeyEcdsaP384 => Some(SignatureCurve::P384),
+            | Aes256GcmHkdfSha512CommitKeyEcdsaP384
+            | DbeAes256GcmHkdfSha512CommitKeyEcdsaP384SymsigHmacSha384 => Some(SignatureCurve::P384),
             _ => None,
         }
     }
@@ -297,6 +338,21 @@ mod tests {
         }
         assert!(matches!(AlgorithmSuite::from_id(0x0479), Err(Error::UnsupportedSuite(0x0479))));
         assert!(AlgorithmSuite::parse("0x47").is_err());
+    }
+
+    #[test]
+    fn item_suites_stay_out_of_the_message_suites() {
+        for s in AlgorithmSuite::ITEM_SUITES {
+            assert!(s.is_item_suite() && s.wraps_intermediate_key() && s.is_committing());
+            assert_eq!(AlgorithmSuite::from_item_id(s.id()).unwrap(), s);
+            assert!(matches!(AlgorithmSuite::from_id(s.id()), Err(Error::UnsupportedSuite(_))));
+            assert!(AlgorithmSuite::parse(&format!("0x{:04x}", s.id())).is_err());
+            assert_eq!(s.key_len(), 32);
+        }
+        assert!(AlgorithmSuite::ALL.iter().all(|s| !s.is_item_suite()));
+        assert!(AlgorithmSuite::from_item_id(0x0578).is_err());
+        assert!(!AlgorithmSuite::DbeAes256GcmHkdfSha512CommitKeySymsigHmacSha384.is_signing());
+        assert!(AlgorithmSuite::DbeAes256GcmHkdfSha512CommitKeyEcdsaP384SymsigHmacSha384.is_signing());
     }
 
     #[test]

@@ -44,6 +44,9 @@ impl FrameSealer {
         }
         let policy = client.commitment_policy;
         if let Some(suite) = client.algorithm_suite {
+            if suite.is_item_suite() {
+                return Err(Error::UnsupportedSuite(suite.id()));
+            }
             policy.check_encrypt(suite)?;
         }
         let mut request = EncryptionMaterialsRequest::new(context.clone(), policy);
@@ -55,6 +58,9 @@ impl FrameSealer {
 
     fn from_materials(client: &Client, materials: EncryptionMaterials) -> Result<(FrameSealer, Vec<u8>)> {
         let suite = materials.algorithm_suite();
+        if suite.is_item_suite() {
+            return Err(Error::UnsupportedSuite(suite.id()));
+        }
         client.commitment_policy.check_encrypt(suite)?;
         if let Some(want) = client.algorithm_suite {
             if want != suite {

@@ -1,0 +1,238 @@
+//! `hsm-keyring item encrypt|decrypt`: DynamoDB items as JSON Lines.
+//!
+//! Each input line is one item in DynamoDB JSON (the `Item` of
+//! `aws dynamodb get-item`: attribute names to `{"S": ...}`, `{"N": ...}`,
+//! `{"B": base64}`, `{"BOOL": ...}`, `{"NULL": true}`, `{"SS"|"NS"|"BS": [...]}`,
+//! `{"L": [...]}`, `{"M": {...}}`); each output line is the item encrypted or
+//! decrypted, in the same shape. An item that fails is named by its line
+//! number on stderr and nothing is written for it; the others are written,
+//! and the command exits 1 at the end.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine;
+use clap::{Args, Subcommand};
+use hsm_keyring::cmm::DefaultCmm;
+use hsm_keyring::items::{decrypt_item, encrypt_item, AttributeValue, CryptoAction, Item, TableConfig};
+use hsm_keyring::{AlgorithmSuite, Keyring};
+use serde_json::{Map, Value};
+
+use crate::exit::{CliError, Kind};
+use crate::io::{open_input, Output};
+use crate::spec::KeySpec;
+use crate::tokens::Tokens;
+use crate::Cli;
+
+#[derive(Debug, Subcommand)]
+pub enum ItemCommand {
+    /// Encrypt and sign items (JSON Lines of DynamoDB JSON).
+    Encrypt(ItemArgs),
+    /// Verify and decrypt items (JSON Lines of DynamoDB JSON).
+    Decrypt(ItemArgs),
+}
+
+/// The table configuration and the keys.
+#[derive(Debug, Args)]
+pub struct ItemArgs {
+    /// Logical table name (bound into every item).
+    #[arg(long, value_name = "NAME")]
+    pub table: String,
+    /// Partition key attribute.
+    #[arg(long, value_name = "NAME")]
+    pub partition_key: String,
+    /// Sort key attribute.
+    #[arg(long, value_name = "NAME")]
+    pub sort_key: Option<String>,
+    /// Action for one attribute, repeatable: ATTR=encrypt-and-sign, sign-only,
+    /// sign-and-include-in-encryption-context or do-nothing.
+    #[arg(long = "action", value_name = "ATTR=ACTION")]
+    pub actions: Vec<String>,
+    /// Action for attributes not named with --action (otherwise they are refused).
+    #[arg(long, value_name = "ACTION")]
+    pub default_action: Option<String>,
+    /// Attribute left unsigned, repeatable.
+    #[arg(long, value_name = "ATTR")]
+    pub allowed_unsigned: Vec<String>,
+    /// Attributes starting with this are left unsigned.
+    #[arg(long, value_name = "PREFIX")]
+    pub allowed_unsigned_prefix: Option<String>,
+    /// Suite: 0x6700 (HMAC only) or 0x6701 (also ECDSA P-384, the default).
+    #[arg(long, value_name = "SUITE")]
+    pub suite: Option<String>,
+    /// Wrapping key, repeatable (as for encrypt); the first generates the data key.
+    #[arg(short = 'w', long = "wrapping-key", value_name = "SPEC", required = true)]
+    pub wrapping_keys: Vec<String>,
+    /// Input file (default: stdin).
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Output file (default: stdout), written like encrypt's -o.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), CliError> {
+    let (args, encrypt) = match command {
+        ItemCommand::Encrypt(a) => (a, true),
+        ItemCommand::Decrypt(a) => (a, false),
+    };
+    let specs = args.wrapping_keys.iter().map(|t| KeySpec::parse(t)).collect::<Result<Vec<_>, _>>()?;
+    let keyring: Arc<dyn Keyring> = tokens.keyring_for(&specs)?;
+    let config = table_config(args, keyring)?;
+    let input = open_input(args.input.as_deref(), cli.quiet, if encrypt { "encrypting" } else { "decrypting" })?;
+    let mut output = Output::create(args.output.as_deref())?;
+    let mut failed = 0usize;
+    for (index, line) in BufReader::new(input).lines().enumerate() {
+        let number = index + 1;
+        let line = line.map_err(|e| CliError::usage(format!("reading line {number}: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = item_from_json(&line).and_then(|item| {
+            let out = if encrypt { encrypt_item(&config, &item) } else { decrypt_item(&config, &item) };
+            out.map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(item) => {
+                let text = serde_json::to_string(&item_to_json(&item)).map_err(|e| CliError::usage(e.to_string()))?;
+                writeln!(output, "{text}").map_err(|e| CliError::usage(format!("writing output: {e}")))?;
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("hsm-keyring: line {number}: {}", crate::spec::redact_line(&e));
+            }
+        }
+    }
+    output.commit()?;
+    if failed > 0 {
+        return Err(CliError {
+            kind: Kind::Decrypt,
+            message: format!("{failed} item(s) failed, nothing was written for them"),
+        });
+    }
+    Ok(())
+}
+
+fn table_config(args: &ItemArgs, keyring: Arc<dyn Keyring>) -> Result<TableConfig, CliError> {
+    let usage = |what: &str, e: hsm_keyring::Error| CliError::usage(format!("{what}: {e}"));
+    let mut b = TableConfig::builder(&args.table, &args.partition_key).cmm(Arc::new(DefaultCmm::new(keyring)));
+    if let Some(sk) = &args.sort_key {
+        b = b.sort_key(sk);
+    }
+    for text in &args.actions {
+        let (name, action) =
+            text.rsplit_once('=').ok_or_else(|| CliError::usage(format!("--action `{text}`: expected ATTR=ACTION")))?;
+        b = b.action(name, action.parse::<CryptoAction>().map_err(|e| usage("--action", e))?);
+    }
+    if let Some(a) = &args.default_action {
+        b = b.default_action(a.parse::<CryptoAction>().map_err(|e| usage("--default-action", e))?);
+    }
+    for name in &args.allowed_unsigned {
+        b = b.allowed_unsigned(name);
+    }
+    if let Some(p) = &args.allowed_unsigned_prefix {
+        b = b.allowed_unsigned_prefix(p);
+    }
+    if let Some(s) = &args.suite {
+        let hex = s.trim().trim_start_matches("0x").trim_start_matches("0X");
+        let id = u16::from_str_radix(hex, 16)
+            .map_err(|_| CliError::usage(format!("--suite `{s}`: expected 0x6700 or 0x6701")))?;
+        b = b.suite(AlgorithmSuite::from_item_id(id).map_err(|e| usage("--suite", e))?);
+    }
+    b.build().map_err(|e| usage("table configuration", e))
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// Parse one line of DynamoDB JSON.
+fn item_from_json(line: &str) -> Result<Item, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let map = value.as_object().ok_or("an item is a JSON object")?;
+    map.iter().map(|(k, v)| Ok((k.clone(), value_from_json(v).map_err(|e| format!("attribute `{k}`: {e}"))?))).collect()
+}
+
+fn strings(v: &Value) -> Result<Vec<String>, String> {
+    let list = v.as_array().ok_or("a set is a JSON array")?;
+    list.iter().map(|s| s.as_str().map(str::to_owned).ok_or_else(|| "a set member is a string".to_owned())).collect()
+}
+
+fn bytes(v: &Value) -> Result<Vec<u8>, String> {
+    let text = v.as_str().ok_or("a binary value is a base64 string")?;
+    b64().decode(text).map_err(|_| "a binary value is not valid base64".to_owned())
+}
+
+fn value_from_json(v: &Value) -> Result<AttributeValue, String> {
+    let map = v.as_object().filter(|m| m.len() == 1).ok_or("a value is an object with one type key")?;
+    let (tag, inner) = map.iter().next().ok_or("empty value")?;
+    let text = || inner.as_str().map(str::to_owned).ok_or_else(|| format!("`{tag}` holds a string"));
+    Ok(match tag.as_str() {
+        "S" => AttributeValue::S(text()?),
+        "N" => AttributeValue::N(text()?),
+        "B" => AttributeValue::B(bytes(inner)?),
+        "BOOL" => AttributeValue::Bool(inner.as_bool().ok_or("`BOOL` holds true or false")?),
+        "NULL" => AttributeValue::Null,
+        "SS" => AttributeValue::Ss(strings(inner)?),
+        "NS" => AttributeValue::Ns(strings(inner)?),
+        "BS" => AttributeValue::Bs(
+            inner.as_array().ok_or("`BS` holds an array")?.iter().map(bytes).collect::<Result<_, _>>()?,
+        ),
+        "L" => AttributeValue::L(
+            inner.as_array().ok_or("`L` holds an array")?.iter().map(value_from_json).collect::<Result<_, _>>()?,
+        ),
+        "M" => {
+            let m = inner.as_object().ok_or("`M` holds an object")?;
+            AttributeValue::M(
+                m.iter()
+                    .map(|(k, v)| Ok((k.clone(), value_from_json(v)?)))
+                    .collect::<Result<BTreeMap<_, _>, String>>()?,
+            )
+        }
+        other => return Err(format!("unknown type `{other}`")),
+    })
+}
+
+/// One item as DynamoDB JSON.
+fn item_to_json(item: &Item) -> Value {
+    Value::Object(item.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect::<Map<_, _>>())
+}
+
+fn value_to_json(v: &AttributeValue) -> Value {
+    let (tag, inner) = match v {
+        AttributeValue::S(s) => ("S", Value::from(s.as_str())),
+        AttributeValue::N(n) => ("N", Value::from(n.as_str())),
+        AttributeValue::B(b) => ("B", Value::from(b64().encode(b))),
+        AttributeValue::Bool(b) => ("BOOL", Value::from(*b)),
+        AttributeValue::Ss(s) => ("SS", Value::from(s.clone())),
+        AttributeValue::Ns(s) => ("NS", Value::from(s.clone())),
+        AttributeValue::Bs(s) => ("BS", Value::from(s.iter().map(|b| b64().encode(b)).collect::<Vec<_>>())),
+        AttributeValue::L(l) => ("L", Value::from(l.iter().map(value_to_json).collect::<Vec<_>>())),
+        AttributeValue::M(m) => ("M", Value::Object(m.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect())),
+        _ => ("NULL", Value::from(true)),
+    };
+    let mut map = Map::new();
+    map.insert(tag.to_owned(), inner);
+    Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamodb_json_round_trips() {
+        let line = r#"{"a":{"S":"x"},"b":{"N":"1.5"},"c":{"B":"AAE="},"d":{"BOOL":true},"e":{"NULL":true},"f":{"SS":["p"]},"g":{"NS":["2"]},"h":{"BS":["AQ=="]},"i":{"L":[{"S":"y"}]},"j":{"M":{"k":{"N":"3"}}}}"#;
+        let item = item_from_json(line).unwrap();
+        assert_eq!(item["c"], AttributeValue::B(vec![0, 1]));
+        let back = serde_json::to_string(&item_to_json(&item)).unwrap();
+        assert_eq!(item_from_json(&back).unwrap(), item);
+        for bad in
+            ["[]", "{\"a\":{\"X\":\"1\"}}", "{\"a\":{\"B\":\"!!\"}}", "{\"a\":{\"S\":\"x\",\"N\":\"1\"}}", "nope"]
+        {
+            assert!(item_from_json(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `decrypt_item`: verify and decrypt one item under a table configuration.
+
+use subtle::ConstantTimeEq;
+
+use super::config::{CryptoAction, TableConfig};
+use super::context::{item_context, serialize};
+use super::crypt::{commit_key, commitment, decrypt_field, field_root_key};
+use super::encrypt::{included, to_context, Field};
+use super::footer::{self, record_hash, RecordField};
+use super::header::{Header, COMMITMENT_LEN};
+use super::path::canonical_path;
+use super::value::{AttributeValue, Item};
+use super::{FOOTER_ATTRIBUTE, HEADER_ATTRIBUTE};
+use crate::error::{Error, Result};
+use crate::materials::{CommitmentPolicy, DecryptMaterialsRequest};
+
+fn binary<'a>(item: &'a Item, name: &str) -> Result<&'a [u8]> {
+    match item.get(name) {
+        Some(AttributeValue::B(bytes)) => Ok(bytes),
+        Some(_) => Err(Error::MalformedItem { reason: format!("`{name}` is not a binary value") }),
+        None => Err(Error::MalformedItem { reason: format!("the item has no `{name}` attribute") }),
+    }
+}
+
+fn altered(reason: impl Into<String>) -> Error {
+    Error::ItemAuthentication { reason: reason.into() }
+}
+
+/// Verify `item` (written by [`encrypt_item`](super::encrypt_item) or the
+/// AWS Database Encryption SDK) and decrypt its encrypted attributes.
+///
+/// Every attribute that is not allowed unsigned must be covered by the
+/// item's signature; the result holds the decrypted item without
+/// `aws_dbe_head` and `aws_dbe_foot`. Nothing is returned unless every
+/// check passed and every attribute decrypted.
+pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
+    let header_bytes = binary(item, HEADER_ATTRIBUTE)?;
+    let footer_bytes = binary(item, FOOTER_ATTRIBUTE)?;
+    let header = Header::parse(header_bytes)?;
+
+    let mut fields: Vec<Field<'_>> = Vec::new();
+    let mut signed: Vec<(&str, &AttributeValue)> =
+        item.iter().filter(|(name, _)| !config.is_allowed_unsigned(name)).map(|(n, v)| (n.as_str(), v)).collect();
+    signed.sort_by_cached_key(|(name, _)| canonical_path(&config.table_name, name));
+    if signed.len() != header.legend.len() {
+        return Err(altered(format!(
+            "the item has {} signed attributes but was written with {}",
+            signed.len(),
+            header.legend.len()
+        )));
+    }
+    for ((name, value), legend) in signed.into_iter().zip(&header.legend) {
+        let action = CryptoAction::from_legend(*legend).ok_or_else(|| altered("invalid legend"))?;
+        let terminal = match (action, value) {
+            (CryptoAction::EncryptAndSign, AttributeValue::B(bytes)) => {
+                super::value::Terminal { type_id: super::value::type_id::B, value: bytes.clone() }
+            }
+            (CryptoAction::EncryptAndSign, _) => {
+                return Err(altered(format!("encrypted attribute `{name}` is not binary")))
+            }
+            (_, value) => value.to_terminal(name)?,
+        };
+        fields.push(Field { name, action, path: canonical_path(&config.table_name, name), terminal });
+    }
+    let key_value = |key: &str| {
+        fields.iter().find(|f| f.name == key && f.action != CryptoAction::EncryptAndSign).map(|f| f.terminal.clone())
+    };
+    let pairs = item_context(config, header.version, key_value, &included(&fields))?;
+
+    let request = DecryptMaterialsRequest::new(
+        header.suite,
+        CommitmentPolicy::RequireEncryptRequireDecrypt,
+        header.edks.clone(),
+        header.stored_context.clone(),
+        Some(to_context(&pairs)),
+    );
+    let materials = config.cmm.decrypt_materials(request)?;
+    if materials.algorithm_suite() != header.suite {
+        return Err(Error::config("the materials manager changed the suite"));
+    }
+    let data_key = materials.data_key().ok_or_else(|| Error::config("no data key"))?;
+    let signing_key =
+        materials.symmetric_signing_key().ok_or_else(|| Error::config("the keyring gave no symmetric signing key"))?;
+    for (k, v) in &pairs {
+        if materials.encryption_context().get(k) != Some(v.as_str()) {
+            return Err(Error::EncryptionContextMismatch { reason: format!("`{k}` differs") });
+        }
+    }
+
+    let (body, stored_commitment) = header_bytes.split_at(header_bytes.len() - COMMITMENT_LEN);
+    let expected = commitment(&commit_key(data_key, &header.message_id)?[..], body)?;
+    if !bool::from(expected.ct_eq(stored_commitment)) {
+        return Err(Error::CommitmentMismatch);
+    }
+
+    let record = fields.iter().map(|f| {
+        let field = match f.action {
+            CryptoAction::EncryptAndSign => RecordField::Encrypted(&f.terminal.value),
+            _ => RecordField::Plaintext(f.terminal.type_id, &f.terminal.value),
+        };
+        (f.path.as_slice(), field)
+    });
+    let hash = record_hash(header_bytes, &serialize(materials.encryption_context())?, record)?;
+    let verification_key = match (header.suite.is_signing(), materials.verification_key()) {
+        (true, Some(key)) => Some(key),
+        (true, None) => return Err(Error::Signature { reason: "no verification key for a signed item".into() }),
+        (false, _) => None,
+    };
+    footer::verify(footer_bytes, &hash, header.edks.len(), signing_key, verification_key)?;
+
+    let root = field_root_key(data_key, &header.message_id)?;
+    let mut out = item.clone();
+    out.remove(HEADER_ATTRIBUTE);
+    out.remove(FOOTER_ATTRIBUTE);
+    for (index, field) in fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign).enumerate() {
+        let plain = decrypt_field(&root[..], index, &field.path, &field.terminal.value, field.name)?;
+        let value = AttributeValue::from_terminal(plain.type_id, &plain.value, field.name)?;
+        out.insert(field.name.to_owned(), value);
+    }
+    Ok(out)
+}

@@ -1,0 +1,98 @@
+//! `hsm-keyring item encrypt|decrypt` on JSON Lines of DynamoDB JSON.
+
+mod cli_support;
+
+use cli_support::{bytes, Work};
+
+fn raw_aes(work: &Work, name: &str, seed: u64) -> String {
+    let path = work.write(&format!("{name}.key"), &bytes(32, seed));
+    format!("type=aes,path={path},namespace=test-ns,name={name}")
+}
+
+const TABLE: [&str; 10] = [
+    "--table",
+    "orders",
+    "--partition-key",
+    "id",
+    "--sort-key",
+    "n",
+    "--action",
+    "card=encrypt-and-sign",
+    "--allowed-unsigned-prefix",
+    "tmp:",
+];
+
+const LINES: &str = concat!(
+    r#"{"id":{"S":"a"},"n":{"N":"1"},"card":{"M":{"no":{"S":"4111 ✓"},"b":{"B":"AAE="}}},"tmp:x":{"BOOL":true}}"#,
+    "\n",
+    r#"{"id":{"S":"b"},"n":{"N":"2"},"card":{"SS":["x","y"]}}"#,
+    "\n",
+);
+
+fn args<'a>(verb: &'a str, key: &'a str, input: &'a str, output: &'a str) -> Vec<&'a str> {
+    let mut v = vec!["item", verb, "-w", key, "-i", input, "-o", output];
+    v.extend_from_slice(&TABLE);
+    v
+}
+
+fn lines(work: &Work, name: &str) -> Vec<serde_json::Value> {
+    let text = String::from_utf8(work.read(name)).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn items_round_trip_through_the_command() {
+    let work = Work::new();
+    let key = raw_aes(&work, "k", 1);
+    work.write("items.jsonl", LINES.as_bytes());
+    work.ok(args("encrypt", &key, "items.jsonl", "enc.jsonl"));
+    let encrypted = lines(&work, "enc.jsonl");
+    assert_eq!(encrypted.len(), 2);
+    for item in &encrypted {
+        assert!(item["card"]["B"].is_string(), "{item}");
+        assert!(item["aws_dbe_head"]["B"].is_string() && item["aws_dbe_foot"]["B"].is_string());
+    }
+    work.ok(args("decrypt", &key, "enc.jsonl", "dec.jsonl"));
+    let expected: Vec<serde_json::Value> = LINES.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines(&work, "dec.jsonl"), expected);
+}
+
+#[test]
+fn a_failed_item_is_named_by_its_line_and_left_out() {
+    let work = Work::new();
+    let key = raw_aes(&work, "k", 1);
+    work.write("items.jsonl", LINES.as_bytes());
+    work.ok(args("encrypt", &key, "items.jsonl", "enc.jsonl"));
+    let text = String::from_utf8(work.read("enc.jsonl")).unwrap();
+    let mut rows: Vec<String> = text.lines().map(str::to_owned).collect();
+    // Line 1 is altered: another id for the same signed item.
+    rows[0] = rows[0].replace(r#""id":{"S":"a"}"#, r#""id":{"S":"z"}"#);
+    rows.insert(1, "not json".to_owned());
+    work.write("mixed.jsonl", (rows.join("\n") + "\n").as_bytes());
+    let out = work.cmd(args("decrypt", &key, "mixed.jsonl", "dec.jsonl")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 1:") && stderr.contains("line 2:") && !stderr.contains("line 3:"), "{stderr}");
+    let decrypted = lines(&work, "dec.jsonl");
+    assert_eq!(decrypted.len(), 1);
+    assert_eq!(decrypted[0]["id"]["S"], "b");
+    // Another key opens nothing.
+    let other_path = work.write("other.key", &bytes(32, 2));
+    let other = format!("type=aes,path={other_path},namespace=test-ns,name=k");
+    let out = work.cmd(args("decrypt", &other, "enc.jsonl", "none.jsonl")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(lines(&work, "none.jsonl").is_empty());
+}
+
+#[test]
+fn configuration_errors_are_usage_errors() {
+    let work = Work::new();
+    let key = raw_aes(&work, "k", 1);
+    work.write("items.jsonl", LINES.as_bytes());
+    for extra in [["--suite", "0x0578"], ["--action", "card=encrypt"], ["--action", "id=encrypt-and-sign"]] {
+        let mut a = args("encrypt", &key, "items.jsonl", "x.jsonl");
+        a.extend_from_slice(&extra);
+        work.fails(2, a);
+        work.assert_no_output("x.jsonl");
+    }
+}
