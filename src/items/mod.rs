@@ -23,7 +23,7 @@
 //!
 //! ```
 //! use hsm_keyring::items::{decrypt_item, encrypt_item, AttributeValue, CryptoAction, Item, TableConfig};
-//! use hsm_keyring::RawAesKeyring;
+//! use hsm_keyring::keyrings::RawAesKeyring;
 //!
 //! let config = TableConfig::builder("orders", "id")
 //!     .action("card", CryptoAction::EncryptAndSign)
