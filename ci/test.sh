@@ -47,6 +47,11 @@ step "tests (default pure-Rust backend)"
 cargo test
 step_done
 
+step "item compatibility with aws-db-esdk (interop/items, its own lock)"
+cargo fmt --manifest-path interop/items/Cargo.toml -- --check
+cargo test --manifest-path interop/items/Cargo.toml
+step_done
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 step_done
