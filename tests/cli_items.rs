@@ -17,7 +17,7 @@ const TABLE: [&str; 10] = [
     "--sort-key",
     "n",
     "--action",
-    "card=encrypt-and-sign",
+    "card=encrypt",
     "--allowed-unsigned-prefix",
     "tmp:",
 ];
@@ -89,7 +89,9 @@ fn configuration_errors_are_usage_errors() {
     let work = Work::new();
     let key = raw_aes(&work, "k", 1);
     work.write("items.jsonl", LINES.as_bytes());
-    for extra in [["--suite", "0x0578"], ["--action", "card=encrypt"], ["--action", "id=encrypt-and-sign"]] {
+    for extra in
+        [["--suite", "0x0578"], ["--action", "card=bogus"], ["--action", "id=encrypt"], ["--default-action", "none"]]
+    {
         let mut a = args("encrypt", &key, "items.jsonl", "x.jsonl");
         a.extend_from_slice(&extra);
         work.fails(2, a);

@@ -46,13 +46,15 @@ pub struct ItemArgs {
     /// Sort key attribute.
     #[arg(long, value_name = "NAME")]
     pub sort_key: Option<String>,
-    /// Action for one attribute, repeatable: ATTR=encrypt-and-sign, sign-only,
-    /// sign-and-include-in-encryption-context or do-nothing.
+    /// Action for one attribute, repeatable: ATTR=encrypt, sign, sign-include or
+    /// nothing (the SDK's names, such as ENCRYPT_AND_SIGN, are accepted too).
+    /// The partition and sort keys default to sign, or sign-include when any
+    /// attribute is sign-include.
     #[arg(long = "action", value_name = "ATTR=ACTION")]
     pub actions: Vec<String>,
-    /// Action for attributes not named with --action (otherwise they are refused).
-    #[arg(long, value_name = "ACTION")]
-    pub default_action: Option<String>,
+    /// Action for attributes not named with --action (and not allowed unsigned).
+    #[arg(long, value_name = "ACTION", default_value = "encrypt")]
+    pub default_action: String,
     /// Attribute left unsigned, repeatable.
     #[arg(long, value_name = "ATTR")]
     pub allowed_unsigned: Vec<String>,
@@ -126,9 +128,7 @@ fn table_config(args: &ItemArgs, keyring: Arc<dyn Keyring>) -> Result<TableConfi
             text.rsplit_once('=').ok_or_else(|| CliError::usage(format!("--action `{text}`: expected ATTR=ACTION")))?;
         b = b.action(name, action.parse::<CryptoAction>().map_err(|e| usage("--action", e))?);
     }
-    if let Some(a) = &args.default_action {
-        b = b.default_action(a.parse::<CryptoAction>().map_err(|e| usage("--default-action", e))?);
-    }
+    b = b.default_action(args.default_action.parse::<CryptoAction>().map_err(|e| usage("--default-action", e))?);
     for name in &args.allowed_unsigned {
         b = b.allowed_unsigned(name);
     }

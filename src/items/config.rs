@@ -75,17 +75,18 @@ impl FromStr for CryptoAction {
     type Err = Error;
 
     /// `ENCRYPT_AND_SIGN`, `encrypt-and-sign`, `EncryptAndSign`, ... (case
-    /// and separators ignored).
+    /// and separators ignored), or the command's short names `encrypt`,
+    /// `sign`, `sign-include` and `nothing`.
     fn from_str(text: &str) -> Result<Self> {
         let norm: String = text.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
         match norm.as_str() {
-            "encryptandsign" => Ok(CryptoAction::EncryptAndSign),
-            "signonly" => Ok(CryptoAction::SignOnly),
-            "signandincludeinencryptioncontext" => Ok(CryptoAction::SignAndIncludeInEncryptionContext),
-            "donothing" => Ok(CryptoAction::DoNothing),
+            "encryptandsign" | "encrypt" => Ok(CryptoAction::EncryptAndSign),
+            "signonly" | "sign" => Ok(CryptoAction::SignOnly),
+            "signandincludeinencryptioncontext" | "signinclude" => Ok(CryptoAction::SignAndIncludeInEncryptionContext),
+            "donothing" | "nothing" => Ok(CryptoAction::DoNothing),
             _ => Err(Error::config(format!(
-                "unknown crypto action `{text}` (expected ENCRYPT_AND_SIGN, SIGN_ONLY, \
-                 SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT or DO_NOTHING)"
+                "unknown crypto action `{text}` (expected encrypt, sign, sign-include or nothing, \
+                 or ENCRYPT_AND_SIGN, SIGN_ONLY, SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT, DO_NOTHING)"
             ))),
         }
     }
@@ -376,6 +377,16 @@ mod tests {
             assert_eq!(a.legend().and_then(CryptoAction::from_legend), a.legend().map(|_| a));
         }
         assert_eq!("sign-only".parse::<CryptoAction>().unwrap(), CryptoAction::SignOnly);
-        assert!("encrypt".parse::<CryptoAction>().is_err());
+        for (short, action) in [
+            ("encrypt", CryptoAction::EncryptAndSign),
+            ("sign", CryptoAction::SignOnly),
+            ("sign-include", CryptoAction::SignAndIncludeInEncryptionContext),
+            ("nothing", CryptoAction::DoNothing),
+        ] {
+            assert_eq!(short.parse::<CryptoAction>().unwrap(), action);
+        }
+        for bad in ["", "encrypt-only", "signed", "none"] {
+            assert!(bad.parse::<CryptoAction>().is_err(), "{bad}");
+        }
     }
 }
