@@ -27,9 +27,9 @@ use std::collections::BTreeMap;
 
 use hsm_keyring::crypto::RsaPadding;
 use hsm_keyring::items::{decrypt_item, encrypt_item, AttributeValue, CryptoAction, Item};
-use hsm_keyring::pkcs11::{Pkcs11Uri, Token};
 use hsm_keyring::keyrings::{RawAesKeyring, RawRsaKeyring};
 use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring};
+use hsm_keyring::pkcs11::{Pkcs11Uri, Token};
 use hsm_keyring::AlgorithmSuite;
 use interop_items::{sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, sdk_raw_rsa_public, TableSpec};
 
