@@ -5,8 +5,6 @@
 
 mod common;
 
-use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, KeyType, ObjectClass};
 use hsm_keyring::pkcs11::Pkcs11AesKeyring;
 use hsm_keyring::pkcs11::{Pin, Pkcs11Uri, Token, TokenOptions};
 use hsm_keyring::{AlgorithmSuite, EncryptionContext, EncryptionMaterials, Error, Keyring};
@@ -48,24 +46,7 @@ fn distinct_readable_errors() {
     assert!(matches!(&err, Error::Pkcs11(e) if e.key.as_deref().is_some_and(|k| k.contains("object=no-such-key"))));
 
     // A key whose CKA_ENCRYPT is false, made behind the crate's back.
-    let session = hsm.raw_session();
-    session
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Encrypt(false),
-                Attribute::Decrypt(true),
-                Attribute::Label(b"decrypt-only".to_vec()),
-            ],
-        )
-        .unwrap();
+    hsm.aes_key_with_usages("decrypt-only", false, true);
     let key_uri = Pkcs11Uri::parse(&hsm.key_uri("decrypt-only", "secret-key")).unwrap();
     let keyring = Pkcs11AesKeyring::new(token.clone(), &key_uri).unwrap();
     let err =

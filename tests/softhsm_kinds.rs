@@ -6,8 +6,6 @@ mod common;
 
 use std::sync::Arc;
 
-use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, KeyType, ObjectClass};
 use hsm_keyring::crypto::RsaPadding;
 use hsm_keyring::keyrings::{MultiKeyring, RawAesKeyring};
 use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring};
@@ -99,23 +97,7 @@ fn a_token_that_refuses_its_key_is_a_token_error_also_in_a_multi_keyring() {
     let hsm = softhsm_or_skip!();
     let token = token(hsm);
     // An AES key whose CKA_DECRYPT is false, made behind the crate's back.
-    hsm.raw_session()
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Encrypt(true),
-                Attribute::Decrypt(false),
-                Attribute::Label(b"kinds-encrypt-only".to_vec()),
-            ],
-        )
-        .unwrap();
+    hsm.aes_key_with_usages("kinds-encrypt-only", true, false);
     let uri = Pkcs11Uri::parse(&hsm.key_uri("kinds-encrypt-only", "secret-key")).unwrap();
     let keyring = Pkcs11AesKeyring::new(token.clone(), &uri).unwrap();
     let edks = encrypt(&keyring);

@@ -77,6 +77,33 @@ impl SoftHsm {
     }
 }
 
+impl SoftHsm {
+    /// An AES-256 token key labelled `label`, private, sensitive and not
+    /// extractable, with only the usages given: made behind the crate's back,
+    /// for tests of keys whose attributes forbid an operation.
+    pub fn aes_key_with_usages(&self, label: &str, encrypt: bool, decrypt: bool) {
+        use cryptoki::mechanism::Mechanism;
+        use cryptoki::object::{Attribute, KeyType, ObjectClass};
+        self.raw_session()
+            .generate_key(
+                &Mechanism::AesKeyGen,
+                &[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Extractable(false),
+                    Attribute::Encrypt(encrypt),
+                    Attribute::Decrypt(decrypt),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                ],
+            )
+            .expect("generate an AES key with chosen usages");
+    }
+}
+
 fn module_path() -> PathBuf {
     match std::env::var_os("PKCS11_MODULE") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
