@@ -227,7 +227,7 @@ impl ClientBuilder {
     }
 
     /// Check the configuration and build the client.
-    pub fn build(self) -> Result<Client> {
+    pub fn build(mut self) -> Result<Client> {
         if self.frame_length == 0 {
             return Err(Error::config("the frame length must be at least 1"));
         }
@@ -241,7 +241,7 @@ impl ClientBuilder {
         if let Some(suite) = self.algorithm_suite {
             self.commitment_policy.check_encrypt(suite)?;
         }
-        let trusted_signers = match self.trusted_signers {
+        let trusted_signers = match self.trusted_signers.take() {
             None => None,
             Some(keys) => {
                 let mut out = Vec::with_capacity(keys.len());
@@ -256,7 +256,13 @@ impl ClientBuilder {
                 Some(Arc::from(out))
             }
         };
-        Ok(Client {
+        Ok(self.assemble(trusted_signers))
+    }
+
+    /// The client these settings describe, with the trusted signers already
+    /// checked and compressed.
+    fn assemble(self, trusted_signers: Option<Arc<[Vec<u8>]>>) -> Client {
+        Client {
             commitment_policy: self.commitment_policy,
             algorithm_suite: self.algorithm_suite,
             frame_length: self.frame_length,
@@ -266,24 +272,14 @@ impl ClientBuilder {
             refuse_signed_streaming: self.refuse_signed_streaming,
             require_signed: self.require_signed || trusted_signers.is_some(),
             trusted_signers,
-        })
+        }
     }
 }
 
 impl Default for Client {
     fn default() -> Self {
-        let b = ClientBuilder::default();
-        Client {
-            commitment_policy: b.commitment_policy,
-            algorithm_suite: None,
-            frame_length: b.frame_length,
-            max_encrypted_data_keys: b.max_encrypted_data_keys,
-            max_header_len: b.max_header_len,
-            max_body_buffer: b.max_body_buffer,
-            refuse_signed_streaming: false,
-            require_signed: false,
-            trusted_signers: None,
-        }
+        // The builder's defaults pass its checks and name no trusted signer.
+        ClientBuilder::default().assemble(None)
     }
 }
 
