@@ -23,6 +23,11 @@ pub enum GcmIvMode {
     /// The token generates the IV and writes it back into the parameter's IV
     /// buffer (AWS CloudHSM and tokens in FIPS mode that refuse caller IVs).
     TokenGenerated,
+    /// This process passes a random IV; a token that draws its own instead
+    /// returns ciphertext || tag || IV, and that IV is the one used (Thales
+    /// Luna in FIPS mode). A token that uses the IV passed in returns
+    /// ciphertext || tag as usual.
+    TokenAppended,
 }
 
 /// A keyring whose wrapping key is an AES key inside a PKCS#11 token.
@@ -49,12 +54,16 @@ pub struct Pkcs11AesKeyring {
 
 impl Pkcs11AesKeyring {
     /// The keyring for the secret key named by `key_uri` on `token`. The key
-    /// is looked up now, so an unknown label fails here.
+    /// is looked up now, so an unknown label fails here, and so does a token
+    /// without `CKM_AES_GCM` (`C_GetMechanismInfo`). The IV mode is the
+    /// token profile's ([`Token::profile`]).
     pub fn new(token: Token, key_uri: &Pkcs11Uri) -> Result<Self> {
+        token.require_aes_gcm()?;
         let ResolvedKey { uri, key } = token.resolve_key(key_uri, KeyUse::AesKeyring)?;
         let name =
             EdkName::new(DEFAULT_NAMESPACE.to_owned(), key.edk_key_name(), raw_aes_wire::PROVIDER_INFO_SUFFIX_LEN)?;
-        let key = TokenAesKey { token, uri, key, iv_mode: GcmIvMode::default() };
+        let iv_mode = token.profile().gcm_iv;
+        let key = TokenAesKey { token, uri, key, iv_mode };
         Ok(Pkcs11AesKeyring { layout: EsdkRawAes { name, key } })
     }
 
@@ -74,7 +83,7 @@ impl Pkcs11AesKeyring {
         self.layout.name.set_key_name(name.into()).map(|()| self)
     }
 
-    /// Choose who generates the GCM IV.
+    /// Choose who generates the GCM IV (instead of the token profile's mode).
     pub fn with_iv_mode(mut self, mode: GcmIvMode) -> Self {
         self.layout.key.iv_mode = mode;
         self
@@ -98,6 +107,11 @@ impl Pkcs11AesKeyring {
     /// The token.
     pub fn token(&self) -> &Token {
         &self.layout.key.token
+    }
+
+    /// Who generates the GCM IV.
+    pub fn iv_mode(&self) -> GcmIvMode {
+        self.layout.key.iv_mode
     }
 }
 

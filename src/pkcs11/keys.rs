@@ -1,6 +1,6 @@
 //! Key management on a token: generate, import, export, delete.
 
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 
 use super::key_info::{EcCurve, P384_EC_PARAMS};
@@ -12,9 +12,6 @@ use super::{Function, Pkcs11Operation};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::materials::SignatureCurve;
-
-/// Length of the random `CKA_ID` given to keys created without one.
-const GENERATED_ID_LEN: usize = 8;
 
 /// Attributes every secret or private key gets.
 fn protected(label: &str, id: &[u8]) -> Vec<Attribute> {
@@ -29,14 +26,13 @@ fn protected(label: &str, id: &[u8]) -> Vec<Attribute> {
 }
 
 /// Attributes every public key gets. Public halves are not private, so they
-/// can be read for export.
-fn public(label: &str, id: &[u8]) -> Vec<Attribute> {
-    vec![
-        Attribute::Token(true),
-        Attribute::Private(false),
-        Attribute::Label(label.as_bytes().to_vec()),
-        Attribute::Id(id.to_vec()),
-    ]
+/// can be read for export, unless the token's profile leaves `CKA_PRIVATE`
+/// to the token ([`Profile::public_key_private`](super::Profile::public_key_private)).
+fn public(label: &str, id: &[u8], private: Option<bool>) -> Vec<Attribute> {
+    let mut t = vec![Attribute::Token(true)];
+    t.extend(private.map(Attribute::Private));
+    t.extend([Attribute::Label(label.as_bytes().to_vec()), Attribute::Id(id.to_vec())]);
+    t
 }
 
 fn aes_template(label: &str, id: &[u8]) -> Vec<Attribute> {
@@ -61,6 +57,8 @@ impl Token {
     /// only. `id` defaults to 8 random bytes. A label already in use is refused.
     /// Returns the key's URI.
     pub fn generate_aes_key(&self, label: &str, id: Option<&[u8]>) -> Result<Pkcs11Uri> {
+        self.require_key_creation()?;
+        self.require_mechanism(MechanismType::AES_KEY_GEN)?;
         let objects = self.module().object_lock();
         let id = self.prepare_new(&objects, label, id)?;
         let mut template = aes_template(label, &id);
@@ -84,6 +82,7 @@ impl Token {
                 reason: format!("AES key of {} bytes (expected 16, 24 or 32)", key.len()),
             });
         }
+        self.require_key_creation()?;
         let objects = self.module().object_lock();
         let id = self.prepare_new(&objects, label, id)?;
         let mut template = aes_template(label, &id);
@@ -158,9 +157,11 @@ impl Token {
         public_attrs: impl IntoIterator<Item = Attribute>,
         private_attrs: impl IntoIterator<Item = Attribute>,
     ) -> Result<Pkcs11Uri> {
+        self.require_key_creation()?;
+        self.require_mechanism(mechanism.mechanism_type())?;
         let objects = self.module().object_lock();
         let id = self.prepare_new(&objects, label, id)?;
-        let mut pub_t = public(label, &id);
+        let mut pub_t = public(label, &id, self.profile().public_key_private);
         pub_t.extend([Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::KeyType(key_type)]);
         pub_t.extend(public_attrs);
         let mut priv_t = protected(label, &id);
@@ -280,7 +281,7 @@ impl Token {
         match id {
             Some(id) => Ok(id.to_vec()),
             None => {
-                let mut id = vec![0u8; GENERATED_ID_LEN];
+                let mut id = vec![0u8; self.profile().object_id_len];
                 crypto::fill_random(&mut id)?;
                 Ok(id)
             }

@@ -33,25 +33,32 @@ pub(crate) struct TokenAesKey {
 impl AesKey for TokenAesKey {
     fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Sealed> {
         let mut iv = [0u8; IV_LEN];
-        if self.iv_mode == GcmIvMode::CallerRandom {
+        if self.iv_mode != GcmIvMode::TokenGenerated {
             crypto::fill_random(&mut iv)?;
         }
         let mode = self.iv_mode;
-        let (iv, mut out) =
+        let (mut iv, mut out) =
             self.token.run_with_key(&self.uri, &self.key, |s, h| gcm_encrypt(s, h, mode, iv, aad, plaintext))?;
         let ctx = self.token.err_ctx(Some(&self.uri));
         let call = Pkcs11Operation::Call(Function::Encrypt);
         if mode == GcmIvMode::TokenGenerated && iv == [0u8; IV_LEN] {
             return Err(ctx.step(call, "the token did not write back a generated IV; use the caller-random IV mode"));
         }
+        if mode == GcmIvMode::TokenAppended && out.len() == plaintext.len() + TAG_LEN + IV_LEN {
+            // ciphertext || tag || the IV the token drew.
+            let at = plaintext.len() + TAG_LEN;
+            iv.copy_from_slice(&out[at..]);
+            out.truncate(at);
+        }
         if out.len() != plaintext.len() + TAG_LEN {
             return Err(ctx.step(
                 call,
                 format!(
                     "AES-GCM returned {} bytes for a {}-byte key (expected ciphertext and a 16-byte tag); \
-                     the token may append its own IV: this token needs another IV mode",
+                     the token may append its own IV: this token needs another IV mode (profile {})",
                     out.len(),
-                    plaintext.len()
+                    plaintext.len(),
+                    self.token.profile()
                 ),
             ));
         }
@@ -85,8 +92,8 @@ fn gcm_encrypt(
     plaintext: &[u8],
 ) -> cryptoki::error::Result<([u8; IV_LEN], Vec<u8>)> {
     let mut iv_buf = match mode {
-        GcmIvMode::CallerRandom => iv,
         GcmIvMode::TokenGenerated => [0u8; IV_LEN],
+        _ => iv,
     };
     let out = session.encrypt(&Mechanism::AesGcm(GcmParams::new(&mut iv_buf, aad, 128.into())?), key, plaintext)?;
     Ok((iv_buf, out))
@@ -127,13 +134,17 @@ impl RsaKey for TokenRsaKey {
     fn encrypt(&self, padding: RsaPadding, plaintext: &[u8]) -> Result<Vec<u8>> {
         match (&self.public_key, self.wrap_mode) {
             (Some(public), RsaWrapMode::InProcess) => public.encrypt(padding, plaintext),
-            _ => self.token.run_with_key(&self.public_uri(), &self.public, |s, h| {
-                s.encrypt(&rsa_mechanism(padding), h, plaintext)
-            }),
+            _ => {
+                self.token.require_rsa(padding, Function::Encrypt)?;
+                self.token.run_with_key(&self.public_uri(), &self.public, |s, h| {
+                    s.encrypt(&rsa_mechanism(padding), h, plaintext)
+                })
+            }
         }
     }
 
     fn decrypt(&self, padding: RsaPadding, ciphertext: &[u8]) -> Result<DataKey> {
+        self.token.require_rsa(padding, Function::Decrypt)?;
         self.token
             .unwrap_with_key(&self.uri, &self.private, |s, h| s.decrypt(&rsa_mechanism(padding), h, ciphertext))
             .map(DataKey::new)

@@ -11,6 +11,10 @@
 //! * [`Pkcs11AesKeyring`] and [`Pkcs11RsaKeyring`] wrap data keys under keys in
 //!   the token, writing the same encrypted data keys as the raw AES and raw
 //!   RSA keyrings, so software holding the same key material can open them.
+//! * [`Profile`] holds what a vendor's token needs done its own way (GCM IV
+//!   mode, key templates, RSA paddings, object ids), detected from the token
+//!   or named with `profile=`; a mechanism is checked with
+//!   `C_GetMechanismInfo` before its first use.
 //! * [`Pkcs11Signer`] signs message footers with a long-lived P-384 key in the token.
 //! * Key management ([`Token::generate_aes_key`], [`Token::list_keys`], ...)
 //!   creates keys with safe attributes: sensitive, non-extractable, only the
@@ -32,6 +36,7 @@ mod master;
 mod module;
 mod pin;
 mod pool;
+mod profile;
 mod rsa;
 mod signer;
 mod token;
@@ -41,6 +46,7 @@ pub use aes::{GcmIvMode, Pkcs11AesKeyring, DEFAULT_NAMESPACE};
 pub use key_info::{EcCurve, KeyInfo, KeyKind, KeyUsage};
 pub use module::{default_module_path, Module, TokenSummary, MODULE_ENV};
 pub use pin::{resolve_pin, Pin, PinSource, PIN_ENV};
+pub use profile::{Profile, PROFILE_QUERY};
 pub use rsa::{Pkcs11RsaKeyring, RsaWrapMode};
 pub use signer::{trusted_signer_from_pem, trusted_signer_from_token, Pkcs11Signer};
 pub use token::{Token, TokenOptions};

@@ -62,6 +62,7 @@ impl FooterSigner for Pkcs11Signer {
         if digest.len() != 48 {
             return Err(Error::crypto(format!("a P-384 footer digest has 48 bytes, got {}", digest.len())));
         }
+        self.token.require_mechanism(cryptoki::mechanism::MechanismType::ECDSA)?;
         let raw = self.token.run_with_key(&self.key_uri, &self.key, |s, h| s.sign(&Mechanism::Ecdsa, h, digest))?;
         crypto::ecdsa_raw_to_der(SignatureCurve::P384, &raw)
     }

@@ -15,6 +15,7 @@ use super::lookup::{HandleCache, KeyRef, Lookup};
 use super::module::{default_module_path, select_token, Module, ObjectGuard};
 use super::pin::{resolve_pin, Pin};
 use super::pool::{Lease, Pool};
+use super::profile::{select_profile, MechanismCache, Profile};
 use super::uri::{ObjectType, Pkcs11Uri};
 use super::{is_recoverable, ErrCtx, Pkcs11Class, Pkcs11Operation, UNWRAP_REFUSED_ADVICE};
 use crate::error::{Error, Result};
@@ -34,12 +35,16 @@ pub struct TokenOptions {
     /// The module to load; when `None`, the URI's `module-path`, then
     /// `$PKCS11_MODULE`, then SoftHSM's default path.
     pub module_path: Option<PathBuf>,
+    /// The vendor profile; when `None`, the URI's `profile=` query
+    /// attribute, else the one detected from the token's manufacturer and
+    /// model (see [`Profile::detect`]).
+    pub profile: Option<Profile>,
 }
 
 impl Default for TokenOptions {
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4);
-        TokenOptions { pool_size: cpus.clamp(2, 16), pin: None, module_path: None }
+        TokenOptions { pool_size: cpus.clamp(2, 16), pin: None, module_path: None, profile: None }
     }
 }
 
@@ -61,6 +66,12 @@ impl TokenOptions {
         self.module_path = Some(path.into());
         self
     }
+
+    /// Use this vendor profile instead of detecting one.
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = Some(profile);
+        self
+    }
 }
 
 pub(super) struct Inner {
@@ -75,6 +86,8 @@ pub(super) struct Inner {
     pool: Pool,
     pub(super) handles: HandleCache,
     reopens: AtomicU64,
+    pub(super) profile: Profile,
+    pub(super) mechanisms: MechanismCache,
 }
 
 /// One logged-in token with a bounded pool of sessions.
@@ -124,6 +137,7 @@ impl fmt::Debug for Token {
             .field("slot", &self.inner.slot.id())
             .field("module", &self.inner.module.path())
             .field("pool_size", &self.inner.pool.size())
+            .field("profile", &self.inner.profile.name)
             .finish()
     }
 }
@@ -150,6 +164,10 @@ impl Token {
         let module = Module::load(&path)?;
         let summary = select_token(&module, uri)?;
         let slot = module.slot(&summary)?;
+        let profile = match options.profile {
+            Some(profile) => profile,
+            None => select_profile(&module, &summary, uri)?,
+        };
         let pin = match options.pin {
             Some(pin) => pin,
             None => resolve_pin(uri)?,
@@ -171,6 +189,8 @@ impl Token {
                 pool: Pool::new(options.pool_size),
                 handles: HandleCache::default(),
                 reopens: AtomicU64::new(0),
+                profile,
+                mechanisms: MechanismCache::default(),
             }),
         };
         // Open one session now, so a wrong PIN is reported here.
@@ -182,6 +202,11 @@ impl Token {
     /// The token label.
     pub fn label(&self) -> &str {
         &self.inner.label
+    }
+
+    /// The vendor profile in use.
+    pub fn profile(&self) -> &Profile {
+        &self.inner.profile
     }
 
     /// The token serial number.
