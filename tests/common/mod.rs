@@ -19,6 +19,10 @@ use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 
+mod tokens;
+#[allow(unused_imports)]
+pub use tokens::*;
+
 /// Default SoftHSM module path.
 pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// Label of the test token.
