@@ -150,6 +150,9 @@ pub struct Vendor {
     pub gcm_iv_after_tag: bool,
     /// `vendor=no-gcm`: `CKM_AES_GCM` is hidden and refused.
     pub no_gcm: bool,
+    /// `vendor=gcm-iv-generated`: AES-GCM encryption draws the IV from the
+    /// token and writes it into the caller's IV buffer, which it uses.
+    pub gcm_iv_generated: bool,
 }
 
 impl Vendor {
@@ -158,6 +161,7 @@ impl Vendor {
         Vendor {
             gcm_iv_after_tag: self.gcm_iv_after_tag || other.gcm_iv_after_tag,
             no_gcm: self.no_gcm || other.no_gcm,
+            gcm_iv_generated: self.gcm_iv_generated || other.gcm_iv_generated,
         }
     }
 }
@@ -291,7 +295,8 @@ impl Config {
             match rhs {
                 "gcm-iv-after-tag" => self.vendor.gcm_iv_after_tag = true,
                 "no-gcm" => self.vendor.no_gcm = true,
-                _ => return Err(bad("unknown vendor behaviour (known: gcm-iv-after-tag, no-gcm)")),
+                "gcm-iv-generated" => self.vendor.gcm_iv_generated = true,
+                _ => return Err(bad("unknown vendor behaviour (known: gcm-iv-after-tag, gcm-iv-generated, no-gcm)")),
             }
             return Ok(());
         }

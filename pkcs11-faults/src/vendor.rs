@@ -6,6 +6,10 @@
 //!   part `C_Encrypt`, or `C_EncryptFinal`) is followed by that IV:
 //!   ciphertext || tag || IV. Decryption is unchanged: the caller passes the
 //!   IV in the parameters and ciphertext || tag as data.
+//! * `gcm-iv-generated`: `C_EncryptInit` with `CKM_AES_GCM` draws the IV
+//!   from the token (`C_GenerateRandom`), writes it into the caller's IV
+//!   buffer (`pIv`, `ulIvLen` bytes) and encrypts with it, as AWS CloudHSM
+//!   does; the output is ciphertext || tag as usual.
 //! * `no-gcm`: `C_GetMechanismList` leaves `CKM_AES_GCM` out,
 //!   `C_GetMechanismInfo` and every init function taking a mechanism here
 //!   (`C_EncryptInit`, `C_DecryptInit`, `C_WrapKey`, `C_UnwrapKey`) answer
@@ -132,6 +136,14 @@ pub unsafe fn encrypt_init(
     if unsafe { refused(vendor, mechanism) } {
         return CKR_MECHANISM_INVALID;
     }
+    // SAFETY: the caller's mechanism pointer.
+    if vendor.gcm_iv_generated && unsafe { is_gcm(mechanism) } {
+        // SAFETY: the caller's GCM mechanism.
+        let rv = unsafe { generate_iv_into_parameter(real, session, mechanism) };
+        if rv != CKR_OK {
+            return rv;
+        }
+    }
     // SAFETY: checked non-null; the caller's mechanism.
     if !vendor.gcm_iv_after_tag || mechanism.is_null() || unsafe { (*mechanism).mechanism } != CKM_AES_GCM {
         // SAFETY: the caller's arguments, unchanged.
@@ -168,6 +180,40 @@ pub unsafe fn encrypt_init(
         pending().insert(session, iv);
     }
     rv
+}
+
+/// True for a non-null `CKM_AES_GCM` mechanism.
+///
+/// # Safety
+/// `mechanism` is null or the caller's valid mechanism.
+unsafe fn is_gcm(mechanism: *const CK_MECHANISM) -> bool {
+    // SAFETY: checked non-null; the caller's mechanism.
+    !mechanism.is_null() && unsafe { (*mechanism).mechanism } == CKM_AES_GCM
+}
+
+/// Draws an IV from the token into the caller's `CK_GCM_PARAMS` IV buffer.
+///
+/// # Safety
+/// `mechanism` is the caller's non-null `CKM_AES_GCM` mechanism.
+unsafe fn generate_iv_into_parameter(
+    real: &CK_FUNCTION_LIST,
+    session: CK_SESSION_HANDLE,
+    mechanism: *const CK_MECHANISM,
+) -> CK_RV {
+    // SAFETY: non-null, the caller's mechanism.
+    let given = unsafe { std::ptr::read(mechanism) };
+    if given.pParameter.is_null() || given.ulParameterLen as usize != std::mem::size_of::<CK_GCM_PARAMS>() {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    // SAFETY: a non-null parameter of the size of CK_GCM_PARAMS.
+    let params = unsafe { std::ptr::read_unaligned(given.pParameter as *const CK_GCM_PARAMS) };
+    if params.pIv.is_null() || params.ulIvLen == 0 || params.ulIvLen > 256 {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    let Some(random) = real.C_GenerateRandom else { return CKR_FUNCTION_NOT_SUPPORTED };
+    // SAFETY: the caller's IV buffer of `ulIvLen` bytes, which a token that
+    // generates IVs writes as PKCS#11 3.0 allows.
+    unsafe { random(session, params.pIv, params.ulIvLen) }
 }
 
 /// Runs the final step of an encryption (`call` writes at most `*len` bytes

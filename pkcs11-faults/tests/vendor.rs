@@ -109,3 +109,28 @@ fn gcm_mechanism_missing() {
     assert!(mechanisms.contains(&MechanismType::AES_GCM));
     session.encrypt(&gcm(&mut iv, b""), key, b"x").expect("GCM is back");
 }
+
+#[test]
+fn gcm_iv_is_generated_into_the_parameter() {
+    let h = harness_or_skip!();
+    let rules = h.turn();
+    let session = h.session();
+    let key = aes_key(&session);
+    let aad = b"header".as_slice();
+    let plaintext = b"the token writes the IV back";
+    rules.set("vendor=gcm-iv-generated");
+
+    let mut iv1 = [0u8; IV];
+    let first = session.encrypt(&gcm(&mut iv1, aad), key, plaintext).expect("encrypt");
+    assert_eq!(first.len(), plaintext.len() + TAG, "no IV appended");
+    let mut iv2 = [0u8; IV];
+    session.encrypt(&gcm(&mut iv2, aad), key, plaintext).expect("encrypt");
+    assert_ne!(iv1, [0u8; IV], "no IV written back");
+    assert_ne!(iv1, iv2, "the same IV twice");
+    // The IV written back is the one used.
+    rules.set("");
+    let opened = session.decrypt(&gcm(&mut iv1, aad), key, &first).expect("decrypt");
+    assert_eq!(opened, plaintext);
+    let mut zero = [0u8; IV];
+    assert!(session.decrypt(&gcm(&mut zero, aad), key, &first).is_err());
+}
