@@ -1,7 +1,7 @@
 //! Vendor profiles against tokens that behave like the vendors': SoftHSM
 //! behind the fault module, switched to a vendor behaviour
-//! (`vendor=gcm-iv-after-tag` for Luna in FIPS mode, `vendor=no-gcm` for
-//! YubiHSM 2), and profiles named explicitly on plain SoftHSM.
+//! (`vendor=gcm-iv-after-tag` for Luna in FIPS mode, `vendor=gcm-iv-generated`
+//! for AWS CloudHSM, `vendor=no-gcm` for YubiHSM 2), and profiles named explicitly on plain SoftHSM.
 //!
 //! In its own process: the fault module's rules are global to the process,
 //! so the phases run in one test, one after the other, on the second
@@ -84,6 +84,23 @@ fn vendor_behaviours_through_the_fault_module() {
     let oaep = Pkcs11RsaKeyring::new(luna, &rsa, RsaPadding::OaepSha1).unwrap();
     let enc = oaep.on_encrypt(EncryptionMaterials::new(suite(), context())).unwrap();
     oaep.on_decrypt(DecryptionMaterials::new(suite(), context()), enc.encrypted_data_keys()).unwrap();
+
+    // AWS CloudHSM: the token draws the IV and writes it into the parameter.
+    rules.set("vendor = gcm-iv-generated");
+    let cloud = open(&through, "&profile=cloudhsm");
+    let keyring = Pkcs11AesKeyring::new(cloud, &uri).unwrap();
+    assert_eq!(keyring.iv_mode(), GcmIvMode::TokenGenerated);
+    let mut ivs = Vec::new();
+    for _ in 0..3 {
+        let enc = keyring.on_encrypt(EncryptionMaterials::new(suite(), context())).unwrap();
+        let edk = &enc.encrypted_data_keys()[0];
+        ivs.push(edk.provider_info[edk.provider_info.len() - 12..].to_vec());
+        let dec = raw.on_decrypt(DecryptionMaterials::new(suite(), context()), enc.encrypted_data_keys()).unwrap();
+        assert_eq!(dec.data_key(), enc.data_key());
+    }
+    ivs.dedup();
+    assert_eq!(ivs.len(), 3, "each wrap has the token's own IV");
+    assert!(!ivs.contains(&vec![0u8; 12]));
 
     // YubiHSM 2: no AES-GCM. The AES keyring says so before any wrap.
     rules.set("vendor = no-gcm");
