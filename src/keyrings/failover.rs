@@ -82,7 +82,17 @@ impl Member {
 }
 
 /// A keyring over several keyrings holding the same key, with failover on
-/// token trouble (see the [module](self) documentation).
+/// token trouble.
+///
+/// Every operation goes to one member, chosen round-robin or primary first
+/// ([`FailoverStrategy`]). When a member fails with token trouble
+/// ([`ErrorKind::Token`]), it is marked down for
+/// [`with_retry_after`](FailoverKeyring::with_retry_after) and the same
+/// operation goes to the next member, each member at most once per
+/// operation. Any other failure ("not this key", not authentic, usage) is
+/// returned at once. Members marked down are tried after the others and
+/// return once their retry time has passed and an operation succeeds on
+/// them; [`health`](FailoverKeyring::health) shows each member's state.
 ///
 /// The members must write and read the same EDKs (the same key under the
 /// same namespace and key name), so that any member opens what another
