@@ -264,3 +264,144 @@ impl Keyring for FailoverKeyring {
         format!("failover keyring [{}]", members.join(", "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::error::{Pkcs11Class, Pkcs11Error, Pkcs11Operation};
+    use crate::keyrings::RawAesKeyring;
+    use crate::materials::AlgorithmSuite;
+    use crate::EncryptionContext;
+
+    /// A raw AES keyring that can be switched to fail like a lost token.
+    #[derive(Debug)]
+    struct Switchable {
+        inner: RawAesKeyring,
+        down: AtomicBool,
+    }
+
+    impl Switchable {
+        fn new() -> Arc<Switchable> {
+            Arc::new(Switchable {
+                inner: RawAesKeyring::new("ns", "key", &[7; 32]).unwrap(),
+                down: AtomicBool::new(false),
+            })
+        }
+
+        fn set_down(&self, down: bool) {
+            self.down.store(down, Ordering::SeqCst);
+        }
+
+        fn check(&self) -> Result<()> {
+            if !self.down.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            Err(Error::from(Pkcs11Error::new(
+                Some("t".into()),
+                None,
+                Pkcs11Operation::Call(crate::pkcs11::Function::Encrypt),
+                Some(crate::pkcs11::RvError::DeviceRemoved),
+                Pkcs11Class::Fault,
+                "the device is gone".into(),
+            )))
+        }
+    }
+
+    impl Keyring for Switchable {
+        fn on_encrypt(&self, materials: EncryptionMaterials) -> Result<EncryptionMaterials> {
+            self.check()?;
+            self.inner.on_encrypt(materials)
+        }
+        fn on_decrypt(&self, materials: DecryptionMaterials, edks: &[EncryptedDataKey]) -> Result<DecryptionMaterials> {
+            self.check()?;
+            self.inner.on_decrypt(materials, edks)
+        }
+        fn description(&self) -> String {
+            self.inner.description()
+        }
+    }
+
+    fn suite() -> AlgorithmSuite {
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey
+    }
+
+    fn encrypt(k: &dyn Keyring) -> Result<EncryptionMaterials> {
+        k.on_encrypt(EncryptionMaterials::new(suite(), EncryptionContext::new()))
+    }
+
+    fn members(a: &Arc<Switchable>, b: &Arc<Switchable>) -> Vec<Arc<dyn Keyring>> {
+        vec![Arc::clone(a) as Arc<dyn Keyring>, Arc::clone(b) as Arc<dyn Keyring>]
+    }
+
+    #[test]
+    fn round_robin_spreads_and_fails_over_once_per_member() {
+        let (a, b) = (Switchable::new(), Switchable::new());
+        let ha = FailoverKeyring::new(members(&a, &b)).unwrap().with_strategy(FailoverStrategy::RoundRobin);
+        for _ in 0..10 {
+            encrypt(&ha).unwrap();
+        }
+        let h = ha.health();
+        assert_eq!((h[0].operations, h[1].operations), (5, 5));
+
+        b.set_down(true);
+        for _ in 0..10 {
+            encrypt(&ha).unwrap();
+        }
+        let h = ha.health();
+        assert_eq!(h[1].failures, 1, "marked down after its first failure: {h:?}");
+        assert!(!h[1].is_up() && h[1].down_for.unwrap() <= DEFAULT_RETRY_AFTER);
+        assert!(h[1].last_error.as_deref().unwrap().contains("CKR_DEVICE_REMOVED"));
+        assert_eq!(h[0].operations, 15);
+
+        // Both down: each tried once, the error is a token error.
+        a.set_down(true);
+        let err = encrypt(&ha).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Token);
+        let h = ha.health();
+        assert_eq!((h[0].failures, h[1].failures), (1, 2));
+        let enc = {
+            a.set_down(false);
+            encrypt(&ha).unwrap()
+        };
+        a.set_down(true);
+        let err = ha
+            .on_decrypt(DecryptionMaterials::new(suite(), EncryptionContext::new()), enc.encrypted_data_keys())
+            .unwrap_err();
+        assert!(matches!(&err, Error::NoKeyringDecrypted { failures, .. } if failures.len() == 2), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Token);
+    }
+
+    #[test]
+    fn primary_first_and_back_after_the_retry_time() {
+        let (a, b) = (Switchable::new(), Switchable::new());
+        let ha = FailoverKeyring::new(members(&a, &b)).unwrap().with_retry_after(Duration::ZERO);
+        encrypt(&ha).unwrap();
+        assert_eq!((ha.health()[0].operations, ha.health()[1].operations), (1, 0));
+        a.set_down(true);
+        encrypt(&ha).unwrap();
+        a.set_down(false);
+        // A zero retry time: the primary is tried first again, and is up.
+        encrypt(&ha).unwrap();
+        let h = ha.health();
+        assert_eq!((h[0].operations, h[0].failures, h[1].operations), (3, 1, 1));
+        assert!(h.iter().all(MemberHealth::is_up), "{h:?}");
+    }
+
+    #[test]
+    fn not_this_key_is_not_failed_over() {
+        let (a, b) = (Switchable::new(), Switchable::new());
+        let ha = FailoverKeyring::new(members(&a, &b)).unwrap();
+        let mut edks = encrypt(&ha).unwrap().encrypted_data_keys().to_vec();
+        edks[0].ciphertext[0] ^= 1;
+        let err = ha.on_decrypt(DecryptionMaterials::new(suite(), EncryptionContext::new()), &edks).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotThisKey, "{err}");
+        let other = RawAesKeyring::new("ns", "other", &[7; 32]).unwrap();
+        let edks = encrypt(&other).unwrap().encrypted_data_keys().to_vec();
+        let err = ha.on_decrypt(DecryptionMaterials::new(suite(), EncryptionContext::new()), &edks).unwrap_err();
+        assert!(err.is_not_mine(), "{err}");
+        let h = ha.health();
+        assert_eq!((h[0].operations, h[1].operations, h[0].failures), (3, 0, 0));
+    }
+}
