@@ -47,6 +47,7 @@ mod decrypt;
 mod encrypt;
 mod footer;
 mod header;
+pub mod legacy;
 mod number;
 mod path;
 mod value;

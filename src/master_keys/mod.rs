@@ -16,8 +16,14 @@
 //! and a classified [`Error::Pkcs11`](crate::Error::Pkcs11) from token keys;
 //! token faults are never reported as a wrong key.
 
+mod legacy;
 mod memory;
 
+pub(crate) use legacy::bad_signature;
+pub use legacy::{
+    LegacySigningAlgorithm, LegacyUnwrapKey, LegacyVerifyKey, LegacyWrapAlgorithm, MemoryAesWrapKey, MemoryHmacKey,
+    MemoryLegacyRsaKey,
+};
 #[cfg(test)]
 pub(crate) use memory::aes_open_failed;
 pub use memory::{MemoryAesKey, MemoryRsaKey};

@@ -30,6 +30,7 @@
 mod aes;
 mod key_info;
 mod keys;
+mod legacy;
 mod login;
 mod lookup;
 mod master;
@@ -44,6 +45,7 @@ mod uri;
 
 pub use aes::{GcmIvMode, Pkcs11AesKeyring, DEFAULT_NAMESPACE};
 pub use key_info::{EcCurve, KeyInfo, KeyKind, KeyUsage};
+pub use legacy::{Pkcs11AesWrapKey, Pkcs11HmacKey, Pkcs11LegacyRsaKey};
 pub use module::{default_module_path, Module, TokenSummary, MODULE_ENV};
 pub use pin::{resolve_pin, Pin, PinSource, PIN_ENV};
 pub use profile::{Profile, PROFILE_QUERY};

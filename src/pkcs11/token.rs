@@ -412,6 +412,8 @@ fn is_refusal(rv: RvError) -> bool {
             | RvError::EncryptedDataLenRange
             | RvError::DataInvalid
             | RvError::DataLenRange
+            | RvError::WrappedKeyInvalid
+            | RvError::WrappedKeyLenRange
             | RvError::GeneralError
             | RvError::FunctionFailed
     )

@@ -1,0 +1,293 @@
+//! The legacy client's attribute serialization: `0x00` then a one-letter
+//! type tag (`b` B, `n` N, `s` S, `?` BOOL, `0x00` NULL, `B` BS, `N` NS,
+//! `S` SS, `L` L, `M` M); scalars as a u32 big-endian length and their bytes
+//! (BOOL one byte, NULL nothing); sets as a u32 count then each member as
+//! length and bytes, sorted by those bytes; lists as a u32 count then each
+//! member serialized; maps as a u32 count then, sorted by the key's UTF-8
+//! bytes, the key serialized as a string and the value serialized. Numbers
+//! are normalized (no exponent, no trailing fractional zeros).
+
+use std::collections::BTreeMap;
+
+use super::super::number::normalize;
+use super::super::value::{AttributeValue, MAX_DEPTH};
+use crate::error::{Error, Result};
+
+const B: u8 = b'b';
+const N: u8 = b'n';
+const S: u8 = b's';
+const BOOL: u8 = b'?';
+const NULL: u8 = 0;
+const BS: u8 = b'B';
+const NS: u8 = b'N';
+const SS: u8 = b'S';
+const L: u8 = b'L';
+const M: u8 = b'M';
+
+fn malformed(field: &str, reason: impl std::fmt::Display) -> Error {
+    Error::MalformedItem { reason: format!("attribute `{field}`: {reason}") }
+}
+
+fn put_len(out: &mut Vec<u8>, len: usize, field: &str) -> Result<()> {
+    let len = u32::try_from(len).map_err(|_| malformed(field, "a value longer than 4 GiB"))?;
+    out.extend_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+fn put_value(out: &mut Vec<u8>, bytes: &[u8], field: &str) -> Result<()> {
+    put_len(out, bytes.len(), field)?;
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+fn number(text: &str, field: &str) -> Result<String> {
+    normalize(text).map_err(|e| malformed(field, e))
+}
+
+/// The legacy serialization of `value` (of attribute `field`, for errors).
+pub(crate) fn serialize(value: &AttributeValue, field: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write(&mut out, value, field, 0)?;
+    Ok(out)
+}
+
+fn write_set(out: &mut Vec<u8>, tag: u8, mut members: Vec<Vec<u8>>, field: &str) -> Result<()> {
+    out.extend_from_slice(&[0, tag]);
+    put_len(out, members.len(), field)?;
+    members.sort();
+    for m in &members {
+        put_value(out, m, field)?;
+    }
+    Ok(())
+}
+
+fn write(out: &mut Vec<u8>, value: &AttributeValue, field: &str, depth: usize) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(malformed(field, format!("nested deeper than {MAX_DEPTH}")));
+    }
+    match value {
+        AttributeValue::S(s) => {
+            out.extend_from_slice(&[0, S]);
+            put_value(out, s.as_bytes(), field)
+        }
+        AttributeValue::N(n) => {
+            out.extend_from_slice(&[0, N]);
+            put_value(out, number(n, field)?.as_bytes(), field)
+        }
+        AttributeValue::B(b) => {
+            out.extend_from_slice(&[0, B]);
+            put_value(out, b, field)
+        }
+        AttributeValue::Bool(b) => {
+            out.extend_from_slice(&[0, BOOL, u8::from(*b)]);
+            Ok(())
+        }
+        AttributeValue::Null => {
+            out.extend_from_slice(&[0, NULL]);
+            Ok(())
+        }
+        AttributeValue::Ss(set) => write_set(out, SS, set.iter().map(|s| s.as_bytes().to_vec()).collect(), field),
+        AttributeValue::Ns(set) => {
+            let members = set.iter().map(|n| number(n, field).map(String::into_bytes)).collect::<Result<_>>()?;
+            write_set(out, NS, members, field)
+        }
+        AttributeValue::Bs(set) => write_set(out, BS, set.clone(), field),
+        AttributeValue::L(list) => {
+            out.extend_from_slice(&[0, L]);
+            put_len(out, list.len(), field)?;
+            list.iter().try_for_each(|m| write(out, m, field, depth + 1))
+        }
+        AttributeValue::M(map) => {
+            out.extend_from_slice(&[0, M]);
+            put_len(out, map.len(), field)?;
+            // BTreeMap<String> iterates in UTF-8 byte order, the legacy order.
+            for (k, v) in map {
+                out.extend_from_slice(&[0, S]);
+                put_value(out, k.as_bytes(), field)?;
+                write(out, v, field, depth + 1)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Reads a serialized value back.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    field: &'a str,
+}
+
+impl<'a> Reader<'a> {
+    fn err(&self, reason: &str) -> Error {
+        malformed(self.field, format!("decrypted value at byte {}: {reason}", self.at))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.bytes.len()).ok_or_else(|| self.err("truncated"))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn len(&mut self) -> Result<usize> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+
+    fn value(&mut self) -> Result<&'a [u8]> {
+        let n = self.len()?;
+        self.take(n)
+    }
+
+    fn text(&mut self) -> Result<String> {
+        let b = self.value()?;
+        String::from_utf8(b.to_vec()).map_err(|_| self.err("a string is not UTF-8"))
+    }
+
+    fn number(&mut self) -> Result<String> {
+        let text = self.text()?;
+        normalize(&text).map_err(|e| self.err(&e))
+    }
+
+    /// A count of members, each taking at least `min` bytes (so a hostile
+    /// count cannot reserve memory the input does not hold).
+    fn count(&mut self, min: usize) -> Result<usize> {
+        let n = self.len()?;
+        if n.saturating_mul(min) > self.bytes.len() - self.at {
+            return Err(self.err("a count larger than the value"));
+        }
+        Ok(n)
+    }
+
+    fn read(&mut self, depth: usize) -> Result<AttributeValue> {
+        if depth > MAX_DEPTH {
+            return Err(self.err(&format!("nested deeper than {MAX_DEPTH}")));
+        }
+        let tag = self.take(2)?;
+        if tag[0] != 0 {
+            return Err(self.err("a type tag does not start with 0x00"));
+        }
+        Ok(match tag[1] {
+            S => AttributeValue::S(self.text()?),
+            N => AttributeValue::N(self.number()?),
+            B => AttributeValue::B(self.value()?.to_vec()),
+            BOOL => match self.take(1)?[0] {
+                0 => AttributeValue::Bool(false),
+                1 => AttributeValue::Bool(true),
+                _ => return Err(self.err("a boolean is neither 0 nor 1")),
+            },
+            NULL => AttributeValue::Null,
+            SS => {
+                let n = self.count(4)?;
+                AttributeValue::Ss((0..n).map(|_| self.text()).collect::<Result<_>>()?)
+            }
+            NS => {
+                let n = self.count(4)?;
+                AttributeValue::Ns((0..n).map(|_| self.number()).collect::<Result<_>>()?)
+            }
+            BS => {
+                let n = self.count(4)?;
+                AttributeValue::Bs((0..n).map(|_| self.value().map(<[u8]>::to_vec)).collect::<Result<_>>()?)
+            }
+            L => {
+                let n = self.count(2)?;
+                AttributeValue::L((0..n).map(|_| self.read(depth + 1)).collect::<Result<_>>()?)
+            }
+            M => {
+                let n = self.count(8)?;
+                let mut map = BTreeMap::new();
+                for _ in 0..n {
+                    let key = match self.read(depth + 1)? {
+                        AttributeValue::S(k) => k,
+                        _ => return Err(self.err("a map key is not a string")),
+                    };
+                    let value = self.read(depth + 1)?;
+                    if map.insert(key, value).is_some() {
+                        return Err(self.err("a map key appears twice"));
+                    }
+                }
+                AttributeValue::M(map)
+            }
+            _ => return Err(self.err(&format!("unknown type tag 0x{:02x}", tag[1]))),
+        })
+    }
+}
+
+/// The value serialized in `bytes` (a decrypted attribute named `field`).
+pub(crate) fn deserialize(bytes: &[u8], field: &str) -> Result<AttributeValue> {
+    let mut r = Reader { bytes, at: 0, field };
+    let value = r.read(0)?;
+    if r.at != bytes.len() {
+        return Err(r.err("bytes after the value"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, AttributeValue)]) -> AttributeValue {
+        AttributeValue::M(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+
+    #[test]
+    fn scalars_serialize_as_the_legacy_client_does() {
+        assert_eq!(serialize(&AttributeValue::S("hé".into()), "a").unwrap(), b"\x00s\x00\x00\x00\x03h\xc3\xa9");
+        assert_eq!(serialize(&AttributeValue::N("1.2300E+5".into()), "a").unwrap(), b"\x00n\x00\x00\x00\x06123000");
+        assert_eq!(serialize(&AttributeValue::Bool(true), "a").unwrap(), b"\x00?\x01");
+        assert_eq!(serialize(&AttributeValue::Null, "a").unwrap(), b"\x00\x00");
+        assert_eq!(serialize(&AttributeValue::B(vec![1, 2]), "a").unwrap(), b"\x00b\x00\x00\x00\x02\x01\x02");
+        // Set members sorted by bytes: "10" before "9".
+        assert_eq!(
+            serialize(&AttributeValue::Ns(vec!["9".into(), "10".into()]), "a").unwrap(),
+            b"\x00N\x00\x00\x00\x02\x00\x00\x00\x0210\x00\x00\x00\x019"
+        );
+        assert_eq!(
+            serialize(&map(&[("k", AttributeValue::Null)]), "a").unwrap(),
+            b"\x00M\x00\x00\x00\x01\x00s\x00\x00\x00\x01k\x00\x00"
+        );
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let v = map(&[
+            (
+                "é",
+                AttributeValue::L(vec![
+                    AttributeValue::Bool(false),
+                    AttributeValue::Null,
+                    AttributeValue::N("-1.5".into()),
+                ]),
+            ),
+            ("s", AttributeValue::Ss(vec!["a".into(), "b".into()])),
+            ("bs", AttributeValue::Bs(vec![vec![0], vec![1, 2]])),
+            ("e", map(&[])),
+        ]);
+        let bytes = serialize(&v, "a").unwrap();
+        assert_eq!(deserialize(&bytes, "a").unwrap(), v);
+    }
+
+    #[test]
+    fn bad_bytes_are_malformed_not_panics() {
+        let good = serialize(&map(&[("k", AttributeValue::S("v".into()))]), "a").unwrap();
+        for cut in 0..good.len() {
+            assert!(deserialize(&good[..cut], "a").is_err(), "cut at {cut}");
+        }
+        let mut extra = good.clone();
+        extra.push(0);
+        let err = deserialize(&extra, "a").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Malformed);
+        assert!(err.to_string().contains("attribute `a`"));
+        for bad in [&b"\x01s"[..], b"\x00z", b"\x00?\x02", b"\x00L\xff\xff\xff\xff", b"\x00n\x00\x00\x00\x01x"] {
+            assert!(deserialize(bad, "a").is_err());
+        }
+        let mut deep = Vec::new();
+        for _ in 0..40 {
+            deep.extend_from_slice(b"\x00L\x00\x00\x00\x01");
+        }
+        deep.extend_from_slice(b"\x00\x00");
+        assert!(deserialize(&deep, "a").is_err());
+    }
+}
