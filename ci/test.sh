@@ -52,6 +52,10 @@ cargo fmt --manifest-path interop/items/Cargo.toml -- --check
 cargo test --manifest-path interop/items/Cargo.toml
 step_done
 
+step "legacy items written by the DynamoDB Encryption Client (Python package, pinned)"
+bash ci/legacy-items-peer.sh
+step_done
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 step_done

@@ -67,9 +67,11 @@ pub fn decrypt_legacy_item(config: &LegacyConfig, item: &Item) -> Result<Item> {
                     format!("the item is signed with {}; this key verifies {}", a.name(), algorithm.name()),
                 ))
             }
-            None => return Err(malformed(format!(
+            None => {
+                return Err(malformed(format!(
                 "attribute `{MATERIAL_DESCRIPTION_ATTRIBUTE}`: unknown signing algorithm `{named}` in `{SIGNING_ALG}`"
-            ))),
+            )))
+            }
         }
     }
     verify.verify(&string_to_sign(&config.table_name, &attributes)?, signature)?;

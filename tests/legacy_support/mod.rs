@@ -1,0 +1,173 @@
+//! Items written by the legacy client's Python package
+//! (`interop/legacy-items/write_items.py`): loading the JSON lines, the
+//! fixed keys they were written under, and DynamoDB JSON.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use base64::Engine;
+use hsm_keyring::items::legacy::{LegacyConfig, LegacyMaterials};
+use hsm_keyring::items::{AttributeValue, CryptoAction, Item};
+use serde_json::Value;
+
+/// The AES-256 wrapping key (wrapped provider) and content key (static provider).
+pub fn aes_key() -> Vec<u8> {
+    (0u8..32).collect()
+}
+
+/// The HMAC-SHA256 signing key.
+pub fn hmac_key() -> Vec<u8> {
+    (0x40u8..0x60).collect()
+}
+
+pub fn rsa_private_pem() -> String {
+    std::fs::read_to_string(data("interop-rsa-2048-private.pem")).unwrap()
+}
+
+pub fn rsa_public_pem() -> String {
+    std::fs::read_to_string(data("interop-rsa-2048-public.pem")).unwrap()
+}
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+/// One item the peer wrote.
+#[derive(Debug, Clone)]
+pub struct PeerItem {
+    pub case: String,
+    /// `aes-wrap`, `rsa-oaep` or `aes-static`.
+    pub wrap: String,
+    /// `hmac` or `rsa-sign`.
+    pub sign: String,
+    pub table: String,
+    pub default_action: CryptoAction,
+    pub actions: BTreeMap<String, CryptoAction>,
+    pub stored: Item,
+    /// The peer's own decryption of `stored`.
+    pub expected: Item,
+}
+
+impl PeerItem {
+    /// The legacy configuration of this item's table, with `materials`.
+    pub fn config(&self, materials: LegacyMaterials) -> LegacyConfig {
+        let mut b =
+            LegacyConfig::builder(&self.table, "pk", materials).sort_key("sk").default_action(self.default_action);
+        for (name, action) in &self.actions {
+            b = b.action(name, *action);
+        }
+        b.build().unwrap()
+    }
+}
+
+/// The peer's items: from `HSM_KEYRING_LEGACY_PEER_ITEMS` when set (written
+/// by `ci/legacy-items-peer.sh` in this run), else the committed ones.
+pub fn peer_items() -> Vec<PeerItem> {
+    let path = match std::env::var_os("HSM_KEYRING_LEGACY_PEER_ITEMS") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => data("legacy-items/peer-items.jsonl"),
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let items: Vec<PeerItem> = text.lines().filter(|l| !l.trim().is_empty()).map(parse_line).collect();
+    assert!(items.len() >= 8, "{}: only {} items", path.display(), items.len());
+    items
+}
+
+fn parse_line(line: &str) -> PeerItem {
+    let v: Value = serde_json::from_str(line).unwrap();
+    let s = |k: &str| v[k].as_str().unwrap().to_owned();
+    let actions = v["actions"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, a)| (k.clone(), a.as_str().unwrap().parse().unwrap()))
+        .collect();
+    PeerItem {
+        case: s("case"),
+        wrap: s("wrap"),
+        sign: s("sign"),
+        table: s("table"),
+        default_action: s("default_action").parse().unwrap(),
+        actions,
+        stored: item(&v["stored"]),
+        expected: item(&v["expected"]),
+    }
+}
+
+fn b64(v: &Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+}
+
+pub fn item(v: &Value) -> Item {
+    v.as_object().unwrap().iter().map(|(k, v)| (k.clone(), value(v))).collect()
+}
+
+fn value(v: &Value) -> AttributeValue {
+    let (tag, inner) = v.as_object().unwrap().iter().next().unwrap();
+    match tag.as_str() {
+        "S" => AttributeValue::S(inner.as_str().unwrap().into()),
+        "N" => AttributeValue::N(inner.as_str().unwrap().into()),
+        "B" => AttributeValue::B(b64(inner)),
+        "BOOL" => AttributeValue::Bool(inner.as_bool().unwrap()),
+        "NULL" => AttributeValue::Null,
+        "SS" => AttributeValue::Ss(strings(inner)),
+        "NS" => AttributeValue::Ns(strings(inner)),
+        "BS" => AttributeValue::Bs(inner.as_array().unwrap().iter().map(b64).collect()),
+        "L" => AttributeValue::L(inner.as_array().unwrap().iter().map(value).collect()),
+        "M" => AttributeValue::M(inner.as_object().unwrap().iter().map(|(k, v)| (k.clone(), value(v))).collect()),
+        other => panic!("unknown type {other}"),
+    }
+}
+
+/// `item` with every set sorted, at any depth (sets have no order).
+pub fn canonical(item: &Item) -> Item {
+    item.iter().map(|(k, v)| (k.clone(), canonical_value(v))).collect()
+}
+
+fn canonical_value(v: &AttributeValue) -> AttributeValue {
+    match v {
+        AttributeValue::Ss(s) => AttributeValue::Ss(sorted(s)),
+        AttributeValue::Ns(s) => AttributeValue::Ns(sorted(s)),
+        AttributeValue::Bs(s) => AttributeValue::Bs(sorted(s)),
+        AttributeValue::L(l) => AttributeValue::L(l.iter().map(canonical_value).collect()),
+        AttributeValue::M(m) => AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), canonical_value(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn sorted<T: Ord + Clone>(s: &[T]) -> Vec<T> {
+    let mut s = s.to_vec();
+    s.sort();
+    s
+}
+
+/// `value` changed by one byte (or one member) in place.
+pub fn altered(value: &AttributeValue) -> AttributeValue {
+    match value {
+        AttributeValue::B(b) => {
+            let mut b = b.clone();
+            let at = b.len() / 2;
+            b[at] ^= 0x01;
+            AttributeValue::B(b)
+        }
+        AttributeValue::S(s) => AttributeValue::S(format!("{s}x")),
+        AttributeValue::N(n) => AttributeValue::N(format!("{n}1")),
+        AttributeValue::Bool(b) => AttributeValue::Bool(!b),
+        AttributeValue::Null => AttributeValue::Bool(true),
+        AttributeValue::Ss(s) => AttributeValue::Ss([s.clone(), vec!["zz".into()]].concat()),
+        AttributeValue::Ns(s) => AttributeValue::Ns([s.clone(), vec!["77".into()]].concat()),
+        AttributeValue::Bs(s) => AttributeValue::Bs([s.clone(), vec![vec![9]]].concat()),
+        AttributeValue::L(l) => AttributeValue::L([l.clone(), vec![AttributeValue::Null]].concat()),
+        AttributeValue::M(m) => {
+            let mut m = m.clone();
+            m.insert("added".into(), AttributeValue::Null);
+            AttributeValue::M(m)
+        }
+        other => panic!("unexpected value {other:?}"),
+    }
+}
