@@ -16,12 +16,14 @@ use std::sync::Arc;
 use base64::Engine;
 use clap::{Args, Subcommand};
 use hsm_keyring::cmm::DefaultCmm;
+use hsm_keyring::items::legacy::decrypt_any_item;
 use hsm_keyring::items::{decrypt_item, encrypt_item, AttributeValue, CryptoAction, Item, TableConfig};
 use hsm_keyring::{AlgorithmSuite, Keyring};
 use serde_json::{Map, Value};
 
 use crate::exit::{CliError, Kind};
 use crate::io::{open_input, Output};
+use crate::legacy_items::LegacyArgs;
 use crate::spec::KeySpec;
 use crate::tokens::Tokens;
 use crate::Cli;
@@ -73,6 +75,9 @@ pub struct ItemArgs {
     /// Output file (default: stdout), written like encrypt's -o.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Items of the legacy DynamoDB Encryption Client (decrypt only).
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
 }
 
 pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), CliError> {
@@ -83,6 +88,10 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), 
     let specs = args.wrapping_keys.iter().map(|t| KeySpec::parse(t)).collect::<Result<Vec<_>, _>>()?;
     let keyring: Arc<dyn Keyring> = tokens.keyring_for(&specs)?;
     let config = table_config(args, keyring)?;
+    if encrypt && args.legacy.legacy {
+        return Err(CliError::usage("--legacy is for item decrypt: items are always written in the new format"));
+    }
+    let legacy = crate::legacy_items::policy(&args.legacy, tokens, &config)?;
     let input = open_input(args.input.as_deref(), cli.quiet, if encrypt { "encrypting" } else { "decrypting" })?;
     let mut output = Output::create(args.output.as_deref())?;
     let mut failed = 0usize;
@@ -93,7 +102,11 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), 
             continue;
         }
         let result = item_from_json(&line).and_then(|item| {
-            let out = if encrypt { encrypt_item(&config, &item) } else { decrypt_item(&config, &item) };
+            let out = match (&legacy, encrypt) {
+                (_, true) => encrypt_item(&config, &item),
+                (Some(policy), false) => decrypt_any_item(&config, policy, &item),
+                (None, false) => decrypt_item(&config, &item),
+            };
             out.map_err(|e| e.to_string())
         });
         match result {

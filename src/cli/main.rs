@@ -11,6 +11,7 @@ mod context;
 mod exit;
 mod io;
 mod items;
+mod legacy_items;
 mod spec;
 mod tokens;
 

@@ -240,6 +240,11 @@ impl Tokens {
         Ok(Arc::new(multi))
     }
 
+    /// The kind of key `uri` names on `token` (AES, RSA, ...).
+    pub fn key_kind(&self, token: &Token, uri: &Pkcs11Uri) -> Result<KeyKind, CliError> {
+        key_kind(token, uri)
+    }
+
     /// The token-held footer signer named by `uri`.
     pub fn signer(&mut self, uri: &str) -> Result<Pkcs11Signer, CliError> {
         let uri = self.parse_uri(uri)?;
