@@ -21,7 +21,8 @@ const TABLE: [&str; 10] = [
 ];
 
 /// The peer's table actions, for the command.
-const MORE: [&str; 4] = ["--action", "public_map=sign", "--action", "public_numbers=sign"];
+const MORE: [&str; 6] =
+    ["--action", "public_map=sign", "--action", "public_numbers=sign", "--action", "public_big=sign"];
 
 struct Keys {
     new: String,

@@ -29,6 +29,7 @@ fn materials(item: &PeerItem) -> LegacyMaterials {
 fn peer_items_decrypt_to_the_peers_plaintext() {
     let items = peer_items();
     let mut cases = std::collections::BTreeSet::new();
+    let mut big = 0;
     for item in &items {
         let config = item.config(materials(item));
         let plain = decrypt_legacy_item(&config, &item.stored).unwrap_or_else(|e| panic!("{}: {e}", item.case));
@@ -43,10 +44,17 @@ fn peer_items_decrypt_to_the_peers_plaintext() {
         for name in encrypted {
             assert!(matches!(item.stored[name], AttributeValue::B(_)), "{}: {name}", item.case);
         }
+        // A sign-only number of more than 28 digits: signed rounded by the peer.
+        if let Some(AttributeValue::N(n)) = item.stored.get("public_big") {
+            assert!(n.chars().filter(char::is_ascii_digit).count() > 28, "{n}");
+            assert_eq!(plain["public_big"], item.stored["public_big"]);
+            big += 1;
+        }
         cases.insert((item.wrap.clone(), item.sign.clone()));
     }
     // Wrapped AES, wrapped RSA, static; HMAC and RSA signatures.
     assert_eq!(cases.len(), 4, "{cases:?}");
+    assert_eq!(big, 4);
 }
 
 #[test]

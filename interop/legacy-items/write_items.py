@@ -63,7 +63,10 @@ def providers(rsa_pem):
 
 
 def items():
-    """Every attribute type, nested, non-ASCII, in encrypted and sign-only attributes."""
+    """Every attribute type, nested, non-ASCII, in encrypted and sign-only attributes.
+
+    `huge` and `public_big` have more than 28 significant digits: the package
+    rounds them to 28 in what it encrypts and signs."""
     nested = {
         "M": {
             "zeta": {"S": "last"},
@@ -78,6 +81,7 @@ def items():
         "text": {"S": "héllo wörld ✓"},
         "number": {"N": "1.2300E+5"},
         "big": {"N": "123456789012345678901234567"},
+        "huge": {"N": "1234567890.12345678901234567890123"},
         "small": {"N": "-0.000001"},
         "blob": {"B": bytes(range(256))},
         "flag": {"BOOL": False},
@@ -92,6 +96,7 @@ def items():
         "public": {"S": "signed, not encrypted"},
         "public_map": nested,
         "public_numbers": {"NS": ["3", "20", "100"]},
+        "public_big": {"N": "-98765432109876543210987654321098.7"},
         "ignored": {"S": "neither signed nor encrypted"},
     }
     yield {"pk": {"S": "user#2"}, "sk": {"N": "-7.25"}, "text": {"S": ""}, "public": {"BOOL": True}}
@@ -104,6 +109,7 @@ def actions():
             "public": CryptoAction.SIGN_ONLY,
             "public_map": CryptoAction.SIGN_ONLY,
             "public_numbers": CryptoAction.SIGN_ONLY,
+            "public_big": CryptoAction.SIGN_ONLY,
             "ignored": CryptoAction.DO_NOTHING,
         },
     )

@@ -156,7 +156,14 @@ pub fn altered(value: &AttributeValue) -> AttributeValue {
             AttributeValue::B(b)
         }
         AttributeValue::S(s) => AttributeValue::S(format!("{s}x")),
-        AttributeValue::N(n) => AttributeValue::N(format!("{n}1")),
+        // The leading digit: the Python package signs numbers of more than
+        // 28 significant digits rounded, so a change beyond is not covered.
+        AttributeValue::N(n) => {
+            let at = n.find(|c: char| c.is_ascii_digit()).unwrap();
+            let d = n.as_bytes()[at];
+            let other = if d == b'9' { '8' } else { char::from(d + 1) };
+            AttributeValue::N(format!("{}{other}{}", &n[..at], &n[at + 1..]))
+        }
         AttributeValue::Bool(b) => AttributeValue::Bool(!b),
         AttributeValue::Null => AttributeValue::Bool(true),
         AttributeValue::Ss(s) => AttributeValue::Ss([s.clone(), vec!["zz".into()]].concat()),

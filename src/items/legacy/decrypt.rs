@@ -11,7 +11,7 @@ use super::super::config::CryptoAction;
 use super::super::value::{AttributeValue, Item};
 use super::config::{ContentKey, LegacyConfig};
 use super::desc::{self, CBC_PKCS5, ENV_ALG, ENV_KEY, SIGNING_ALG, SYM_MODE, WRAP_ALG};
-use super::value::{deserialize, serialize};
+use super::value::{deserialize, serialize, Numbers};
 use super::{MATERIAL_DESCRIPTION_ATTRIBUTE, SIGNATURE_ATTRIBUTE};
 use crate::error::{Error, Result};
 use crate::master_keys::{LegacySigningAlgorithm, LegacyWrapAlgorithm};
@@ -74,7 +74,15 @@ pub fn decrypt_legacy_item(config: &LegacyConfig, item: &Item) -> Result<Item> {
             }
         }
     }
-    verify.verify(&string_to_sign(&config.table_name, &attributes)?, signature)?;
+    let exact = string_to_sign(&config.table_name, &attributes, Numbers::Exact)?;
+    if let Err(e) = verify.verify(&exact, signature) {
+        // The Python package signs numbers of more than 28 significant
+        // digits rounded; such an item verifies over the rounded form.
+        let rounded = string_to_sign(&config.table_name, &attributes, Numbers::Python28)?;
+        if rounded == exact || verify.verify(&rounded, signature).is_err() {
+            return Err(e);
+        }
+    }
 
     if !attributes.iter().any(|(_, _, a)| *a == CryptoAction::EncryptAndSign) {
         return Ok(attributes.into_iter().map(|(n, v, _)| (n.clone(), v.clone())).collect());
@@ -113,7 +121,11 @@ pub fn decrypt_legacy_item(config: &LegacyConfig, item: &Item) -> Result<Item> {
 /// SHA-256 of the table name, then per signed attribute (by name) the
 /// SHA-256 of its name, of `ENCRYPTED` or `PLAINTEXT`, and of its
 /// serialization; concatenated (the digests are what is signed).
-fn string_to_sign(table: &str, attributes: &[(&String, &AttributeValue, CryptoAction)]) -> Result<Vec<u8>> {
+fn string_to_sign(
+    table: &str,
+    attributes: &[(&String, &AttributeValue, CryptoAction)],
+    numbers: Numbers,
+) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(32 * (1 + 3 * attributes.len()));
     out.extend_from_slice(&Sha256::digest(format!("TABLE>{table}<TABLE").as_bytes()));
     for (name, value, action) in attributes {
@@ -124,7 +136,7 @@ fn string_to_sign(table: &str, attributes: &[(&String, &AttributeValue, CryptoAc
         };
         out.extend_from_slice(&Sha256::digest(name.as_bytes()));
         out.extend_from_slice(&Sha256::digest(marker));
-        out.extend_from_slice(&Sha256::digest(serialize(value, name)?));
+        out.extend_from_slice(&Sha256::digest(serialize(value, name, numbers)?));
     }
     Ok(out)
 }

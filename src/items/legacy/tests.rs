@@ -55,7 +55,7 @@ fn write(config: &LegacyConfig, item: &Item) -> Item {
     for (name, value) in item {
         let v = if config.action(name).unwrap() == CryptoAction::EncryptAndSign {
             let iv = [9u8; 16];
-            let ser = value::serialize(value, name).unwrap();
+            let ser = value::serialize(value, name, value::Numbers::Exact).unwrap();
             let ct =
                 cbc::Encryptor::<aes::Aes256>::new(&CONTENT.into(), &iv.into()).encrypt_padded_vec_mut::<Pkcs7>(&ser);
             AttributeValue::B([&iv[..], &ct].concat())
@@ -72,7 +72,7 @@ fn write(config: &LegacyConfig, item: &Item) -> Item {
         }
         data.extend(Sha256::digest(name.as_bytes()));
         data.extend(Sha256::digest(if action == CryptoAction::SignOnly { &b"PLAINTEXT"[..] } else { b"ENCRYPTED" }));
-        data.extend(Sha256::digest(value::serialize(value, name).unwrap()));
+        data.extend(Sha256::digest(value::serialize(value, name, value::Numbers::Exact).unwrap()));
     }
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&SIGN).unwrap();
     mac.update(&data);

@@ -40,14 +40,71 @@ fn put_value(out: &mut Vec<u8>, bytes: &[u8], field: &str) -> Result<()> {
     Ok(())
 }
 
-fn number(text: &str, field: &str) -> Result<String> {
-    normalize(text).map_err(|e| malformed(field, e))
+/// How numbers are written into a serialization that is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Numbers {
+    /// Exactly (Java; Python for up to 28 significant digits).
+    Exact,
+    /// Rounded half-even to 28 significant digits, as the Python package
+    /// does (its `normalize()` runs in Python's default decimal context).
+    Python28,
+}
+
+/// Significant digits kept by [`Numbers::Python28`].
+const PYTHON_DIGITS: usize = 28;
+
+fn number(text: &str, field: &str, numbers: Numbers) -> Result<String> {
+    let exact = normalize(text).map_err(|e| malformed(field, e))?;
+    Ok(match numbers {
+        Numbers::Exact => exact,
+        Numbers::Python28 => round_significant(&exact, PYTHON_DIGITS),
+    })
+}
+
+/// `normalized` (plain, no exponent) rounded half-even to `keep` significant digits.
+pub(crate) fn round_significant(normalized: &str, keep: usize) -> String {
+    let (negative, body) = match normalized.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, normalized),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
+    let mut point = int.len();
+    let lead = digits.iter().take_while(|d| **d == 0).count();
+    if digits.len() - lead <= keep {
+        return normalized.to_owned();
+    }
+    let cut = lead + keep;
+    let first = digits[cut];
+    let beyond = digits[cut + 1..].iter().any(|d| *d != 0);
+    let up = first > 5 || (first == 5 && (beyond || digits[cut - 1] % 2 == 1));
+    digits[cut..].iter_mut().for_each(|d| *d = 0);
+    if up {
+        let mut i = cut;
+        loop {
+            if i == 0 {
+                digits.insert(0, 1);
+                point += 1;
+                break;
+            }
+            i -= 1;
+            if digits[i] == 9 {
+                digits[i] = 0;
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let text: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+    let plain = format!("{}{}.{}0", if negative { "-" } else { "" }, &text[..point], &text[point..]);
+    normalize(&plain).unwrap_or(plain)
 }
 
 /// The legacy serialization of `value` (of attribute `field`, for errors).
-pub(crate) fn serialize(value: &AttributeValue, field: &str) -> Result<Vec<u8>> {
+pub(crate) fn serialize(value: &AttributeValue, field: &str, numbers: Numbers) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    write(&mut out, value, field, 0)?;
+    write(&mut out, value, field, 0, numbers)?;
     Ok(out)
 }
 
@@ -61,7 +118,7 @@ fn write_set(out: &mut Vec<u8>, tag: u8, mut members: Vec<Vec<u8>>, field: &str)
     Ok(())
 }
 
-fn write(out: &mut Vec<u8>, value: &AttributeValue, field: &str, depth: usize) -> Result<()> {
+fn write(out: &mut Vec<u8>, value: &AttributeValue, field: &str, depth: usize, numbers: Numbers) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(malformed(field, format!("nested deeper than {MAX_DEPTH}")));
     }
@@ -72,7 +129,7 @@ fn write(out: &mut Vec<u8>, value: &AttributeValue, field: &str, depth: usize) -
         }
         AttributeValue::N(n) => {
             out.extend_from_slice(&[0, N]);
-            put_value(out, number(n, field)?.as_bytes(), field)
+            put_value(out, number(n, field, numbers)?.as_bytes(), field)
         }
         AttributeValue::B(b) => {
             out.extend_from_slice(&[0, B]);
@@ -88,14 +145,15 @@ fn write(out: &mut Vec<u8>, value: &AttributeValue, field: &str, depth: usize) -
         }
         AttributeValue::Ss(set) => write_set(out, SS, set.iter().map(|s| s.as_bytes().to_vec()).collect(), field),
         AttributeValue::Ns(set) => {
-            let members = set.iter().map(|n| number(n, field).map(String::into_bytes)).collect::<Result<_>>()?;
+            let members =
+                set.iter().map(|n| number(n, field, numbers).map(String::into_bytes)).collect::<Result<_>>()?;
             write_set(out, NS, members, field)
         }
         AttributeValue::Bs(set) => write_set(out, BS, set.clone(), field),
         AttributeValue::L(list) => {
             out.extend_from_slice(&[0, L]);
             put_len(out, list.len(), field)?;
-            list.iter().try_for_each(|m| write(out, m, field, depth + 1))
+            list.iter().try_for_each(|m| write(out, m, field, depth + 1, numbers))
         }
         AttributeValue::M(map) => {
             out.extend_from_slice(&[0, M]);
@@ -104,7 +162,7 @@ fn write(out: &mut Vec<u8>, value: &AttributeValue, field: &str, depth: usize) -
             for (k, v) in map {
                 out.extend_from_slice(&[0, S]);
                 put_value(out, k.as_bytes(), field)?;
-                write(out, v, field, depth + 1)?;
+                write(out, v, field, depth + 1, numbers)?;
             }
             Ok(())
         }
@@ -228,24 +286,45 @@ pub(crate) fn deserialize(bytes: &[u8], field: &str) -> Result<AttributeValue> {
 mod tests {
     use super::*;
 
+    fn serialize_exact(v: &AttributeValue, field: &str) -> Result<Vec<u8>> {
+        serialize(v, field, Numbers::Exact)
+    }
+
+    #[test]
+    fn numbers_round_to_28_digits_as_the_python_package_does() {
+        let r = |s: &str| round_significant(s, PYTHON_DIGITS);
+        assert_eq!(r("123"), "123");
+        assert_eq!(r("1234567890123456789012345678"), "1234567890123456789012345678");
+        assert_eq!(r("12345678901234567890123456789"), "12345678901234567890123456790");
+        assert_eq!(r("-12345678901234567890123456785"), "-12345678901234567890123456780");
+        assert_eq!(r("12345678901234567890123456775"), "12345678901234567890123456780");
+        assert_eq!(r("99999999999999999999999999999"), "100000000000000000000000000000");
+        assert_eq!(r("0.000123456789012345678901234567891"), "0.0001234567890123456789012345679");
+        assert_eq!(r("9.9999999999999999999999999999"), "10");
+        assert_eq!(r("1.00000000000000000000000000001"), "1");
+    }
+
     fn map(pairs: &[(&str, AttributeValue)]) -> AttributeValue {
         AttributeValue::M(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
     }
 
     #[test]
     fn scalars_serialize_as_the_legacy_client_does() {
-        assert_eq!(serialize(&AttributeValue::S("hé".into()), "a").unwrap(), b"\x00s\x00\x00\x00\x03h\xc3\xa9");
-        assert_eq!(serialize(&AttributeValue::N("1.2300E+5".into()), "a").unwrap(), b"\x00n\x00\x00\x00\x06123000");
-        assert_eq!(serialize(&AttributeValue::Bool(true), "a").unwrap(), b"\x00?\x01");
-        assert_eq!(serialize(&AttributeValue::Null, "a").unwrap(), b"\x00\x00");
-        assert_eq!(serialize(&AttributeValue::B(vec![1, 2]), "a").unwrap(), b"\x00b\x00\x00\x00\x02\x01\x02");
+        assert_eq!(serialize_exact(&AttributeValue::S("hé".into()), "a").unwrap(), b"\x00s\x00\x00\x00\x03h\xc3\xa9");
+        assert_eq!(
+            serialize_exact(&AttributeValue::N("1.2300E+5".into()), "a").unwrap(),
+            b"\x00n\x00\x00\x00\x06123000"
+        );
+        assert_eq!(serialize_exact(&AttributeValue::Bool(true), "a").unwrap(), b"\x00?\x01");
+        assert_eq!(serialize_exact(&AttributeValue::Null, "a").unwrap(), b"\x00\x00");
+        assert_eq!(serialize_exact(&AttributeValue::B(vec![1, 2]), "a").unwrap(), b"\x00b\x00\x00\x00\x02\x01\x02");
         // Set members sorted by bytes: "10" before "9".
         assert_eq!(
-            serialize(&AttributeValue::Ns(vec!["9".into(), "10".into()]), "a").unwrap(),
+            serialize_exact(&AttributeValue::Ns(vec!["9".into(), "10".into()]), "a").unwrap(),
             b"\x00N\x00\x00\x00\x02\x00\x00\x00\x0210\x00\x00\x00\x019"
         );
         assert_eq!(
-            serialize(&map(&[("k", AttributeValue::Null)]), "a").unwrap(),
+            serialize_exact(&map(&[("k", AttributeValue::Null)]), "a").unwrap(),
             b"\x00M\x00\x00\x00\x01\x00s\x00\x00\x00\x01k\x00\x00"
         );
     }
@@ -265,13 +344,13 @@ mod tests {
             ("bs", AttributeValue::Bs(vec![vec![0], vec![1, 2]])),
             ("e", map(&[])),
         ]);
-        let bytes = serialize(&v, "a").unwrap();
+        let bytes = serialize_exact(&v, "a").unwrap();
         assert_eq!(deserialize(&bytes, "a").unwrap(), v);
     }
 
     #[test]
     fn bad_bytes_are_malformed_not_panics() {
-        let good = serialize(&map(&[("k", AttributeValue::S("v".into()))]), "a").unwrap();
+        let good = serialize_exact(&map(&[("k", AttributeValue::S("v".into()))]), "a").unwrap();
         for cut in 0..good.len() {
             assert!(deserialize(&good[..cut], "a").is_err(), "cut at {cut}");
         }
