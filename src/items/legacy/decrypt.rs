@@ -11,7 +11,7 @@ use super::super::config::CryptoAction;
 use super::super::value::{AttributeValue, Item};
 use super::config::{ContentKey, LegacyConfig};
 use super::desc::{self, CBC_PKCS5, ENV_ALG, ENV_KEY, SIGNING_ALG, SYM_MODE, WRAP_ALG};
-use super::value::{deserialize, serialize, Numbers};
+use super::value::{deserialize, serialize, Dialect};
 use super::{MATERIAL_DESCRIPTION_ATTRIBUTE, SIGNATURE_ATTRIBUTE};
 use crate::error::{Error, Result};
 use crate::master_keys::{LegacySigningAlgorithm, LegacyWrapAlgorithm};
@@ -74,14 +74,30 @@ pub fn decrypt_legacy_item(config: &LegacyConfig, item: &Item) -> Result<Item> {
             }
         }
     }
-    let exact = string_to_sign(&config.table_name, &attributes, Numbers::Exact)?;
-    if let Err(e) = verify.verify(&exact, signature) {
-        // The Python package signs numbers of more than 28 significant
-        // digits rounded; such an item verifies over the rounded form.
-        let rounded = string_to_sign(&config.table_name, &attributes, Numbers::Python28)?;
-        if rounded == exact || verify.verify(&rounded, signature).is_err() {
-            return Err(e);
+    // As the Python package signs, else (where they differ) as it signs
+    // numbers of more than 28 digits (rounded), else as Java orders.
+    let mut tried: Vec<Vec<u8>> = Vec::with_capacity(3);
+    let mut first_error = None;
+    for dialect in [Dialect::Python, Dialect::Python28, Dialect::Java] {
+        let data = string_to_sign(&config.table_name, &attributes, dialect)?;
+        if tried.contains(&data) {
+            continue;
         }
+        match verify.verify(&data, signature) {
+            Ok(()) => {
+                first_error = None;
+                break;
+            }
+            Err(e) if e.kind() == crate::ErrorKind::NotAuthentic => {
+                first_error.get_or_insert(e);
+            }
+            // A token fault is reported as itself, at once.
+            Err(e) => return Err(e),
+        }
+        tried.push(data);
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
 
     if !attributes.iter().any(|(_, _, a)| *a == CryptoAction::EncryptAndSign) {
@@ -124,11 +140,13 @@ pub fn decrypt_legacy_item(config: &LegacyConfig, item: &Item) -> Result<Item> {
 fn string_to_sign(
     table: &str,
     attributes: &[(&String, &AttributeValue, CryptoAction)],
-    numbers: Numbers,
+    dialect: Dialect,
 ) -> Result<Vec<u8>> {
+    let mut sorted: Vec<_> = attributes.iter().collect();
+    sorted.sort_by(|a, b| dialect.cmp_str(a.0, b.0));
     let mut out = Vec::with_capacity(32 * (1 + 3 * attributes.len()));
     out.extend_from_slice(&Sha256::digest(format!("TABLE>{table}<TABLE").as_bytes()));
-    for (name, value, action) in attributes {
+    for (name, value, action) in sorted {
         let marker: &[u8] = match action {
             CryptoAction::DoNothing => continue,
             CryptoAction::EncryptAndSign => b"ENCRYPTED",
@@ -136,7 +154,7 @@ fn string_to_sign(
         };
         out.extend_from_slice(&Sha256::digest(name.as_bytes()));
         out.extend_from_slice(&Sha256::digest(marker));
-        out.extend_from_slice(&Sha256::digest(serialize(value, name, numbers)?));
+        out.extend_from_slice(&Sha256::digest(serialize(value, name, dialect)?));
     }
     Ok(out)
 }

@@ -48,14 +48,19 @@ fn lv(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// Write `item` as the legacy client's wrapped provider does.
+/// Write `item` as the legacy client's wrapped provider does (Python).
 fn write(config: &LegacyConfig, item: &Item) -> Item {
+    write_as(config, item, value::Dialect::Python)
+}
+
+/// Write `item` as the given writer orders and serializes.
+fn write_as(config: &LegacyConfig, item: &Item, dialect: value::Dialect) -> Item {
     let wrapped = aes_kw::KekAes256::from(WRAP).wrap_vec(&CONTENT).unwrap();
     let mut stored = Item::new();
     for (name, value) in item {
         let v = if config.action(name).unwrap() == CryptoAction::EncryptAndSign {
             let iv = [9u8; 16];
-            let ser = value::serialize(value, name, value::Numbers::Exact).unwrap();
+            let ser = value::serialize(value, name, dialect).unwrap();
             let ct =
                 cbc::Encryptor::<aes::Aes256>::new(&CONTENT.into(), &iv.into()).encrypt_padded_vec_mut::<Pkcs7>(&ser);
             AttributeValue::B([&iv[..], &ct].concat())
@@ -65,14 +70,17 @@ fn write(config: &LegacyConfig, item: &Item) -> Item {
         stored.insert(name.clone(), v);
     }
     let mut data = Sha256::digest(b"TABLE>tbl<TABLE").to_vec();
-    for (name, value) in &stored {
+    let mut names: Vec<&String> = stored.keys().collect();
+    names.sort_by(|a, b| dialect.cmp_str(a, b));
+    for name in names {
+        let value = &stored[name];
         let action = config.action(name).unwrap();
         if action == CryptoAction::DoNothing {
             continue;
         }
         data.extend(Sha256::digest(name.as_bytes()));
         data.extend(Sha256::digest(if action == CryptoAction::SignOnly { &b"PLAINTEXT"[..] } else { b"ENCRYPTED" }));
-        data.extend(Sha256::digest(value::serialize(value, name, value::Numbers::Exact).unwrap()));
+        data.extend(Sha256::digest(value::serialize(value, name, dialect).unwrap()));
     }
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&SIGN).unwrap();
     mac.update(&data);
@@ -108,6 +116,23 @@ fn reads_what_the_legacy_layout_writes() {
     assert!(matches!(stored["secret"], AttributeValue::B(_)));
     assert!(is_legacy_item(&stored));
     assert_eq!(decrypt_legacy_item(&config(), &stored).unwrap(), plaintext());
+}
+
+#[test]
+fn reads_java_ordered_items_too() {
+    let mut item = plaintext();
+    item.insert("\u{1F600}".into(), AttributeValue::Bs(vec![vec![0x01], vec![0x80]]));
+    item.insert("\u{FFFD}".into(), AttributeValue::Ss(vec!["\u{1F600}".into(), "\u{FFFD}".into()]));
+    let mut plain = config();
+    plain.actions.insert("\u{1F600}".into(), CryptoAction::SignOnly);
+    plain.actions.insert("\u{FFFD}".into(), CryptoAction::SignOnly);
+    for dialect in [value::Dialect::Python, value::Dialect::Java] {
+        let stored = write_as(&plain, &item, dialect);
+        assert_eq!(decrypt_legacy_item(&plain, &stored).unwrap(), item, "{dialect:?}");
+        let mut bad = stored.clone();
+        bad.insert("\u{1F600}".into(), AttributeValue::Bs(vec![vec![0x01], vec![0x81]]));
+        assert_eq!(decrypt_legacy_item(&plain, &bad).unwrap_err().kind(), ErrorKind::NotAuthentic, "{dialect:?}");
+    }
 }
 
 #[test]

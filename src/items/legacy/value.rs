@@ -7,10 +7,11 @@
 //! bytes, the key serialized as a string and the value serialized. Numbers
 //! are normalized (no exponent, no trailing fractional zeros).
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use super::super::number::normalize;
-use super::super::value::{AttributeValue, MAX_DEPTH};
+use super::super::value::{utf16_cmp, AttributeValue, MAX_DEPTH};
 use crate::error::{Error, Result};
 
 const B: u8 = b'b';
@@ -40,24 +41,46 @@ fn put_value(out: &mut Vec<u8>, bytes: &[u8], field: &str) -> Result<()> {
     Ok(())
 }
 
-/// How numbers are written into a serialization that is signed.
+/// Which writer's serialization: they differ in orders and numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Numbers {
-    /// Exactly (Java; Python for up to 28 significant digits).
-    Exact,
-    /// Rounded half-even to 28 significant digits, as the Python package
-    /// does (its `normalize()` runs in Python's default decimal context).
+pub(crate) enum Dialect {
+    /// The Python package: strings (names, map keys, string-set members)
+    /// and binary-set members sorted by unsigned bytes; numbers exact.
+    Python,
+    /// [`Dialect::Python`] with numbers rounded half-even to 28 significant
+    /// digits, as the package does (its `normalize()` runs in Python's
+    /// default decimal context).
     Python28,
+    /// Java: strings sorted by UTF-16 code units, binary-set members by
+    /// signed bytes (`ByteBuffer.compareTo`); numbers exact.
+    Java,
 }
 
-/// Significant digits kept by [`Numbers::Python28`].
+impl Dialect {
+    /// The order of attribute names, map keys and string-set members.
+    pub(crate) fn cmp_str(self, a: &str, b: &str) -> Ordering {
+        match self {
+            Dialect::Java => utf16_cmp(a, b),
+            _ => a.cmp(b),
+        }
+    }
+
+    fn cmp_bytes(self, a: &[u8], b: &[u8]) -> Ordering {
+        match self {
+            Dialect::Java => a.iter().map(|x| *x as i8).cmp(b.iter().map(|x| *x as i8)),
+            _ => a.cmp(b),
+        }
+    }
+}
+
+/// Significant digits kept by [`Dialect::Python28`].
 const PYTHON_DIGITS: usize = 28;
 
-fn number(text: &str, field: &str, numbers: Numbers) -> Result<String> {
+fn number(text: &str, field: &str, dialect: Dialect) -> Result<String> {
     let exact = normalize(text).map_err(|e| malformed(field, e))?;
-    Ok(match numbers {
-        Numbers::Exact => exact,
-        Numbers::Python28 => round_significant(&exact, PYTHON_DIGITS),
+    Ok(match dialect {
+        Dialect::Python28 => round_significant(&exact, PYTHON_DIGITS),
+        _ => exact,
     })
 }
 
@@ -102,23 +125,23 @@ pub(crate) fn round_significant(normalized: &str, keep: usize) -> String {
 }
 
 /// The legacy serialization of `value` (of attribute `field`, for errors).
-pub(crate) fn serialize(value: &AttributeValue, field: &str, numbers: Numbers) -> Result<Vec<u8>> {
+pub(crate) fn serialize(value: &AttributeValue, field: &str, dialect: Dialect) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    write(&mut out, value, field, 0, numbers)?;
+    write(&mut out, value, field, 0, dialect)?;
     Ok(out)
 }
 
-fn write_set(out: &mut Vec<u8>, tag: u8, mut members: Vec<Vec<u8>>, field: &str) -> Result<()> {
+/// A set whose members are already in order.
+fn write_set(out: &mut Vec<u8>, tag: u8, members: Vec<Vec<u8>>, field: &str) -> Result<()> {
     out.extend_from_slice(&[0, tag]);
     put_len(out, members.len(), field)?;
-    members.sort();
     for m in &members {
         put_value(out, m, field)?;
     }
     Ok(())
 }
 
-fn write(out: &mut Vec<u8>, value: &AttributeValue, field: &str, depth: usize, numbers: Numbers) -> Result<()> {
+fn write(out: &mut Vec<u8>, value: &AttributeValue, field: &str, depth: usize, dialect: Dialect) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(malformed(field, format!("nested deeper than {MAX_DEPTH}")));
     }
@@ -129,7 +152,7 @@ fn write(out: &mut Vec<u8>, value: &AttributeValue, field: &str, depth: usize, n
         }
         AttributeValue::N(n) => {
             out.extend_from_slice(&[0, N]);
-            put_value(out, number(n, field, numbers)?.as_bytes(), field)
+            put_value(out, number(n, field, dialect)?.as_bytes(), field)
         }
         AttributeValue::B(b) => {
             out.extend_from_slice(&[0, B]);
@@ -143,26 +166,37 @@ fn write(out: &mut Vec<u8>, value: &AttributeValue, field: &str, depth: usize, n
             out.extend_from_slice(&[0, NULL]);
             Ok(())
         }
-        AttributeValue::Ss(set) => write_set(out, SS, set.iter().map(|s| s.as_bytes().to_vec()).collect(), field),
+        AttributeValue::Ss(set) => {
+            let mut members: Vec<&String> = set.iter().collect();
+            members.sort_by(|a, b| dialect.cmp_str(a, b));
+            write_set(out, SS, members.into_iter().map(|s| s.as_bytes().to_vec()).collect(), field)
+        }
         AttributeValue::Ns(set) => {
-            let members =
-                set.iter().map(|n| number(n, field, numbers).map(String::into_bytes)).collect::<Result<_>>()?;
+            // Normalized numbers are ASCII: one order for every writer.
+            let mut members =
+                set.iter().map(|n| number(n, field, dialect).map(String::into_bytes)).collect::<Result<Vec<_>>>()?;
+            members.sort();
             write_set(out, NS, members, field)
         }
-        AttributeValue::Bs(set) => write_set(out, BS, set.clone(), field),
+        AttributeValue::Bs(set) => {
+            let mut members = set.clone();
+            members.sort_by(|a, b| dialect.cmp_bytes(a, b));
+            write_set(out, BS, members, field)
+        }
         AttributeValue::L(list) => {
             out.extend_from_slice(&[0, L]);
             put_len(out, list.len(), field)?;
-            list.iter().try_for_each(|m| write(out, m, field, depth + 1, numbers))
+            list.iter().try_for_each(|m| write(out, m, field, depth + 1, dialect))
         }
         AttributeValue::M(map) => {
             out.extend_from_slice(&[0, M]);
             put_len(out, map.len(), field)?;
-            // BTreeMap<String> iterates in UTF-8 byte order, the legacy order.
-            for (k, v) in map {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| dialect.cmp_str(a.0, b.0));
+            for (k, v) in entries {
                 out.extend_from_slice(&[0, S]);
                 put_value(out, k.as_bytes(), field)?;
-                write(out, v, field, depth + 1, numbers)?;
+                write(out, v, field, depth + 1, dialect)?;
             }
             Ok(())
         }
@@ -287,7 +321,7 @@ mod tests {
     use super::*;
 
     fn serialize_exact(v: &AttributeValue, field: &str) -> Result<Vec<u8>> {
-        serialize(v, field, Numbers::Exact)
+        serialize(v, field, Dialect::Python)
     }
 
     #[test]
@@ -302,6 +336,22 @@ mod tests {
         assert_eq!(r("0.000123456789012345678901234567891"), "0.0001234567890123456789012345679");
         assert_eq!(r("9.9999999999999999999999999999"), "10");
         assert_eq!(r("1.00000000000000000000000000001"), "1");
+    }
+
+    #[test]
+    fn java_orders_strings_by_utf16_and_binaries_by_signed_bytes() {
+        let ss = AttributeValue::Ss(vec!["\u{1F600}".into(), "\u{FFFD}".into()]);
+        let bs = AttributeValue::Bs(vec![vec![0x01], vec![0x80]]);
+        let python = |v: &AttributeValue| serialize(v, "a", Dialect::Python).unwrap();
+        let java = |v: &AttributeValue| serialize(v, "a", Dialect::Java).unwrap();
+        // U+FFFD first by UTF-8 bytes, U+1F600 first by UTF-16 (surrogates sort below U+FFFD).
+        assert_eq!(&python(&ss)[10..13], "\u{FFFD}".as_bytes());
+        assert_eq!(&java(&ss)[10..14], "\u{1F600}".as_bytes());
+        assert_eq!(python(&bs)[10], 0x01);
+        assert_eq!(java(&bs)[10], 0x80);
+        let m = map(&[("\u{1F600}", AttributeValue::Null), ("\u{FFFD}", AttributeValue::Null)]);
+        assert_ne!(python(&m), java(&m));
+        assert_eq!(deserialize(&java(&m), "a").unwrap(), m);
     }
 
     fn map(pairs: &[(&str, AttributeValue)]) -> AttributeValue {
