@@ -12,8 +12,8 @@ use hsm_keyring::master_keys::{MemoryAesWrapKey, MemoryHmacKey};
 use hsm_keyring::pkcs11::{Pkcs11AesWrapKey, Pkcs11HmacKey, Pkcs11LegacyRsaKey, Pkcs11Uri, Token};
 use hsm_keyring::ErrorKind;
 use legacy_support::{aes_key, altered, canonical, hmac_key, peer_items, rsa_public_pem};
-use rsa::pkcs8::DecodePublicKey;
-use rsa::traits::PublicKeyParts;
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 
 /// Import the peer's keys (and two odd ones) once per process.
 fn setup() -> Option<(Token, &'static common::SoftHsm)> {
@@ -51,6 +51,22 @@ fn setup() -> Option<(Token, &'static common::SoftHsm)> {
             Attribute::Label(b"legacy-rsa".to_vec()),
         ])
         .expect("import the RSA public key");
+        let private = rsa::RsaPrivateKey::from_pkcs8_pem(&legacy_support::rsa_private_pem()).unwrap();
+        s.create_object(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Modulus(private.n().to_bytes_be()),
+            Attribute::PublicExponent(private.e().to_bytes_be()),
+            Attribute::PrivateExponent(private.d().to_bytes_be()),
+            Attribute::Prime1(private.primes()[0].to_bytes_be()),
+            Attribute::Prime2(private.primes()[1].to_bytes_be()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Decrypt(true),
+            Attribute::Label(b"legacy-rsa".to_vec()),
+        ])
+        .expect("import the RSA private key");
     });
     Some((Token::open(&Pkcs11Uri::parse(&hsm.token_uri()).unwrap()).unwrap(), hsm))
 }
@@ -116,4 +132,22 @@ fn token_unwrap_with_another_key_is_not_this_key_and_a_forbidden_key_is_a_token_
     assert_eq!(err.kind(), ErrorKind::Token, "{err}");
     assert!(err.to_string().contains("legacy-wrap-no-unwrap"), "{err}");
     assert!(Pkcs11AesWrapKey::new(token, &uri(hsm, "no-such-key", "secret-key")).is_err());
+}
+
+#[test]
+fn softhsm_refuses_oaep_sha256_with_mgf1_sha1_as_a_token_error_not_a_wrong_key() {
+    // SoftHSM 2.6 runs RSA-OAEP with SHA-1 only: the token RSA unwrap is
+    // refused, and reported as the token's refusal, never as "not this key".
+    let Some((token, hsm)) = setup() else { return };
+    let item = peer_items().into_iter().find(|i| i.wrap == "rsa-oaep").unwrap();
+    let key = Pkcs11LegacyRsaKey::new(token.clone(), &uri(hsm, "legacy-rsa", "private")).unwrap();
+    let verify = Pkcs11LegacyRsaKey::new(token, &uri(hsm, "legacy-rsa", "public")).unwrap();
+    match decrypt_legacy_item(&item.config(LegacyMaterials::wrapped(key, verify)), &item.stored) {
+        // A module that runs the mechanism reads the item.
+        Ok(plain) => assert_eq!(canonical(&plain), canonical(&item.expected)),
+        Err(err) => {
+            assert_eq!(err.kind(), ErrorKind::Token, "{err}");
+            assert!(err.to_string().contains("C_Decrypt"), "{err}");
+        }
+    }
 }
