@@ -3,7 +3,8 @@
 Uses the Python package dynamodb-encryption-sdk (its item encryptor, no
 DynamoDB) with the wrapped materials provider (AES key wrap, RSA-OAEP) and the
 static materials provider, over raw keys (JceNameLocalDelegatedKey). Prints
-one JSON object per line: the case, the provider and key names, the table,
+one JSON object per line: the case, the provider and key names, the keys
+(hex, or the PEM file), the table,
 the attribute actions, the plaintext item, the stored item and the
 peer's own decryption of it (the expected plaintext), all as
 DynamoDB JSON (binary values in base64).
@@ -148,6 +149,12 @@ def main():
                 "case": "{}-{}".format(case, index),
                 "wrap": wrap,
                 "sign": sign,
+                # The key material (fixed test keys), so each line stands alone.
+                "keys": {
+                    "aes": AES_KEY.hex(),
+                    "hmac": HMAC_KEY.hex(),
+                    "rsa_private_pem": "tests/data/interop-rsa-2048-private.pem",
+                },
                 "table": TABLE,
                 "default_action": attribute_actions.default_action.name,
                 "actions": names,

@@ -76,6 +76,10 @@ pub fn peer_items() -> Vec<PeerItem> {
 
 fn parse_line(line: &str) -> PeerItem {
     let v: Value = serde_json::from_str(line).unwrap();
+    // The keys the line names are the fixed ones of this module.
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    assert_eq!(v["keys"]["aes"], hex(&aes_key()).as_str());
+    assert_eq!(v["keys"]["hmac"], hex(&hmac_key()).as_str());
     let s = |k: &str| v[k].as_str().unwrap().to_owned();
     let actions = v["actions"]
         .as_object()
