@@ -1,6 +1,7 @@
 //! Logging a pooled session in, with the PIN checked even when the process
 //! is already logged in (see [`Token`]).
 
+use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
 use cryptoki::error::{Error as CkError, RvError};
@@ -26,6 +27,9 @@ impl Token {
         match session.login_with_raw(UserType::User, &pin) {
             Ok(()) => {
                 logins.insert(token, self.inner.pin_hash);
+                if self.inner.stats.opened.load(Ordering::Relaxed) {
+                    self.inner.stats.relogins.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(session)
             }
             Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, f)) => match logins.get(&token) {
