@@ -230,11 +230,24 @@ impl Token {
                     Err(Lookup::Ck(e)) => Err(e),
                     Err(Lookup::NotFound) => {
                         // A private object is invisible when the login was lost.
-                        if health(lease.session()) != Health::LoggedIn && budget.take(Next::Recover).is_some() {
+                        let state = health(lease.session());
+                        if state == Health::LoggedIn {
+                            return Err(ctx.step(Pkcs11Operation::FindKey, k.not_found(&self.inner.label)));
+                        }
+                        if budget.take(Next::Recover).is_some() {
                             self.recovered(Some(lease));
                             continue;
                         }
-                        return Err(ctx.step(Pkcs11Operation::FindKey, k.not_found(&self.inner.label)));
+                        // Never "no such key" on a session that lost its login.
+                        return Err(ctx.class_step(
+                            Pkcs11Operation::Call(Function::FindObjects),
+                            Pkcs11Class::Fault,
+                            format!(
+                                "the search for the key found nothing while C_GetSessionInfo showed the session {}, \
+                                 also after logging in again: the token keeps losing the login",
+                                if state == Health::NotLoggedIn { "not logged in" } else { "unusable" }
+                            ),
+                        ));
                     }
                     Err(Lookup::Ambiguous(n)) => {
                         return Err(ctx.step(
