@@ -250,7 +250,7 @@ impl Module {
     }
 
     /// Initialize the module again when `pid` is not the process that last
-    /// did (a forked child), forgetting the parent's logins. Returns true
+    /// did (a forked child). Returns true
     /// when it did. Called with the current process id before every use;
     /// public for tests, which pass another id to act as a forked child.
     /// A failing `C_Initialize` is not reported here: the calls that follow
@@ -268,7 +268,8 @@ impl Module {
         // In a forked child the module holds its parent's state; a module
         // that says it is initialized (the same process, in tests) is fine.
         let _ = loaded.ctx.initialize(init_args());
-        self.logins().clear();
+        // The remembered PIN hashes stay: a child logs in again, and a module
+        // that kept the parent's login is checked against them as before.
         loaded.epoch.fetch_add(1, Ordering::AcqRel);
         loaded.pid.store(pid, Ordering::Release);
         true

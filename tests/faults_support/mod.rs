@@ -105,6 +105,29 @@ impl Faults {
     }
 }
 
+/// One test at a time per process: rules, counters and the login state are
+/// the process's. Clears the rules when dropped.
+pub struct Turn<'a> {
+    faults: &'a Faults,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.faults.set_rules("");
+    }
+}
+
+impl Faults {
+    /// Wait for this test's turn (no rules in force).
+    pub fn turn(&self) -> Turn<'_> {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        self.set_rules("");
+        Turn { faults: self, _lock: lock }
+    }
+}
+
 /// Run `f` on another thread and wait at most `limit` for it: a hang is a
 /// failure, not a stuck test run.
 pub fn bounded<T: Send + 'static>(what: &str, limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -114,6 +137,7 @@ pub fn bounded<T: Send + 'static>(what: &str, limit: Duration, f: impl FnOnce() 
     });
     match rx.recv_timeout(limit) {
         Ok(v) => v,
-        Err(_) => panic!("{what}: no answer within {limit:?}"),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{what}: no answer within {limit:?}"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the operation panicked"),
     }
 }
