@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::pin::Pin;
+use super::recovery::{answers, with_backoff};
 use super::token::Token;
 use crate::error::Result;
 
@@ -24,7 +25,16 @@ impl Token {
         // before another session sees CKR_USER_ALREADY_LOGGED_IN.
         let mut logins = self.inner.module.logins();
         let token = (self.inner.label.clone(), self.inner.serial.clone());
-        match session.login_with_raw(UserType::User, &pin) {
+        // SoftHSM fails a login with CKR_GENERAL_ERROR while another process
+        // rewrites the token file (as its own logins do): a passing failure.
+        let login = with_backoff(
+            || session.login_with_raw(UserType::User, &pin),
+            || answers(&session),
+            || {
+                self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+            },
+        );
+        match login {
             Ok(()) => {
                 logins.insert(token, self.inner.pin_hash);
                 if self.inner.stats.opened.load(Ordering::Relaxed) {

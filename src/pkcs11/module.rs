@@ -13,6 +13,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use once_cell::sync::Lazy;
 
+use super::recovery::with_backoff;
 use super::{ErrCtx, Pin, Pkcs11Operation, Pkcs11Uri};
 use crate::error::Result;
 
@@ -218,7 +219,14 @@ impl Module {
         let slots = self.ctx().get_slots_with_token().map_err(|e| err.ck(e))?;
         let mut out = Vec::with_capacity(slots.len());
         for slot in slots {
-            let info = self.ctx().get_token_info(slot).map_err(|e| err.ck(e))?;
+            // SoftHSM fails this with CKR_GENERAL_ERROR while another process
+            // rewrites the token file; retried while the slot still shows it.
+            let info = with_backoff(
+                || self.ctx().get_token_info(slot),
+                || self.ctx().get_slot_info(slot).map(|i| i.token_present()).unwrap_or(false),
+                || {},
+            )
+            .map_err(|e| err.ck(e))?;
             out.push(TokenSummary {
                 slot_id: slot.id(),
                 label: info.label().trim_end().to_owned(),

@@ -24,6 +24,39 @@ type CkResult<T> = std::result::Result<T, CkError>;
 /// session that is still open and logged in): three attempts, 75 ms at most.
 const BACKOFF: [Duration; 3] = [Duration::from_millis(5), Duration::from_millis(20), Duration::from_millis(50)];
 
+/// Run `call`, and again after each wait of the backoff while it fails with
+/// a passing failure (`CKR_GENERAL_ERROR`, `CKR_FUNCTION_FAILED`,
+/// `CKR_DEVICE_ERROR`) and `alive` says the token still answers; `retried`
+/// is called before each new attempt.
+///
+/// This is for calls that read the token's own state, which SoftHSM 2's file
+/// store fails with `CKR_GENERAL_ERROR` while another process rewrites it
+/// (every `C_Login` rewrites the token file): `C_Login`, `C_GetTokenInfo`.
+pub(super) fn with_backoff<T>(
+    mut call: impl FnMut() -> CkResult<T>,
+    alive: impl Fn() -> bool,
+    mut retried: impl FnMut(),
+) -> CkResult<T> {
+    let mut waits = BACKOFF.iter();
+    loop {
+        match call() {
+            Err(CkError::Pkcs11(rv, f)) if passing(rv) => match waits.next() {
+                Some(wait) if alive() => {
+                    retried();
+                    std::thread::sleep(*wait);
+                }
+                _ => return Err(CkError::Pkcs11(rv, f)),
+            },
+            other => return other,
+        }
+    }
+}
+
+/// True when `C_GetSessionInfo` answers for `session`: the token is there.
+pub(super) fn answers(session: &Session) -> bool {
+    matches!(health(session), Health::LoggedIn | Health::NotLoggedIn)
+}
+
 /// What a token did to keep operations going, counted since it was opened.
 ///
 /// Shown by `Token`'s `Debug` output and returned by [`Token::stats`].
@@ -52,7 +85,7 @@ impl fmt::Display for TokenStats {
 pub(super) struct Counters {
     reopens: AtomicU64,
     pub(super) relogins: AtomicU64,
-    retries: AtomicU64,
+    pub(super) retries: AtomicU64,
     /// Set once the token is open: later logins are re-logins.
     pub(super) opened: AtomicBool,
     epoch: AtomicU64,
