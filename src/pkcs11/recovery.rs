@@ -251,6 +251,7 @@ impl Token {
             let lease = match lease {
                 Ok(lease) => lease,
                 Err(CkError::Pkcs11(rv, _)) if session_lost(rv) && budget.take(Next::Recover).is_some() => {
+                    self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
                     self.recovered(None);
                     continue;
                 }
@@ -268,6 +269,7 @@ impl Token {
                             return Err(ctx.step(Pkcs11Operation::FindKey, k.not_found(&self.inner.label)));
                         }
                         if budget.take(Next::Recover).is_some() {
+                            self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
                             self.recovered(Some(lease));
                             continue;
                         }
