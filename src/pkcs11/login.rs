@@ -1,6 +1,7 @@
 //! Logging a pooled session in, with the PIN checked even when the process
 //! is already logged in (see [`Token`]).
 
+use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
 use cryptoki::error::{Error as CkError, RvError};
@@ -10,6 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::pin::Pin;
+use super::recovery::{answers, with_backoff};
 use super::token::Token;
 use crate::error::Result;
 
@@ -23,9 +25,21 @@ impl Token {
         // before another session sees CKR_USER_ALREADY_LOGGED_IN.
         let mut logins = self.inner.module.logins();
         let token = (self.inner.label.clone(), self.inner.serial.clone());
-        match session.login_with_raw(UserType::User, &pin) {
+        // SoftHSM fails a login with CKR_GENERAL_ERROR while another process
+        // rewrites the token file (as its own logins do): a passing failure.
+        let login = with_backoff(
+            || session.login_with_raw(UserType::User, &pin),
+            || answers(&session),
+            || {
+                self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+            },
+        );
+        match login {
             Ok(()) => {
                 logins.insert(token, self.inner.pin_hash);
+                if self.inner.stats.opened.load(Ordering::Relaxed) {
+                    self.inner.stats.relogins.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(session)
             }
             Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, f)) => match logins.get(&token) {

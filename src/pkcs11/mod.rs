@@ -7,7 +7,8 @@
 //!   `pin-source`, then the `HSM_KEYRING_PIN` environment variable.
 //! * [`Module`] loads a PKCS#11 module once per process and initializes it once.
 //! * [`Token`] is one logged-in token with a bounded pool of sessions shared
-//!   by all threads; it re-opens a session that went stale and retries once.
+//!   by all threads; after a lost session or login it replaces the whole
+//!   pool, logs in again and retries once ([`TokenStats`] counts it).
 //! * [`Pkcs11AesKeyring`] and [`Pkcs11RsaKeyring`] wrap data keys under keys in
 //!   the token, writing the same encrypted data keys as the raw AES and raw
 //!   RSA keyrings, so software holding the same key material can open them.
@@ -38,6 +39,7 @@ mod module;
 mod pin;
 mod pool;
 mod profile;
+mod recovery;
 mod rsa;
 mod signer;
 mod token;
@@ -49,6 +51,7 @@ pub use legacy::{Pkcs11AesWrapKey, Pkcs11HmacKey, Pkcs11LegacyRsaKey};
 pub use module::{default_module_path, Module, TokenSummary, MODULE_ENV};
 pub use pin::{resolve_pin, Pin, PinSource, PIN_ENV};
 pub use profile::{Profile, PROFILE_QUERY};
+pub use recovery::TokenStats;
 pub use rsa::{Pkcs11RsaKeyring, RsaWrapMode};
 pub use signer::{trusted_signer_from_pem, trusted_signer_from_token, Pkcs11Signer};
 pub use token::{Token, TokenOptions};
@@ -223,23 +226,6 @@ impl ErrCtx {
     ) -> Pkcs11Error {
         Pkcs11Error::new(self.token.clone(), self.key.clone(), operation, rv, class, detail)
     }
-}
-
-/// True for errors after which a fresh session (and login) may succeed.
-pub(crate) fn is_recoverable(err: &CkError) -> bool {
-    matches!(
-        err,
-        CkError::Pkcs11(
-            RvError::SessionHandleInvalid
-                | RvError::SessionClosed
-                | RvError::DeviceRemoved
-                | RvError::TokenNotPresent
-                | RvError::UserNotLoggedIn
-                | RvError::ObjectHandleInvalid
-                | RvError::KeyHandleInvalid,
-            _
-        )
-    )
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -12,6 +13,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use once_cell::sync::Lazy;
 
+use super::recovery::with_backoff;
 use super::{ErrCtx, Pin, Pkcs11Operation, Pkcs11Uri};
 use crate::error::Result;
 
@@ -43,6 +45,15 @@ struct Loaded {
     /// Per token (label and serial): a salted hash of the PIN this process
     /// logged in with through this crate. Held around `C_Login`.
     logins: Mutex<HashMap<(String, String), [u8; 32]>>,
+    /// The process that last called `C_Initialize` (a forked child must
+    /// call it again), and how many times that changed.
+    pid: AtomicU32,
+    epoch: AtomicU64,
+    reinit: Mutex<()>,
+}
+
+fn init_args() -> CInitializeArgs {
+    CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)
 }
 
 /// Proof that the caller holds [`Module::object_lock`]: token calls made
@@ -54,7 +65,10 @@ pub(crate) struct ObjectGuard<'a>(#[allow(dead_code)] RwLockWriteGuard<'a, ()>);
 ///
 /// The module is initialized with OS locking on first load (a module that
 /// reports it is already initialized is accepted) and is never finalized:
-/// other users in the process may still need it.
+/// other users in the process may still need it. A process forked from one
+/// that loaded the module initializes it again on its first use (PKCS#11
+/// requires it of a child), and every [`Token`](super::Token) then leaves
+/// the sessions it had before the fork alone and opens new ones.
 #[derive(Clone)]
 pub struct Module {
     path: PathBuf,
@@ -103,7 +117,7 @@ impl Module {
             ),
             other => err.ck(other),
         })?;
-        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        match ctx.initialize(init_args()) {
             Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
             Err(e) => return Err(err.ck(e)),
         }
@@ -111,8 +125,15 @@ impl Module {
         // creation with CKR_GENERAL_ERROR when another thread of the process
         // uses the token at the same moment (SoftHSMv2 issue 573).
         let fragile_store = ctx.get_library_info().map(|i| i.manufacturer_id().contains("SoftHSM")).unwrap_or(false);
-        let loaded =
-            Arc::new(Loaded { ctx, objects: RwLock::new(()), fragile_store, logins: Mutex::new(HashMap::new()) });
+        let loaded = Arc::new(Loaded {
+            ctx,
+            objects: RwLock::new(()),
+            fragile_store,
+            logins: Mutex::new(HashMap::new()),
+            pid: AtomicU32::new(std::process::id()),
+            epoch: AtomicU64::new(0),
+            reinit: Mutex::new(()),
+        });
         modules.insert(path.clone(), Arc::clone(&loaded));
         Ok(Module { path, loaded })
     }
@@ -198,7 +219,14 @@ impl Module {
         let slots = self.ctx().get_slots_with_token().map_err(|e| err.ck(e))?;
         let mut out = Vec::with_capacity(slots.len());
         for slot in slots {
-            let info = self.ctx().get_token_info(slot).map_err(|e| err.ck(e))?;
+            // SoftHSM fails this with CKR_GENERAL_ERROR while another process
+            // rewrites the token file; retried while the slot still shows it.
+            let info = with_backoff(
+                || self.ctx().get_token_info(slot),
+                || self.ctx().get_slot_info(slot).map(|i| i.token_present()).unwrap_or(false),
+                || {},
+            )
+            .map_err(|e| err.ck(e))?;
             out.push(TokenSummary {
                 slot_id: slot.id(),
                 label: info.label().trim_end().to_owned(),
@@ -217,7 +245,42 @@ impl Module {
     }
 
     pub(crate) fn ctx(&self) -> &Pkcs11 {
+        self.check_process(std::process::id());
         &self.loaded.ctx
+    }
+
+    /// How many times the module was initialized again in a new process
+    /// (checked now): sessions opened under another value are not this
+    /// process's.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.check_process(std::process::id());
+        self.loaded.epoch.load(Ordering::Acquire)
+    }
+
+    /// Initialize the module again when `pid` is not the process that last
+    /// did (a forked child). Returns true
+    /// when it did. Called with the current process id before every use;
+    /// public for tests, which pass another id to act as a forked child.
+    /// A failing `C_Initialize` is not reported here: the calls that follow
+    /// report `CKR_CRYPTOKI_NOT_INITIALIZED` with their own function.
+    #[doc(hidden)]
+    pub fn check_process(&self, pid: u32) -> bool {
+        let loaded = &self.loaded;
+        if loaded.pid.load(Ordering::Acquire) == pid {
+            return false;
+        }
+        let _one = loaded.reinit.lock().unwrap_or_else(|e| e.into_inner());
+        if loaded.pid.load(Ordering::Acquire) == pid {
+            return false;
+        }
+        // In a forked child the module holds its parent's state; a module
+        // that says it is initialized (the same process, in tests) is fine.
+        let _ = loaded.ctx.initialize(init_args());
+        // The remembered PIN hashes stay: a child logs in again, and a module
+        // that kept the parent's login is checked against them as before.
+        loaded.epoch.fetch_add(1, Ordering::AcqRel);
+        loaded.pid.store(pid, Ordering::Release);
+        true
     }
 
     pub(crate) fn slot(&self, summary: &TokenSummary) -> Result<Slot> {

@@ -2,23 +2,24 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLockReadGuard};
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::object::ObjectHandle;
-use cryptoki::session::{Session, SessionState};
+use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 
 use super::login::pin_hash;
-use super::lookup::{HandleCache, KeyRef, Lookup};
+use super::lookup::{HandleCache, KeyRef};
 use super::module::{default_module_path, select_token, Module, ObjectGuard};
 use super::pin::{resolve_pin, Pin};
 use super::pool::{Lease, Pool};
 use super::profile::{select_profile, MechanismCache, Profile};
+use super::recovery::{Counters, TokenStats};
 use super::uri::{ObjectType, Pkcs11Uri};
-use super::{is_recoverable, ErrCtx, Pkcs11Class, Pkcs11Operation, UNWRAP_REFUSED_ADVICE};
-use crate::error::{Error, Result};
+use super::ErrCtx;
+use crate::error::Result;
 
 type CkResult<T> = std::result::Result<T, CkError>;
 
@@ -83,11 +84,11 @@ pub(super) struct Inner {
     pub(super) pin: Pin,
     /// Salted hash of `pin`, compared with the one the process logged in with.
     pub(super) pin_hash: [u8; 32],
-    pool: Pool,
+    pub(super) pool: Pool,
     pub(super) handles: HandleCache,
-    reopens: AtomicU64,
     pub(super) profile: Profile,
     pub(super) mechanisms: MechanismCache,
+    pub(super) stats: Counters,
 }
 
 /// One logged-in token with a bounded pool of sessions.
@@ -96,12 +97,30 @@ pub(super) struct Inner {
 /// session from the pool for its duration, so a session is used by one
 /// thread at a time; when all `pool_size` sessions are busy, callers wait.
 ///
-/// When an operation fails because its session went stale
+/// # Recovery
+///
+/// When an operation fails because its session or its login was lost
 /// (`CKR_SESSION_HANDLE_INVALID`, `CKR_SESSION_CLOSED`, `CKR_DEVICE_REMOVED`,
-/// `CKR_TOKEN_NOT_PRESENT`, `CKR_USER_NOT_LOGGED_IN`) or its key handle did
-/// (`CKR_OBJECT_HANDLE_INVALID`, `CKR_KEY_HANDLE_INVALID`), the session is
-/// dropped, a new one is opened and logged in, the key is looked up again,
-/// and the operation is retried once.
+/// `CKR_TOKEN_NOT_PRESENT`, `CKR_USER_NOT_LOGGED_IN`, or any other failure
+/// while `C_GetSessionInfo` shows the session gone or no longer logged in, as
+/// Kryoptic's `CKR_GENERAL_ERROR` after a logout), every pooled session is
+/// stale: the failing session and every idle one are closed, the key handle
+/// cache is emptied, a new session logs in again with the PIN the token was
+/// opened with, and the operation is retried once. Sessions busy in other
+/// threads are closed when they come back. A stale key handle on a healthy
+/// session (`CKR_OBJECT_HANDLE_INVALID`, `CKR_KEY_HANDLE_INVALID`) is looked
+/// up again once. `CKR_GENERAL_ERROR`, `CKR_FUNCTION_FAILED` and
+/// `CKR_DEVICE_ERROR` on a session that is still open and logged in are
+/// retried up to three times after short waits (5, 20, 50 ms). Anything else,
+/// and any failure left after these retries, is reported with its PKCS#11
+/// function and return value ([`Pkcs11Class::Fault`](super::Pkcs11Class::Fault) for the token's
+/// failures: [`ErrorKind::Token`](crate::ErrorKind::Token)), never as "not
+/// this key". [`stats`](Token::stats) counts the recoveries, re-logins and
+/// retries.
+///
+/// A process forked from the one that opened the token initializes the
+/// module again on its first use and leaves the parent's sessions alone
+/// (see [`Module`]).
 ///
 /// # Login and PIN
 ///
@@ -114,11 +133,11 @@ pub(super) struct Inner {
 ///
 /// * the same PIN is accepted;
 /// * another PIN fails like a wrong PIN at login (`C_Login`,
-///   `CKR_PIN_INCORRECT`, [`Pkcs11Class::WrongPin`]);
+///   `CKR_PIN_INCORRECT`, [`Pkcs11Class::WrongPin`](super::Pkcs11Class::WrongPin));
 /// * when the process was logged in by code that does not go through this
 ///   crate (no remembered hash), the PIN cannot be checked and the session
 ///   is refused (`C_Login`, `CKR_USER_ALREADY_LOGGED_IN`,
-///   [`Pkcs11Class::Configuration`]) until that code logs out.
+///   [`Pkcs11Class::Configuration`](super::Pkcs11Class::Configuration)) until that code logs out.
 ///
 /// [`logout`](Token::logout) forgets the hash; the next login is checked by
 /// the token again. A process serving several tenants shares this one login
@@ -138,6 +157,7 @@ impl fmt::Debug for Token {
             .field("module", &self.inner.module.path())
             .field("pool_size", &self.inner.pool.size())
             .field("profile", &self.inner.profile.name)
+            .field("stats", &self.stats())
             .finish()
     }
 }
@@ -162,6 +182,7 @@ impl Token {
             .or_else(|| uri.module_path.as_ref().map(PathBuf::from))
             .unwrap_or_else(default_module_path);
         let module = Module::load(&path)?;
+        let module_epoch = module.epoch();
         let summary = select_token(&module, uri)?;
         let slot = module.slot(&summary)?;
         let profile = match options.profile {
@@ -188,14 +209,15 @@ impl Token {
                 pin,
                 pool: Pool::new(options.pool_size),
                 handles: HandleCache::default(),
-                reopens: AtomicU64::new(0),
                 profile,
                 mechanisms: MechanismCache::default(),
+                stats: Counters::new(module_epoch),
             }),
         };
         // Open one session now, so a wrong PIN is reported here.
         let lease = token.checkout().map_err(|e| token.err_ctx(None).ck(e))?;
         drop(lease);
+        token.inner.stats.opened.store(true, Ordering::Relaxed);
         Ok(token)
     }
 
@@ -260,10 +282,17 @@ impl Token {
         result
     }
 
-    /// How many times a stale session was dropped and replaced.
+    /// How many times a lost session or login was recovered from
+    /// ([`TokenStats::reopens`]).
     #[doc(hidden)]
     pub fn session_reopen_count(&self) -> u64 {
-        self.inner.reopens.load(Ordering::Relaxed)
+        self.stats().reopens
+    }
+
+    /// What the token did to keep operations going since it was opened:
+    /// recoveries, re-logins and retries (also in its `Debug` output).
+    pub fn stats(&self) -> TokenStats {
+        self.inner.stats.snapshot()
     }
 
     pub(crate) fn err_ctx(&self, key: Option<&Pkcs11Uri>) -> ErrCtx {
@@ -272,7 +301,7 @@ impl Token {
 
     /// Run `op` on a pooled session, with the recovery described on [`Token`].
     pub(crate) fn run<T>(&self, key_uri: Option<&Pkcs11Uri>, mut op: impl FnMut(&Session) -> CkResult<T>) -> Result<T> {
-        self.run_inner(key_uri, None, false, &mut |s, _| op(s))
+        self.run_inner(key_uri, None, false, false, &mut |s, _| op(s))
     }
 
     /// [`run`](Token::run) for a caller that holds the module's object lock
@@ -283,7 +312,7 @@ impl Token {
         key_uri: Option<&Pkcs11Uri>,
         mut op: impl FnMut(&Session) -> CkResult<T>,
     ) -> Result<T> {
-        self.run_inner(key_uri, None, true, &mut |s, _| op(s))
+        self.run_inner(key_uri, None, true, false, &mut |s, _| op(s))
     }
 
     /// Run `op` on a pooled session with the handle of `key`, with recovery.
@@ -293,100 +322,31 @@ impl Token {
         key: &KeyRef,
         mut op: impl FnMut(&Session, ObjectHandle) -> CkResult<T>,
     ) -> Result<T> {
-        self.run_inner(Some(key_uri), Some(key), false, &mut |s, h| match h {
+        self.run_inner(Some(key_uri), Some(key), false, false, &mut |s, h| match h {
             Some(h) => op(s, h),
             None => Err(CkError::InvalidValue),
         })
     }
 
     /// [`run_with_key`](Token::run_with_key) for unwrapping an encrypted data
-    /// key: when the token refuses (`CKR_ENCRYPTED_DATA_INVALID`,
-    /// `CKR_ENCRYPTED_DATA_LEN_RANGE`, `CKR_DATA_INVALID`, `CKR_DATA_LEN_RANGE`,
-    /// or the `CKR_GENERAL_ERROR` / `CKR_FUNCTION_FAILED` SoftHSM returns for
-    /// a failed AES-GCM tag) while `C_GetSessionInfo` shows the session open
-    /// and logged in, the error is [`Pkcs11Class::UnwrapRefused`]: this EDK
-    /// does not open with this key. Any other failure keeps its class.
+    /// key: when `C_Decrypt` (or `C_UnwrapKey`) refuses the ciphertext
+    /// (`CKR_ENCRYPTED_DATA_INVALID`, `CKR_ENCRYPTED_DATA_LEN_RANGE`,
+    /// `CKR_DATA_INVALID`, `CKR_DATA_LEN_RANGE`, or the `CKR_GENERAL_ERROR` /
+    /// `CKR_FUNCTION_FAILED` SoftHSM returns for a failed AES-GCM tag) twice
+    /// in a row while `C_GetSessionInfo` shows the session open and logged
+    /// in, the error is [`Pkcs11Class::UnwrapRefused`](super::Pkcs11Class::UnwrapRefused): this EDK does not open
+    /// with this key. A refusal that does not repeat was the token's passing
+    /// failure. Any other failure keeps its class.
     pub(crate) fn unwrap_with_key<T>(
         &self,
         key_uri: &Pkcs11Uri,
         key: &KeyRef,
         mut op: impl FnMut(&Session, ObjectHandle) -> CkResult<T>,
     ) -> Result<T> {
-        let mut refused = false;
-        let result = self.run_with_key(key_uri, key, |s, h| {
-            let out = op(s, h);
-            refused = match &out {
-                Err(CkError::Pkcs11(rv, _)) => is_refusal(*rv) && logged_in(s),
-                _ => false,
-            };
-            out
-        });
-        match result {
-            Err(Error::Pkcs11(mut e)) if refused => {
-                e.class = Pkcs11Class::UnwrapRefused;
-                e.detail = UNWRAP_REFUSED_ADVICE.to_owned();
-                Err(Error::Pkcs11(e))
-            }
-            other => other,
-        }
-    }
-
-    fn run_inner<T>(
-        &self,
-        key_uri: Option<&Pkcs11Uri>,
-        key: Option<&KeyRef>,
-        holding_object_lock: bool,
-        op: &mut dyn FnMut(&Session, Option<ObjectHandle>) -> CkResult<T>,
-    ) -> Result<T> {
-        let ctx = self.err_ctx(key_uri);
-        let mut retried = false;
-        loop {
-            let lease = if holding_object_lock { self.checkout_with(None) } else { self.checkout() };
-            let lease = lease.map_err(|e| ctx.ck(e))?;
-            let handle = match key {
-                None => None,
-                Some(k) => match self.inner.handles.lookup(lease.session(), k) {
-                    Ok(h) => Some(h),
-                    Err(Lookup::Ck(e)) if !retried && is_recoverable(&e) => {
-                        self.recover(lease, key);
-                        retried = true;
-                        continue;
-                    }
-                    Err(Lookup::Ck(e)) => return Err(ctx.ck(e)),
-                    Err(Lookup::NotFound) => {
-                        // A private object is invisible when the login was lost.
-                        if !retried && !logged_in(lease.session()) {
-                            self.recover(lease, key);
-                            retried = true;
-                            continue;
-                        }
-                        return Err(ctx.step(Pkcs11Operation::FindKey, k.not_found(&self.inner.label)));
-                    }
-                    Err(Lookup::Ambiguous(n)) => {
-                        return Err(ctx.step(
-                            Pkcs11Operation::FindKey,
-                            format!("{n} objects match; add `id=` to the URI to pick one (list the token's keys)"),
-                        ))
-                    }
-                },
-            };
-            match op(lease.session(), handle) {
-                Ok(v) => return Ok(v),
-                Err(e) if !retried && is_recoverable(&e) => {
-                    self.recover(lease, key);
-                    retried = true;
-                }
-                Err(e) => return Err(ctx.ck(e)),
-            }
-        }
-    }
-
-    fn recover(&self, lease: Lease<'_>, key: Option<&KeyRef>) {
-        if let Some(k) = key {
-            self.inner.handles.forget(k);
-        }
-        lease.discard();
-        self.inner.reopens.fetch_add(1, Ordering::Relaxed);
+        self.run_inner(Some(key_uri), Some(key), false, true, &mut |s, h| match h {
+            Some(h) => op(s, h),
+            None => Err(CkError::InvalidValue),
+        })
     }
 
     /// Borrow a session: an idle one, a new one if fewer than `pool_size`
@@ -399,30 +359,8 @@ impl Token {
         self.checkout_with(self.inner.module.use_guard())
     }
 
-    fn checkout_with<'a>(&'a self, guard: Option<RwLockReadGuard<'a, ()>>) -> CkResult<Lease<'a>> {
+    pub(super) fn checkout_with<'a>(&'a self, guard: Option<RwLockReadGuard<'a, ()>>) -> CkResult<Lease<'a>> {
+        self.check_process();
         self.inner.pool.checkout(guard, || self.open_session())
     }
-}
-
-/// Return values with which a token refuses ciphertext that does not open.
-fn is_refusal(rv: RvError) -> bool {
-    matches!(
-        rv,
-        RvError::EncryptedDataInvalid
-            | RvError::EncryptedDataLenRange
-            | RvError::DataInvalid
-            | RvError::DataLenRange
-            | RvError::WrappedKeyInvalid
-            | RvError::WrappedKeyLenRange
-            | RvError::GeneralError
-            | RvError::FunctionFailed
-    )
-}
-
-/// True when `C_GetSessionInfo` answers and shows the session logged in.
-fn logged_in(session: &Session) -> bool {
-    session
-        .get_session_info()
-        .map(|i| matches!(i.session_state(), SessionState::RoUser | SessionState::RwUser))
-        .unwrap_or(false)
 }
