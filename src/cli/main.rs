@@ -11,6 +11,7 @@ mod context;
 mod exit;
 mod io;
 mod items;
+mod pipe;
 mod spec;
 mod tokens;
 

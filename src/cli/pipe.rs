@@ -1,0 +1,317 @@
+//! Overlapped input and output for encrypt/decrypt.
+//!
+//! A reader thread fills large buffers from the input and a writer thread
+//! drains large buffers into the output, while the calling thread seals or
+//! opens the message in between. Each side holds a bounded channel of a few
+//! buffers, and buffers go back to where they came from to be reused, so
+//! memory stays bounded (a few MiB) and the steady state allocates nothing.
+//! The calling thread never waits on a system call unless a channel is
+//! empty (input slower than the work) or full (output slower).
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use zeroize::Zeroize;
+
+use crate::io::Output;
+
+/// Size of one input or output buffer: large enough that a read or write
+/// system call moves a lot, small enough that a few stay cheap.
+pub const CHUNK: usize = 1 << 20;
+
+/// Filled buffers waiting in each direction.
+const DEPTH: usize = 3;
+
+/// One buffer: its whole length is initialized; the first `len` bytes are data.
+struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Chunk {
+    fn new() -> Self {
+        // Zeroed memory from the allocator: pages are mapped on first use.
+        Chunk { buf: vec![0; CHUNK], len: 0 }
+    }
+}
+
+/// Wipe a buffer that may have held plaintext before it is freed.
+fn wipe(mut chunk: Chunk) {
+    chunk.buf.zeroize();
+}
+
+/// The input, read ahead on its own thread; reads are served from its buffers.
+pub struct ChunkReader {
+    filled: Receiver<io::Result<Chunk>>,
+    empty: SyncSender<Chunk>,
+    current: Option<Chunk>,
+    pos: usize,
+    ended: bool,
+}
+
+impl ChunkReader {
+    /// Start reading `input` ahead. `fill`: wait for a whole buffer before
+    /// handing it on (regular files); otherwise each read is handed on as it
+    /// arrives (pipes and terminals, so that a slow producer is not held up).
+    pub fn spawn(mut input: Box<dyn Read + Send>, fill: bool) -> io::Result<Self> {
+        let (filled_tx, filled) = mpsc::sync_channel::<io::Result<Chunk>>(DEPTH);
+        let (empty, empty_rx) = mpsc::sync_channel::<Chunk>(DEPTH + 2);
+        thread::Builder::new().name("input".into()).spawn(move || loop {
+            let mut chunk = match empty_rx.try_recv() {
+                Ok(chunk) => chunk,
+                Err(TryRecvError::Empty) => Chunk::new(),
+                Err(TryRecvError::Disconnected) => return,
+            };
+            chunk.len = 0;
+            let result = loop {
+                match input.read(&mut chunk.buf[chunk.len..]) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        chunk.len += n;
+                        if !fill || chunk.len == chunk.buf.len() {
+                            break Ok(());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            let end = chunk.len == 0;
+            let sent = match result {
+                Ok(()) => filled_tx.send(Ok(chunk)),
+                Err(e) => {
+                    wipe(chunk);
+                    let _ = filled_tx.send(Err(e));
+                    return;
+                }
+            };
+            if end || sent.is_err() {
+                // The end of the input (an empty chunk), or nobody reads any more.
+                if let Err(mpsc::SendError(Ok(chunk))) = sent {
+                    wipe(chunk);
+                }
+                return;
+            }
+        })?;
+        Ok(ChunkReader { filled, empty, current: None, pos: 0, ended: false })
+    }
+
+    /// Make sure the current buffer has unread bytes; `false` at the end of the input.
+    fn refill(&mut self) -> io::Result<bool> {
+        loop {
+            if self.current.as_ref().is_some_and(|c| self.pos < c.len) {
+                return Ok(true);
+            }
+            if let Some(done) = self.current.take() {
+                // Back to the reader thread; if it is gone or has enough, wipe it here.
+                if let Err(mpsc::TrySendError::Full(c) | mpsc::TrySendError::Disconnected(c)) =
+                    self.empty.try_send(done)
+                {
+                    wipe(c);
+                }
+            }
+            if self.ended {
+                return Ok(false);
+            }
+            match self.filled.recv() {
+                Ok(Ok(chunk)) if chunk.len == 0 => {
+                    self.ended = true;
+                    wipe(chunk);
+                }
+                Ok(Ok(chunk)) => {
+                    self.current = Some(chunk);
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.ended = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.ended = true;
+                    return Err(io::Error::other("the input thread stopped"));
+                }
+            }
+        }
+    }
+
+    /// The unread bytes of the current buffer.
+    fn unread(&self) -> &[u8] {
+        self.current.as_ref().map_or(&[][..], |c| &c.buf[self.pos..c.len])
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if !self.refill()? {
+            return Ok(0);
+        }
+        let data = self.unread();
+        let n = data.len().min(out.len());
+        out[..n].copy_from_slice(&data[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Drop for ChunkReader {
+    fn drop(&mut self) {
+        if let Some(c) = self.current.take() {
+            wipe(c);
+        }
+        // Buffers still queued: the reader thread stops at its next send.
+        while let Ok(Ok(c)) = self.filled.try_recv() {
+            wipe(c);
+        }
+    }
+}
+
+/// Feed every buffer of `reader` to `f`, in order, without copying it.
+pub fn for_each_chunk(reader: &mut ChunkReader, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    while reader.refill()? {
+        f(reader.unread())?;
+        reader.pos = reader.current.as_ref().map_or(0, |c| c.len);
+    }
+    Ok(())
+}
+
+/// The output, written on its own thread from large buffers.
+pub struct ChunkWriter {
+    filled: Option<SyncSender<Chunk>>,
+    empty: Receiver<Chunk>,
+    current: Chunk,
+    /// Tells the writer thread to drop what is queued (the work failed).
+    abort: Arc<AtomicBool>,
+    /// The output releases what is written at once (stdout, a device, a FIFO).
+    releases_early: bool,
+    thread: Option<JoinHandle<(Output, io::Result<()>)>>,
+}
+
+impl ChunkWriter {
+    /// Start writing to `output`.
+    pub fn spawn(mut output: Output) -> io::Result<Self> {
+        let releases_early = output.releases_early();
+        let (filled, filled_rx) = mpsc::sync_channel::<Chunk>(DEPTH);
+        let (empty_tx, empty) = mpsc::sync_channel::<Chunk>(DEPTH + 2);
+        let abort = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&abort);
+        let thread = thread::Builder::new().name("output".into()).spawn(move || {
+            for chunk in filled_rx.iter() {
+                if stop.load(Ordering::Relaxed) {
+                    wipe(chunk);
+                    continue;
+                }
+                if let Err(e) = output.write_all(&chunk.buf[..chunk.len]) {
+                    wipe(chunk);
+                    // Dropping the receiver makes the next send fail.
+                    return (output, Err(e));
+                }
+                if let Err(mpsc::TrySendError::Full(c) | mpsc::TrySendError::Disconnected(c)) = empty_tx.try_send(chunk)
+                {
+                    wipe(c);
+                }
+            }
+            (output, Ok(()))
+        })?;
+        Ok(ChunkWriter {
+            filled: Some(filled),
+            empty,
+            current: Chunk::new(),
+            abort,
+            releases_early,
+            thread: Some(thread),
+        })
+    }
+
+    /// The free part of the current buffer, at least one byte long.
+    pub fn space(&mut self) -> io::Result<&mut [u8]> {
+        if self.current.len == self.current.buf.len() {
+            self.send()?;
+        }
+        Ok(&mut self.current.buf[self.current.len..])
+    }
+
+    /// Count `n` bytes written into [`ChunkWriter::space`].
+    pub fn advance(&mut self, n: usize) {
+        self.current.len = (self.current.len + n).min(self.current.buf.len());
+    }
+
+    /// Hand the current buffer to the writer thread and take a free one.
+    fn send(&mut self) -> io::Result<()> {
+        if self.current.len == 0 {
+            return Ok(());
+        }
+        let next = match self.empty.try_recv() {
+            Ok(mut c) => {
+                c.len = 0;
+                c
+            }
+            Err(_) => Chunk::new(),
+        };
+        let full = std::mem::replace(&mut self.current, next);
+        let sender = self.filled.as_ref().ok_or_else(|| io::Error::other("output already finished"))?;
+        if let Err(mpsc::SendError(c)) = sender.send(full) {
+            wipe(c);
+            // The writer thread stopped on an error: report it.
+            return Err(self.join().err().unwrap_or_else(|| io::Error::other("the output thread stopped")));
+        }
+        Ok(())
+    }
+
+    /// Stop the writer thread and take the output back, with the first write error.
+    fn join(&mut self) -> io::Result<Output> {
+        self.filled = None;
+        let thread = self.thread.take().ok_or_else(|| io::Error::other("output already finished"))?;
+        match thread.join() {
+            Ok((output, Ok(()))) => Ok(output),
+            Ok((_, Err(e))) => Err(e),
+            Err(_) => Err(io::Error::other("the output thread panicked")),
+        }
+    }
+
+    /// Write what is buffered, wait for the writer thread and return the
+    /// output (still to be committed).
+    pub fn finish(mut self) -> io::Result<Output> {
+        self.send()?;
+        self.join()
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let space = self.space()?;
+        let n = space.len().min(data.len());
+        space[..n].copy_from_slice(&data[..n]);
+        self.advance(n);
+        Ok(n)
+    }
+
+    /// Buffers are written when full or at [`ChunkWriter::finish`].
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ChunkWriter {
+    /// Without `finish`: an output that releases at once (stdout, a device,
+    /// a FIFO) still gets what was written before (as an unbuffered write
+    /// would have); a temporary file gets nothing more and is removed. The
+    /// output is dropped before this returns.
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            if !self.releases_early || self.send().is_err() {
+                self.abort.store(true, Ordering::Relaxed);
+            }
+            let _ = self.join();
+        }
+        wipe(std::mem::replace(&mut self.current, Chunk { buf: Vec::new(), len: 0 }));
+        while let Ok(c) = self.empty.try_recv() {
+            wipe(c);
+        }
+    }
+}
