@@ -336,3 +336,113 @@ impl Drop for ChunkWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out its data in pieces of `step`, then fails if `fail` is set.
+    struct Source {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+        fail: bool,
+    }
+
+    impl Read for Source {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.pos == self.data.len() {
+                return if self.fail { Err(io::Error::other("disk on fire")) } else { Ok(0) };
+            }
+            let n = out.len().min(self.step).min(self.data.len() - self.pos);
+            out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn the_reader_delivers_every_byte_in_order_whole_or_in_pieces() {
+        let expected = data(3 * CHUNK + 12345);
+        for (step, fill) in [(CHUNK, true), (1000, true), (1000, false), (7, false)] {
+            let source = Source { data: expected.clone(), pos: 0, step, fail: false };
+            let mut reader = ChunkReader::spawn(Box::new(source), fill).unwrap();
+            let mut got = Vec::new();
+            if step == 7 {
+                reader.read_to_end(&mut got).unwrap();
+            } else {
+                for_each_chunk(&mut reader, |d| {
+                    got.extend_from_slice(d);
+                    Ok(())
+                })
+                .unwrap();
+            }
+            assert_eq!(got.len(), expected.len(), "step {step} fill {fill}");
+            assert!(got == expected, "step {step} fill {fill}");
+        }
+    }
+
+    #[test]
+    fn a_read_error_arrives_after_the_data_before_it() {
+        let expected = data(CHUNK + 10);
+        let source = Source { data: expected.clone(), pos: 0, step: 4096, fail: true };
+        let mut reader = ChunkReader::spawn(Box::new(source), true).unwrap();
+        let mut got = Vec::new();
+        let err = for_each_chunk(&mut reader, |d| {
+            got.extend_from_slice(d);
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "disk on fire");
+        // The full buffer before the failure was delivered, nothing invented after it.
+        assert!(expected.starts_with(&got) && got.len() >= CHUNK);
+        // Once failed, the reader stays at its end.
+        assert_eq!(reader.read(&mut [0u8; 8]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_write_error_is_reported_with_its_cause() {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let mut writer = ChunkWriter::spawn(Output::Direct(io::BufWriter::new(full))).unwrap();
+        // Small writes stay buffered; the error comes with a full buffer or at the end.
+        let mut result = Ok(());
+        for _ in 0..(BUFFERS + 2) {
+            result = writer.write_all(&data(CHUNK));
+            if result.is_err() {
+                break;
+            }
+        }
+        let err = match result {
+            Err(e) => e,
+            Ok(()) => writer.finish().err().expect("writing to /dev/full must fail"),
+        };
+        assert_eq!(err.raw_os_error(), Some(28), "{err}"); // ENOSPC
+    }
+
+    #[test]
+    fn what_the_writer_is_given_arrives_in_order() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let out = Output::Direct(io::BufWriter::new(file.reopen().unwrap()));
+        let mut writer = ChunkWriter::spawn(out).unwrap();
+        let expected = data(2 * CHUNK + 77);
+        // Through `Write` in odd pieces, then straight into the buffer.
+        let (first, rest) = expected.split_at(CHUNK + 5);
+        for piece in first.chunks(4133) {
+            writer.write_all(piece).unwrap();
+        }
+        let mut rest = rest;
+        while !rest.is_empty() {
+            let space = writer.space().unwrap();
+            let n = space.len().min(rest.len()).min(1000);
+            space[..n].copy_from_slice(&rest[..n]);
+            writer.advance(n);
+            rest = &rest[n..];
+        }
+        writer.finish().unwrap().commit().unwrap();
+        assert!(std::fs::read(file.path()).unwrap() == expected);
+    }
+}
