@@ -16,7 +16,14 @@ pub const ROUNDS: usize = 3;
 /// Operations per second of `threads` threads, each running its own op built
 /// by `make(thread_index)` inside the thread, for `run` per round; best of
 /// [`ROUNDS`] rounds. The threads start each round together.
+///
+/// With `BENCH_CPU_TIME=1` in the environment a round's rate is counted per
+/// second of the thread's own time on a CPU rather than of wall-clock time:
+/// on a machine loaded by other work this leaves out the time the thread
+/// waited for a CPU (it still includes what the other work costs through
+/// shared caches).
 pub fn rate<'a>(threads: usize, run: Duration, make: &(dyn Fn(usize) -> R<Op<'a>> + Sync)) -> R<f64> {
+    let cpu_time = std::env::var_os("BENCH_CPU_TIME").is_some_and(|v| v == "1");
     let barrier = Arc::new(Barrier::new(threads));
     let per_thread: Vec<R<Vec<f64>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -43,6 +50,7 @@ pub fn rate<'a>(threads: usize, run: Duration, make: &(dyn Fn(usize) -> R<Op<'a>
                         barrier.wait();
                         let Some(op) = op.as_mut().filter(|_| failure.is_none()) else { continue };
                         let start = Instant::now();
+                        let cpu_start = cpu_time.then(thread_cpu).flatten();
                         let mut n = 0u64;
                         loop {
                             if let Err(e) = op() {
@@ -52,7 +60,11 @@ pub fn rate<'a>(threads: usize, run: Duration, make: &(dyn Fn(usize) -> R<Op<'a>
                             n += 1;
                             let elapsed = start.elapsed();
                             if elapsed >= run {
-                                rates.push(n as f64 / elapsed.as_secs_f64());
+                                let spent = match (cpu_start, thread_cpu()) {
+                                    (Some(a), Some(b)) if b > a => b - a,
+                                    _ => elapsed,
+                                };
+                                rates.push(n as f64 / spent.as_secs_f64());
                                 break;
                             }
                         }
@@ -69,6 +81,12 @@ pub fn rate<'a>(threads: usize, run: Duration, make: &(dyn Fn(usize) -> R<Op<'a>
     let per_thread = per_thread.into_iter().collect::<R<Vec<_>>>()?;
     let best = (0..ROUNDS).map(|r| per_thread.iter().map(|rates| rates[r]).sum::<f64>()).fold(0.0, f64::max);
     Ok(best)
+}
+
+/// Time the calling thread spent on a CPU (`/proc/thread-self/schedstat`).
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
 }
 
 /// Peak resident memory of this process in KiB (`VmHWM` of `/proc/self/status`).

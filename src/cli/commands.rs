@@ -16,6 +16,7 @@ use crate::config;
 use crate::context::parse_context;
 use crate::exit::CliError;
 use crate::io::{open_input, plain, Output};
+use crate::pipe::{for_each_chunk, ChunkReader, ChunkWriter, CHUNK};
 use crate::spec::{redact, KeySpec};
 use crate::tokens::{environment_chooses_module, matching_keys, Tokens, DEV_TOKEN_LABEL};
 use crate::Cli;
@@ -92,15 +93,20 @@ pub fn encrypt(cli: &Cli, tokens: &mut Tokens, args: &EncryptArgs) -> Result<(),
     if let Some(signer) = signer {
         cmm = cmm.with_signer(Arc::new(tokens.signer(signer)?));
     }
-    let mut input = open_input(args.common.input.as_deref(), cli.quiet, "encrypting")?;
+    let input = open_input(args.common.input.as_deref(), cli.quiet, "encrypting")?;
     let output = Output::create(args.common.output.as_deref())?;
-    let mut writer = client.encrypt_stream(&cmm, &context, output).map_err(CliError::from_encrypt)?;
-    if let Err(e) = copy(&mut input, &mut writer) {
-        // The error says what happened; the partial output is removed.
+    // Reading, sealing and writing overlap: the input and the output each
+    // have a thread of their own (see `pipe`).
+    let mut input = ChunkReader::spawn(input.reader, input.regular)?;
+    let sink = ChunkWriter::spawn(output)?;
+    let mut writer = client.encrypt_stream(&cmm, &context, sink).map_err(CliError::from_encrypt)?;
+    if let Err(e) = for_each_chunk(&mut input, |data| writer.write_all(data)) {
+        // The error says what happened; dropping the sink removes the partial output.
         writer.abandon();
-        return Err(CliError::from_encrypt(e));
+        return Err(CliError::from_encrypt(unwrap_io(e)));
     }
-    let output = writer.finish().map_err(CliError::from_encrypt)?;
+    let sink = writer.finish().map_err(CliError::from_encrypt)?;
+    let output = sink.finish().map_err(|e| CliError::from_encrypt(unwrap_io(e)))?;
     output.commit()
 }
 
@@ -129,6 +135,8 @@ pub fn decrypt(cli: &Cli, tokens: &mut Tokens, args: &DecryptArgs) -> Result<(),
     let input = open_input(args.common.input.as_deref(), cli.quiet, "decrypting")?;
     let mut output = Output::create(args.common.output.as_deref())?;
     let fail = |e| CliError::from_lib("decrypt", e);
+    // The input is read ahead on its own thread (see `pipe`).
+    let input = ChunkReader::spawn(input.reader, input.regular)?;
     let mut reader = client.decrypt_stream(&cmm, &context, input).map_err(fail)?;
     let signed = reader.header().algorithm_suite.is_signing();
     let buffer = output.releases_early() && (args.buffer || (!args.no_buffer && signed && !output.is_terminal()));
@@ -137,21 +145,38 @@ pub fn decrypt(cli: &Cli, tokens: &mut Tokens, args: &DecryptArgs) -> Result<(),
         // file has no name (it is gone with the process, whatever stops it).
         let tmp = tempfile::tempfile()
             .map_err(|e| CliError::usage(format!("cannot create a temporary file: {}", plain(&e))))?;
-        let mut held = io::BufWriter::with_capacity(64 * 1024, tmp);
+        let mut held = io::BufWriter::with_capacity(CHUNK, tmp);
         copy(&mut reader, &mut held).map_err(fail)?;
         let mut tmp = held.into_inner().map_err(|e| CliError::from(e.into_error()))?;
         tmp.seek(io::SeekFrom::Start(0))?;
         io::copy(&mut tmp, &mut output).map_err(|e| CliError::usage(format!("writing output: {}", plain(&e))))?;
-    } else {
-        copy(&mut reader, &mut output).map_err(fail)?;
+        // Dropping `output` on any error above removes the partial file.
+        return output.commit();
     }
-    // Dropping `output` on any error above removes the partial file.
+    // Opening and writing overlap: the output has a thread of its own. On
+    // an error, dropping the sink removes the partial file.
+    let mut sink = ChunkWriter::spawn(output)?;
+    open_into(&mut reader, &mut sink).map_err(fail)?;
+    let output = sink.finish().map_err(|e| fail(unwrap_io(e)))?;
     output.commit()
+}
+
+/// Decrypt straight into the sink's buffers: no copy in between.
+fn open_into(from: &mut dyn Read, to: &mut ChunkWriter) -> hsm_keyring::Result<()> {
+    loop {
+        let space = to.space().map_err(unwrap_io)?;
+        match from.read(space) {
+            Ok(0) => return Ok(()),
+            Ok(n) => to.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(unwrap_io(e)),
+        }
+    }
 }
 
 /// Copy with a fixed buffer, keeping the library error inside I/O errors.
 fn copy(from: &mut dyn Read, to: &mut dyn Write) -> hsm_keyring::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; CHUNK];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) => break,
@@ -180,7 +205,9 @@ fn unwrap_io(e: io::Error) -> hsm_keyring::Error {
 pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<(), CliError> {
     let input = open_input(args.input.as_deref(), true, "reading")?;
     let _ = cli;
-    let header = Client::new().inspect(input).map_err(|e| CliError::from_lib("inspect", e))?;
+    let header = Client::new()
+        .inspect(io::BufReader::with_capacity(64 * 1024, input.reader))
+        .map_err(|e| CliError::from_lib("inspect", e))?;
     let shown = header_out(&header, args.all_edks);
     // Written as it is serialized: no JSON tree of the whole header.
     let mut out = io::BufWriter::new(io::stdout().lock());

@@ -3,7 +3,7 @@
 //! on a terminal.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -14,21 +14,29 @@ use crate::exit::CliError;
 /// Inputs at least this large get a progress bar (on a terminal, unless quiet).
 pub const PROGRESS_THRESHOLD: u64 = 4 * 1024 * 1024;
 
+/// An opened input: unbuffered (callers read in large pieces or add a buffer).
+pub struct Input {
+    pub reader: Box<dyn Read + Send>,
+    /// A regular file: reads return all that was asked until its end.
+    pub regular: bool,
+}
+
 /// Open `-i PATH` (or stdin for `None` / `-`), wrapped in a progress reader.
-pub fn open_input(path: Option<&Path>, quiet: bool, verb: &str) -> Result<Box<dyn Read>, CliError> {
-    let (reader, len): (Box<dyn Read>, Option<u64>) = match path {
-        None => (Box::new(io::stdin().lock()), None),
-        Some(p) if p == Path::new("-") => (Box::new(io::stdin().lock()), None),
+pub fn open_input(path: Option<&Path>, quiet: bool, verb: &str) -> Result<Input, CliError> {
+    let (reader, len, regular): (Box<dyn Read + Send>, Option<u64>, bool) = match path {
+        None => (Box::new(io::stdin()), None, false),
+        Some(p) if p == Path::new("-") => (Box::new(io::stdin()), None, false),
         Some(p) => {
             let f = File::open(p).map_err(|e| CliError::usage(format!("cannot open input {}: {e}", p.display())))?;
-            let len = f.metadata().ok().map(|m| m.len());
-            (Box::new(f), len)
+            let meta = f.metadata().ok();
+            let regular = meta.as_ref().is_some_and(|m| m.is_file());
+            let len = meta.map(|m| m.len());
+            (Box::new(f), len, regular)
         }
     };
-    let reader = BufReader::with_capacity(64 * 1024, reader);
     let show = !quiet && io::stderr().is_terminal() && len.is_none_or(|l| l >= PROGRESS_THRESHOLD);
     if !show {
-        return Ok(Box::new(reader));
+        return Ok(Input { reader, regular });
     }
     let bar = match len {
         Some(l) => ProgressBar::with_draw_target(Some(l), ProgressDrawTarget::stderr()).with_style(
@@ -42,7 +50,8 @@ pub fn open_input(path: Option<&Path>, quiet: bool, verb: &str) -> Result<Box<dy
         ),
     };
     bar.set_message(verb.to_owned());
-    Ok(Box::new(ProgressReader { inner: reader, bar, shown_from: if len.is_some() { 0 } else { PROGRESS_THRESHOLD } }))
+    let shown_from = if len.is_some() { 0 } else { PROGRESS_THRESHOLD };
+    Ok(Input { reader: Box::new(ProgressReader { inner: reader, bar, shown_from }), regular })
 }
 
 struct ProgressReader<R> {

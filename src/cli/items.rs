@@ -95,7 +95,7 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), 
     let input = open_input(args.input.as_deref(), cli.quiet, if encrypt { "encrypting" } else { "decrypting" })?;
     let mut output = Output::create(args.output.as_deref())?;
     let mut failed = 0usize;
-    for (index, line) in BufReader::new(input).lines().enumerate() {
+    for (index, line) in BufReader::with_capacity(64 * 1024, input.reader).lines().enumerate() {
         let number = index + 1;
         let line = line.map_err(|e| CliError::usage(format!("reading line {number}: {e}")))?;
         if line.trim().is_empty() {

@@ -12,6 +12,7 @@ mod exit;
 mod io;
 mod items;
 mod legacy_items;
+mod pipe;
 mod spec;
 mod tokens;
 

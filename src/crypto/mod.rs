@@ -13,6 +13,7 @@
 mod aws_lc;
 #[cfg(test)]
 mod conformance;
+mod random;
 #[cfg_attr(feature = "aws-lc", allow(dead_code))]
 mod rustcrypto;
 
@@ -39,10 +40,13 @@ pub const IV_LEN: usize = 12;
 /// AES-GCM tag length used everywhere in the format.
 pub const TAG_LEN: usize = 16;
 
-/// Fill `buf` from the operating system's CSPRNG.
+/// Fill `buf` from the operating system's CSPRNG (served from the current
+/// [`random_batch`] when one is running on this thread).
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    backend::fill_random(buf)
+    random::fill(buf)
 }
+
+pub(crate) use random::batch as random_batch;
 
 /// SHA-512 of `data`.
 pub(crate) fn sha512(data: &[u8]) -> [u8; 64] {

@@ -231,10 +231,13 @@ pub(crate) fn open_header(
     let keys = keys::derive(suite, data_key, &header.message_id)?;
     keys::verify_commitment(&keys, &header.suite_data)?;
 
-    let required = materials
-        .encryption_context()
-        .subset(materials.required_encryption_context_keys().iter().map(String::as_str))
-        .serialize()?;
+    // Usually nothing is required-but-not-stored: no copy, nothing to serialize.
+    let required_keys = materials.required_encryption_context_keys();
+    let required = if required_keys.is_empty() {
+        Vec::new()
+    } else {
+        materials.encryption_context().subset(required_keys.iter().map(String::as_str)).serialize()?
+    };
     let mut scratch = Vec::new();
     let aad = keys::header_aad(header.body(), &required, &mut scratch);
     keys::verify_header(&keys, &header.auth_iv, aad, &header.auth_tag)?;

@@ -1,5 +1,6 @@
 //! Writing messages: header construction, frame sealing, footer.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::Arc;
 
@@ -52,8 +53,11 @@ impl FrameSealer {
         let mut request = EncryptionMaterialsRequest::new(context.clone(), policy);
         request.algorithm_suite = client.algorithm_suite;
         request.max_plaintext_length = plaintext_len;
-        let materials = cmm.get_encryption_materials(request)?;
-        Self::from_materials(client, materials)
+        // One random draw for the data key, its wrapping IVs and the message id.
+        crypto::random_batch(|| {
+            let materials = cmm.get_encryption_materials(request)?;
+            Self::from_materials(client, materials)
+        })
     }
 
     fn from_materials(client: &Client, materials: EncryptionMaterials) -> Result<(FrameSealer, Vec<u8>)> {
@@ -104,23 +108,28 @@ impl FrameSealer {
                 });
             }
         }
-        let stored = materials.stored_encryption_context();
-        let required = materials
-            .encryption_context()
-            .subset(materials.required_encryption_context_keys().iter().map(String::as_str))
-            .serialize()?;
+        // Usually nothing is required-but-not-stored: then the full context
+        // is stored as it is, without a copy, and nothing more is authenticated.
+        let required_keys = materials.required_encryption_context_keys();
+        let (stored, required) = if required_keys.is_empty() {
+            (Cow::Borrowed(materials.encryption_context()), Vec::new())
+        } else {
+            let required =
+                materials.encryption_context().subset(required_keys.iter().map(String::as_str)).serialize()?;
+            (Cow::Owned(materials.stored_encryption_context()), required)
+        };
 
         let mut message_id = vec![0u8; suite.message_id_len()];
         crypto::fill_random(&mut message_id)?;
         let keys = keys::derive(suite, data_key, &message_id)?;
-        let commit = keys.commit_key.as_ref().map(|c| c.to_vec()).unwrap_or_default();
+        let commit: &[u8] = keys.commit_key.as_ref().map_or(&[], |c| &c[..]);
         let mut header = format::serialize_body(&HeaderFields {
             suite,
             message_id: &message_id,
             stored_context: &stored,
             encrypted_data_keys: materials.encrypted_data_keys(),
             frame_length: client.frame_length,
-            suite_data: &commit,
+            suite_data: commit,
         })?;
         let mut scratch = Vec::new();
         let tag = keys::header_tag(&keys, keys::header_aad(&header, &required, &mut scratch))?;
