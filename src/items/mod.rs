@@ -44,17 +44,25 @@ mod config;
 mod context;
 mod crypt;
 mod decrypt;
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
 mod encrypt;
 mod footer;
 mod header;
 mod number;
 mod path;
+#[cfg(feature = "serde-items")]
+mod serde_item;
 mod value;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::{CryptoAction, TableConfig, TableConfigBuilder, RESERVED_PREFIX};
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::{from_sdk_item, to_sdk_item};
+#[cfg(feature = "serde-items")]
+pub use serde_item::{from_item, to_item};
 pub use decrypt::decrypt_item;
 pub use encrypt::encrypt_item;
 pub use value::{AttributeValue, Item, MAX_DEPTH};
