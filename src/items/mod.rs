@@ -40,6 +40,7 @@
 //! # Ok::<(), hsm_keyring::Error>(())
 //! ```
 
+mod batch;
 mod config;
 mod context;
 mod crypt;
@@ -58,6 +59,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
+pub use batch::{decrypt_items, encrypt_items};
 pub use config::{CryptoAction, TableConfig, TableConfigBuilder, RESERVED_PREFIX};
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{from_sdk_item, to_sdk_item};
