@@ -54,6 +54,7 @@ mod number;
 mod path;
 #[cfg(feature = "serde-items")]
 mod serde_item;
+mod signers;
 mod value;
 
 #[cfg(test)]
