@@ -133,7 +133,10 @@ fn decode(data: &[u8]) -> Item {
             _ => {
                 let members: Vec<&[u8]> = parts(value).collect();
                 AttributeValue::M(
-                    members.chunks(2).map(|kv| (text(kv[0]), AttributeValue::S(text(kv.get(1).unwrap_or(&&[][..]))))).collect(),
+                    members
+                        .chunks(2)
+                        .map(|kv| (text(kv[0]), AttributeValue::S(text(kv.get(1).unwrap_or(&&[][..])))))
+                        .collect(),
                 )
             }
         };

@@ -62,12 +62,12 @@ mod tests;
 
 pub use batch::{decrypt_items, encrypt_items};
 pub use config::{CryptoAction, TableConfig, TableConfigBuilder, RESERVED_PREFIX};
+pub use decrypt::decrypt_item;
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{from_sdk_item, to_sdk_item};
+pub use encrypt::encrypt_item;
 #[cfg(feature = "serde-items")]
 pub use serde_item::{from_item, to_item};
-pub use decrypt::decrypt_item;
-pub use encrypt::encrypt_item;
 pub use value::{AttributeValue, Item, MAX_DEPTH};
 
 /// The header attribute.

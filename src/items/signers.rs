@@ -69,9 +69,10 @@ pub(crate) fn check_header(trusted: Option<&[Vec<u8>]>, header: &Header) -> Resu
             ),
         });
     }
-    let encoded = header.stored_context.get(PUBLIC_KEY_FIELD).ok_or_else(|| Error::Signature {
-        reason: format!("the item has no `{PUBLIC_KEY_FIELD}` in its header"),
-    })?;
+    let encoded = header
+        .stored_context
+        .get(PUBLIC_KEY_FIELD)
+        .ok_or_else(|| Error::Signature { reason: format!("the item has no `{PUBLIC_KEY_FIELD}` in its header") })?;
     let key = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| Error::Signature { reason: format!("`{PUBLIC_KEY_FIELD}` is not valid base64") })?;
