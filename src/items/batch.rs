@@ -1,54 +1,4 @@
-//! Many items under one configuration, and what a caching CMM saves.
-//!
-//! [`encrypt_items`] and [`decrypt_items`] run [`encrypt_item`] and
-//! [`decrypt_item`] over a batch (a `BatchWriteItem`, a `Query` page), all or
-//! nothing. Each item is written exactly as alone: its own message id, so its
-//! own field keys and commitment, and it decrypts alone.
-//!
-//! # Fewer keyring calls with a caching CMM
-//!
-//! Configured with a [`CachingCmm`](crate::cmm::CachingCmm), items whose
-//! encryption contexts are equal share one data key fetch. An item's context
-//! holds the table name and its primary key (and, in configuration version 2,
-//! the attributes included in the context), and the format binds the wrapped
-//! data key to it, so what shares a fetch is every write of the same primary
-//! key (updates of hot items, versions of one record) on encrypt, and every
-//! read of the same stored item on decrypt; items with different primary
-//! keys never share a data key. Within the cache limits (`max_age`,
-//! `max_messages_per_key`), 1,000 writes over 10 primary keys cost 10 keyring
-//! calls (token wrap or unwrap operations) instead of 1,000.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use std::time::Duration;
-//!
-//! use hsm_keyring::cmm::CachingCmm;
-//! use hsm_keyring::items::{decrypt_items, encrypt_items, AttributeValue, CryptoAction, Item, TableConfig};
-//! use hsm_keyring::keyrings::RawAesKeyring;
-//!
-//! let cmm = Arc::new(
-//!     CachingCmm::builder_for_keyring(RawAesKeyring::new("ns", "key-1", &[7; 32])?)
-//!         .max_age(Duration::from_secs(300))
-//!         .max_messages_per_key(1000)
-//!         .build()?,
-//! );
-//! let config = TableConfig::builder("counters", "id")
-//!     .action("count", CryptoAction::EncryptAndSign)
-//!     .cmm(cmm.clone())
-//!     .build()?;
-//! let items: Vec<Item> = (0..20)
-//!     .map(|i| {
-//!         Item::from([
-//!             ("id".to_owned(), AttributeValue::S(format!("c-{}", i % 2))),
-//!             ("count".to_owned(), AttributeValue::N(i.to_string())),
-//!         ])
-//!     })
-//!     .collect();
-//! let stored = encrypt_items(&config, &items)?;
-//! assert_eq!(cmm.stats().underlying_calls, 2); // one per primary key
-//! assert_eq!(decrypt_items(&config, &stored)?, items);
-//! # Ok::<(), hsm_keyring::Error>(())
-//! ```
+//! `encrypt_items` and `decrypt_items`.
 
 use super::config::TableConfig;
 use super::value::Item;
@@ -57,6 +7,56 @@ use crate::error::Result;
 
 /// [`encrypt_item`] for every item, in order. Stops at the first item that
 /// fails and returns its error.
+///
+/// [`encrypt_items`] and [`decrypt_items`] run [`encrypt_item`] and
+/// [`decrypt_item`] over a batch (a `BatchWriteItem`, a `Query` page), all or
+/// nothing. Each item is written exactly as alone: its own message id, so its
+/// own field keys and commitment, and it decrypts alone.
+///
+/// # Fewer keyring calls with a caching CMM
+///
+/// Configured with a [`CachingCmm`](crate::cmm::CachingCmm), items whose
+/// encryption contexts are equal share one data key fetch. An item's context
+/// holds the table name and its primary key (and, in configuration version 2,
+/// the attributes included in the context), and the format binds the wrapped
+/// data key to it, so what shares a fetch is every write of the same primary
+/// key (updates of hot items, versions of one record) on encrypt, and every
+/// read of the same stored item on decrypt; items with different primary
+/// keys never share a data key. Within the cache limits (`max_age`,
+/// `max_messages_per_key`), 1,000 writes over 10 primary keys cost 10 keyring
+/// calls (token wrap or unwrap operations) instead of 1,000.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// use hsm_keyring::cmm::CachingCmm;
+/// use hsm_keyring::items::{decrypt_items, encrypt_items, AttributeValue, CryptoAction, Item, TableConfig};
+/// use hsm_keyring::keyrings::RawAesKeyring;
+///
+/// let cmm = Arc::new(
+///     CachingCmm::builder_for_keyring(RawAesKeyring::new("ns", "key-1", &[7; 32])?)
+///         .max_age(Duration::from_secs(300))
+///         .max_messages_per_key(1000)
+///         .build()?,
+/// );
+/// let config = TableConfig::builder("counters", "id")
+///     .action("count", CryptoAction::EncryptAndSign)
+///     .cmm(cmm.clone())
+///     .build()?;
+/// let items: Vec<Item> = (0..20)
+///     .map(|i| {
+///         Item::from([
+///             ("id".to_owned(), AttributeValue::S(format!("c-{}", i % 2))),
+///             ("count".to_owned(), AttributeValue::N(i.to_string())),
+///         ])
+///     })
+///     .collect();
+/// let stored = encrypt_items(&config, &items)?;
+/// assert_eq!(cmm.stats().underlying_calls, 2); // one per primary key
+/// assert_eq!(decrypt_items(&config, &stored)?, items);
+/// # Ok::<(), hsm_keyring::Error>(())
+/// ```
 pub fn encrypt_items(config: &TableConfig, items: &[Item]) -> Result<Vec<Item>> {
     items.iter().map(|item| encrypt_item(config, item)).collect()
 }

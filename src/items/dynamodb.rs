@@ -1,26 +1,4 @@
-//! Conversions between this crate's [`AttributeValue`] / [`Item`] and the AWS
-//! SDK's `aws_sdk_dynamodb::types::AttributeValue` (cargo feature `dynamodb`).
-//!
-//! Values convert with `From` (to the SDK, never fails) and `TryFrom` (from
-//! the SDK: fails on a variant this crate does not know, on `NULL` set to
-//! `false`, and beyond [`MAX_DEPTH`] levels of nesting). Whole items convert
-//! with [`to_sdk_item`] and [`from_sdk_item`] (an [`Item`] is a `BTreeMap`,
-//! so `From` between it and the SDK's `HashMap` cannot be written here).
-//!
-//! ```
-//! use std::collections::HashMap;
-//! use aws_sdk_dynamodb::types::AttributeValue as Sdk;
-//! use hsm_keyring::items::{from_sdk_item, to_sdk_item, AttributeValue};
-//!
-//! let sdk: HashMap<String, Sdk> = HashMap::from([
-//!     ("id".to_string(), Sdk::S("o-1".into())),
-//!     ("tags".to_string(), Sdk::Ss(vec!["a".into(), "b".into()])),
-//! ]);
-//! let item = from_sdk_item(sdk.clone())?;
-//! assert_eq!(item["id"], AttributeValue::S("o-1".into()));
-//! assert_eq!(to_sdk_item(&item), sdk);
-//! # Ok::<(), hsm_keyring::Error>(())
-//! ```
+//! Conversions to and from `aws_sdk_dynamodb` attribute values (cargo feature `dynamodb`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -109,6 +87,29 @@ pub fn from_sdk_item(item: HashMap<String, SdkValue>) -> Result<Item> {
 }
 
 /// An [`Item`] as an SDK item (as `PutItem` takes it).
+///
+/// SDK's `aws_sdk_dynamodb::types::AttributeValue` (cargo feature `dynamodb`).
+///
+/// Values convert with `From` (to the SDK, never fails) and `TryFrom` (from
+/// the SDK: fails on a variant this crate does not know, on `NULL` set to
+/// `false`, and beyond [`MAX_DEPTH`] levels of nesting). Whole items convert
+/// with [`to_sdk_item`] and [`from_sdk_item`] (an [`Item`] is a `BTreeMap`,
+/// so `From` between it and the SDK's `HashMap` cannot be written here).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use aws_sdk_dynamodb::types::AttributeValue as Sdk;
+/// use hsm_keyring::items::{from_sdk_item, to_sdk_item, AttributeValue};
+///
+/// let sdk: HashMap<String, Sdk> = HashMap::from([
+///     ("id".to_string(), Sdk::S("o-1".into())),
+///     ("tags".to_string(), Sdk::Ss(vec!["a".into(), "b".into()])),
+/// ]);
+/// let item = from_sdk_item(sdk.clone())?;
+/// assert_eq!(item["id"], AttributeValue::S("o-1".into()));
+/// assert_eq!(to_sdk_item(&item), sdk);
+/// # Ok::<(), hsm_keyring::Error>(())
+/// ```
 pub fn to_sdk_item(item: &Item) -> HashMap<String, SdkValue> {
     item.iter().map(|(name, value)| (name.clone(), SdkValue::from(value))).collect()
 }

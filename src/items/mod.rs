@@ -39,6 +39,14 @@
 //! assert_eq!(decrypt_item(&config, &stored)?, item);
 //! # Ok::<(), hsm_keyring::Error>(())
 //! ```
+//!
+//! Batches: [`encrypt_items`] and [`decrypt_items`], with what a caching CMM
+//! shares between items. A long-lived signer and pinned readers:
+//! [`TableConfigBuilder::signer`] and [`TableConfigBuilder::trusted_signers`].
+//! With the cargo feature `dynamodb`, values convert to and from
+//! `aws_sdk_dynamodb::types::AttributeValue` (`From`, `TryFrom`) and items
+//! with `to_sdk_item` / `from_sdk_item`; with `serde-items`, serde types
+//! become items and back with `to_item` / `from_item`.
 
 mod batch;
 mod config;

@@ -1,38 +1,4 @@
-//! serde types to items and back (cargo feature `serde-items`), through
-//! `serde_json::Value`.
-//!
-//! [`to_item`] maps a struct (or map) to an [`Item`]: strings to `S`, numbers
-//! to `N` in DynamoDB's normalized form, booleans to `BOOL`, `None`/unit to
-//! `NULL`, sequences and tuples to `L`, structs and maps to `M`. What serde
-//! does first applies: enums are tagged as serde tags them, a `Vec<u8>` is a
-//! list of numbers, and a non-finite float becomes `NULL`.
-//!
-//! [`from_item`] reads an item back: `S`, `N`, `BOOL`, `NULL`, `L` and `M`
-//! the other way; a string or number set as a list of strings or numbers (so
-//! a `Vec<String>` or `BTreeSet<String>` field reads an `SS`); `B` as a list
-//! of bytes (so a `Vec<u8>` field reads it) and `BS` as a list of those. A
-//! number is read exactly when it is an integer that fits in 64 bits, and
-//! otherwise as the nearest `f64`.
-//!
-//! Sets and binary values cannot come out of [`to_item`]: set them on the
-//! item afterwards (`item.insert("tags".into(), AttributeValue::Ss(..))`),
-//! and leave such fields out of the serialized form
-//! (`#[serde(skip_serializing)]`) or let [`from_item`] read them as above.
-//!
-//! ```
-//! use serde::{Deserialize, Serialize};
-//! use hsm_keyring::items::{from_item, to_item, AttributeValue};
-//!
-//! #[derive(Serialize, Deserialize, PartialEq, Debug)]
-//! struct Order { id: String, total: f64, paid: bool, note: Option<String> }
-//!
-//! let order = Order { id: "o-1".into(), total: 12.5, paid: true, note: None };
-//! let item = to_item(&order)?;
-//! assert_eq!(item["total"], AttributeValue::N("12.5".into()));
-//! assert_eq!(item["note"], AttributeValue::Null);
-//! assert_eq!(from_item::<Order>(&item)?, order);
-//! # Ok::<(), hsm_keyring::Error>(())
-//! ```
+//! serde types to items and back (cargo feature `serde-items`).
 
 use std::collections::BTreeMap;
 
@@ -49,6 +15,41 @@ fn bad(name: &str, reason: impl std::fmt::Display) -> Error {
 }
 
 /// `value` (a struct or a map with string keys) as an item.
+///
+/// `serde_json::Value`.
+///
+/// [`to_item`] maps a struct (or map) to an [`Item`]: strings to `S`, numbers
+/// to `N` in DynamoDB's normalized form, booleans to `BOOL`, `None`/unit to
+/// `NULL`, sequences and tuples to `L`, structs and maps to `M`. What serde
+/// does first applies: enums are tagged as serde tags them, a `Vec<u8>` is a
+/// list of numbers, and a non-finite float becomes `NULL`.
+///
+/// [`from_item`] reads an item back: `S`, `N`, `BOOL`, `NULL`, `L` and `M`
+/// the other way; a string or number set as a list of strings or numbers (so
+/// a `Vec<String>` or `BTreeSet<String>` field reads an `SS`); `B` as a list
+/// of bytes (so a `Vec<u8>` field reads it) and `BS` as a list of those. A
+/// number is read exactly when it is an integer that fits in 64 bits, and
+/// otherwise as the nearest `f64`.
+///
+/// Sets and binary values cannot come out of [`to_item`]: set them on the
+/// item afterwards (`item.insert("tags".into(), AttributeValue::Ss(..))`),
+/// and leave such fields out of the serialized form
+/// (`#[serde(skip_serializing)]`) or let [`from_item`] read them as above.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use hsm_keyring::items::{from_item, to_item, AttributeValue};
+///
+/// #[derive(Serialize, Deserialize, PartialEq, Debug)]
+/// struct Order { id: String, total: f64, paid: bool, note: Option<String> }
+///
+/// let order = Order { id: "o-1".into(), total: 12.5, paid: true, note: None };
+/// let item = to_item(&order)?;
+/// assert_eq!(item["total"], AttributeValue::N("12.5".into()));
+/// assert_eq!(item["note"], AttributeValue::Null);
+/// assert_eq!(from_item::<Order>(&item)?, order);
+/// # Ok::<(), hsm_keyring::Error>(())
+/// ```
 pub fn to_item<T: Serialize + ?Sized>(value: &T) -> Result<Item> {
     let json = serde_json::to_value(value).map_err(|e| bad("(item)", format!("cannot be serialized: {e}")))?;
     let Value::Object(map) = json else {
