@@ -3,10 +3,23 @@
 use super::config::TableConfig;
 use super::value::Item;
 use super::{decrypt_item, encrypt_item};
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// Name the item in the errors that describe an item (its kind is kept).
+fn at(index: usize, error: Error) -> Error {
+    let name = |reason: String| format!("item {index}: {reason}");
+    match error {
+        Error::MalformedItem { reason } => Error::MalformedItem { reason: name(reason) },
+        Error::ItemAuthentication { reason } => Error::ItemAuthentication { reason: name(reason) },
+        Error::Signature { reason } => Error::Signature { reason: name(reason) },
+        Error::EncryptionContextMismatch { reason } => Error::EncryptionContextMismatch { reason: name(reason) },
+        other => other,
+    }
+}
 
 /// [`encrypt_item`] for every item, in order. Stops at the first item that
-/// fails and returns its error.
+/// fails and returns its error (naming the item's index in the batch when
+/// the error describes the item).
 ///
 /// [`encrypt_items`] and [`decrypt_items`] run [`encrypt_item`] and
 /// [`decrypt_item`] over a batch (a `BatchWriteItem`, a `Query` page), all or
@@ -58,13 +71,14 @@ use crate::error::Result;
 /// # Ok::<(), hsm_keyring::Error>(())
 /// ```
 pub fn encrypt_items(config: &TableConfig, items: &[Item]) -> Result<Vec<Item>> {
-    items.iter().map(|item| encrypt_item(config, item)).collect()
+    items.iter().enumerate().map(|(i, item)| encrypt_item(config, item).map_err(|e| at(i, e))).collect()
 }
 
 /// [`decrypt_item`] for every item, in order. Nothing is returned unless
-/// every item verified and decrypted; the error is the first failing item's.
+/// every item verified and decrypted; the error is the first failing item's,
+/// as for [`encrypt_items`].
 pub fn decrypt_items(config: &TableConfig, items: &[Item]) -> Result<Vec<Item>> {
-    items.iter().map(|item| decrypt_item(config, item)).collect()
+    items.iter().enumerate().map(|(i, item)| decrypt_item(config, item).map_err(|e| at(i, e))).collect()
 }
 
 #[cfg(test)]
@@ -231,10 +245,18 @@ mod tests {
         let config = builder().keyring(Counting::new()).build().unwrap();
         let mut stored = encrypt_items(&config, &items(5, 5)).unwrap();
         stored[3].insert("n".into(), AttributeValue::N("99".into()));
-        assert!(matches!(decrypt_items(&config, &stored), Err(Error::ItemAuthentication { .. })));
+        match decrypt_items(&config, &stored) {
+            Err(Error::ItemAuthentication { reason }) => assert!(reason.starts_with("item 3: "), "{reason}"),
+            other => panic!("expected an authentication failure, got {other:?}"),
+        }
         let mut plain = items(3, 3);
         plain[2].insert("unknown".into(), AttributeValue::Null);
-        assert!(matches!(encrypt_items(&config, &plain), Err(Error::MalformedItem { .. })));
+        match encrypt_items(&config, &plain) {
+            Err(Error::MalformedItem { reason }) => {
+                assert!(reason.contains("item 2: ") && reason.contains("`unknown`"))
+            }
+            other => panic!("expected a malformed item, got {other:?}"),
+        }
         assert!(encrypt_items(&config, &[]).unwrap().is_empty());
     }
 }
