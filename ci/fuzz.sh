@@ -2,7 +2,8 @@
 # Runs every fuzz target for a short smoke time (FUZZ_SECONDS, default 60)
 # on the seed corpus kept in fuzz/seeds/<target>/. The corpus the run grows
 # lives in a temporary directory; crashes land in fuzz/artifacts/ (ignored
-# by git) and fail the run.
+# by git) and fail the run. The targets are every bin of fuzz/Cargo.toml:
+# parse_header and decrypt (messages), decrypt_item (DynamoDB items).
 #
 # cargo fuzz needs a nightly toolchain. Where none is installed (it cannot
 # be downloaded here), one line says so and the targets are only built with

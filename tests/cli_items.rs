@@ -2,7 +2,7 @@
 
 mod cli_support;
 
-use cli_support::{bytes, Work};
+use cli_support::{bytes, Work, DEV_SIGN_URI};
 
 fn raw_aes(work: &Work, name: &str, seed: u64) -> String {
     let path = work.write(&format!("{name}.key"), &bytes(32, seed));
@@ -97,4 +97,56 @@ fn configuration_errors_are_usage_errors() {
         work.fails(2, a);
         work.assert_no_output("x.jsonl");
     }
+}
+
+/// Items decrypted with `extra` fail: exit 1, every line named, nothing written.
+#[track_caller]
+fn refused(work: &Work, key: &str, input: &str, extra: &[&str], expect: &str) {
+    let mut a = args("decrypt", key, input, "refused.jsonl");
+    a.extend_from_slice(extra);
+    let out = work.cmd(a).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 1:") && stderr.contains("line 2:") && stderr.contains(expect), "{stderr}");
+    assert!(lines(work, "refused.jsonl").is_empty());
+}
+
+#[test]
+fn token_signer_and_trusted_signers() {
+    let Some(work) = Work::with_dev_token() else { return };
+    let key = raw_aes(&work, "k", 1);
+    work.write("items.jsonl", LINES.as_bytes());
+    work.ok(["keys", "export-public", "--key", DEV_SIGN_URI, "-o", "signer.pem"]);
+    let mut a = args("encrypt", &key, "items.jsonl", "signed.jsonl");
+    a.extend_from_slice(&["--signer", DEV_SIGN_URI]);
+    work.ok(a);
+    let expected: Vec<serde_json::Value> = LINES.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for trusted in ["signer.pem", DEV_SIGN_URI] {
+        let mut a = args("decrypt", &key, "signed.jsonl", "dec.jsonl");
+        a.extend_from_slice(&["--trusted-signer", trusted]);
+        work.ok(a);
+        assert_eq!(lines(&work, "dec.jsonl"), expected, "{trusted}");
+    }
+    // Without pinning the signed items read as any others.
+    work.ok(args("decrypt", &key, "signed.jsonl", "dec.jsonl"));
+    assert_eq!(lines(&work, "dec.jsonl"), expected);
+
+    // A fresh per-item key, and the unsigned suite, are refused when pinned.
+    work.ok(args("encrypt", &key, "items.jsonl", "fresh.jsonl"));
+    refused(&work, &key, "fresh.jsonl", &["--trusted-signer", "signer.pem"], "trusted signers");
+    let mut a = args("encrypt", &key, "items.jsonl", "unsigned.jsonl");
+    a.extend_from_slice(&["--suite", "0x6700"]);
+    work.ok(a);
+    refused(&work, &key, "unsigned.jsonl", &["--trusted-signer", DEV_SIGN_URI], "not signed");
+
+    // A signer with the unsigned suite, or a trusted signer that is no key, is a usage error.
+    let mut a = args("encrypt", &key, "items.jsonl", "x.jsonl");
+    a.extend_from_slice(&["--suite", "0x6700", "--signer", DEV_SIGN_URI]);
+    assert!(work.fails(2, a).contains("does not sign"));
+    work.assert_no_output("x.jsonl");
+    work.write("bad.pem", b"not a key");
+    let mut a = args("decrypt", &key, "signed.jsonl", "x.jsonl");
+    a.extend_from_slice(&["--trusted-signer", "bad.pem"]);
+    work.fails(2, a);
+    work.assert_no_output("x.jsonl");
 }

@@ -15,9 +15,10 @@ use std::sync::Arc;
 
 use base64::Engine;
 use clap::{Args, Subcommand};
-use hsm_keyring::cmm::DefaultCmm;
 use hsm_keyring::items::legacy::decrypt_any_item;
-use hsm_keyring::items::{decrypt_item, encrypt_item, AttributeValue, CryptoAction, Item, TableConfig};
+use hsm_keyring::items::{
+    decrypt_item, encrypt_item, AttributeValue, CryptoAction, Item, TableConfig, TableConfigBuilder,
+};
 use hsm_keyring::{AlgorithmSuite, Keyring};
 use serde_json::{Map, Value};
 
@@ -31,9 +32,31 @@ use crate::Cli;
 #[derive(Debug, Subcommand)]
 pub enum ItemCommand {
     /// Encrypt and sign items (JSON Lines of DynamoDB JSON).
-    Encrypt(ItemArgs),
+    Encrypt(ItemEncryptArgs),
     /// Verify and decrypt items (JSON Lines of DynamoDB JSON).
-    Decrypt(ItemArgs),
+    Decrypt(ItemDecryptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ItemEncryptArgs {
+    #[command(flatten)]
+    pub table: ItemArgs,
+    /// Sign 0x6701 items with this long-lived token key (PKCS#11 URI of an EC
+    /// P-384 private key) instead of a fresh key per item; its public key is
+    /// stored in each item's header, where any reader finds it.
+    #[arg(long, value_name = "URI")]
+    pub signer: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ItemDecryptArgs {
+    #[command(flatten)]
+    pub table: ItemArgs,
+    /// Accept only items signed by this key (PEM file or PKCS#11 URI),
+    /// repeatable. Items of the unsigned suite 0x6700 and items signed by any
+    /// other key fail before any keyring is called.
+    #[arg(long, value_name = "PEM|URI")]
+    pub trusted_signer: Vec<String>,
 }
 
 /// The table configuration and the keys.
@@ -82,12 +105,23 @@ pub struct ItemArgs {
 
 pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), CliError> {
     let (args, encrypt) = match command {
-        ItemCommand::Encrypt(a) => (a, true),
-        ItemCommand::Decrypt(a) => (a, false),
+        ItemCommand::Encrypt(a) => (&a.table, true),
+        ItemCommand::Decrypt(a) => (&a.table, false),
     };
     let specs = args.wrapping_keys.iter().map(|t| KeySpec::parse(t)).collect::<Result<Vec<_>, _>>()?;
     let keyring: Arc<dyn Keyring> = tokens.keyring_for(&specs)?;
-    let config = table_config(args, keyring)?;
+    let mut builder = table_builder(args, keyring)?;
+    match command {
+        ItemCommand::Encrypt(ItemEncryptArgs { signer: Some(uri), .. }) => {
+            builder = builder.signer(Arc::new(tokens.signer(uri)?));
+        }
+        ItemCommand::Decrypt(ItemDecryptArgs { trusted_signer, .. }) if !trusted_signer.is_empty() => {
+            let keys = trusted_signer.iter().map(|t| tokens.trusted_signer(t)).collect::<Result<Vec<_>, _>>()?;
+            builder = builder.trusted_signers(keys);
+        }
+        _ => {}
+    }
+    let config = builder.build().map_err(|e| CliError::usage(format!("table configuration: {e}")))?;
     if encrypt && args.legacy.legacy {
         return Err(CliError::usage("--legacy is for item decrypt: items are always written in the new format"));
     }
@@ -130,9 +164,9 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), 
     Ok(())
 }
 
-fn table_config(args: &ItemArgs, keyring: Arc<dyn Keyring>) -> Result<TableConfig, CliError> {
+fn table_builder(args: &ItemArgs, keyring: Arc<dyn Keyring>) -> Result<TableConfigBuilder, CliError> {
     let usage = |what: &str, e: hsm_keyring::Error| CliError::usage(format!("{what}: {e}"));
-    let mut b = TableConfig::builder(&args.table, &args.partition_key).cmm(Arc::new(DefaultCmm::new(keyring)));
+    let mut b = TableConfig::builder(&args.table, &args.partition_key).keyring(keyring);
     if let Some(sk) = &args.sort_key {
         b = b.sort_key(sk);
     }
@@ -154,7 +188,7 @@ fn table_config(args: &ItemArgs, keyring: Arc<dyn Keyring>) -> Result<TableConfi
             .map_err(|_| CliError::usage(format!("--suite `{s}`: expected 0x6700 or 0x6701")))?;
         b = b.suite(AlgorithmSuite::from_item_id(id).map_err(|e| usage("--suite", e))?);
     }
-    b.build().map_err(|e| usage("table configuration", e))
+    Ok(b)
 }
 
 fn b64() -> base64::engine::GeneralPurpose {

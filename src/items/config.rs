@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::cmm::DefaultCmm;
 use crate::error::{Error, Result};
-use crate::materials::{AlgorithmSuite, CryptographicMaterialsManager, Keyring};
+use crate::materials::{AlgorithmSuite, CryptographicMaterialsManager, FooterSigner, Keyring};
 
 /// Names starting with this are the format's own (`aws_dbe_head`, `aws_dbe_foot`, ...).
 pub const RESERVED_PREFIX: &str = "aws_dbe_";
@@ -107,6 +107,8 @@ pub struct TableConfig {
     pub(crate) suite: AlgorithmSuite,
     pub(crate) cmm: Arc<dyn CryptographicMaterialsManager>,
     pub(crate) version: u8,
+    /// Compressed P-384 points of the trusted signers, if pinning is on.
+    pub(crate) trusted_signers: Option<Arc<[Vec<u8>]>>,
 }
 
 impl fmt::Debug for TableConfig {
@@ -121,6 +123,7 @@ impl fmt::Debug for TableConfig {
             .field("allowed_unsigned_prefix", &self.allowed_unsigned_prefix)
             .field("suite", &format_args!("0x{:04X}", self.suite.id()))
             .field("version", &self.version)
+            .field("trusted_signers", &self.trusted_signers.as_ref().map(|t| t.len()))
             .finish_non_exhaustive()
     }
 }
@@ -137,7 +140,9 @@ impl TableConfig {
             allowed_unsigned: Vec::new(),
             allowed_unsigned_prefix: None,
             suite: AlgorithmSuite::DbeAes256GcmHkdfSha512CommitKeyEcdsaP384SymsigHmacSha384,
-            cmm: None,
+            source: None,
+            signer: None,
+            trusted_signers: None,
         }
     }
 
@@ -200,7 +205,15 @@ pub struct TableConfigBuilder {
     allowed_unsigned: Vec<String>,
     allowed_unsigned_prefix: Option<String>,
     suite: AlgorithmSuite,
-    cmm: Option<Arc<dyn CryptographicMaterialsManager>>,
+    source: Option<Source>,
+    signer: Option<Arc<dyn FooterSigner>>,
+    trusted_signers: Option<Vec<Vec<u8>>>,
+}
+
+/// Where a configuration gets its materials.
+enum Source {
+    Keyring(Arc<dyn Keyring>),
+    Cmm(Arc<dyn CryptographicMaterialsManager>),
 }
 
 impl TableConfigBuilder {
@@ -242,13 +255,44 @@ impl TableConfigBuilder {
 
     /// Get materials from `keyring` (through a [`DefaultCmm`]).
     pub fn keyring<K: Keyring + 'static>(mut self, keyring: K) -> Self {
-        self.cmm = Some(Arc::new(DefaultCmm::new(keyring)));
+        self.source = Some(Source::Keyring(Arc::new(keyring)));
         self
     }
 
     /// Get materials from `cmm`.
     pub fn cmm(mut self, cmm: Arc<dyn CryptographicMaterialsManager>) -> Self {
-        self.cmm = Some(cmm);
+        self.source = Some(Source::Cmm(cmm));
+        self
+    }
+
+    /// Sign 0x6701 items with this long-lived ECDSA P-384 key (a
+    /// [`Pkcs11Signer`](crate::pkcs11::Pkcs11Signer) in a token, or a
+    /// [`SoftwareSigner`](crate::crypto::SoftwareSigner) in memory) instead of
+    /// a fresh key per item. Its public key is stored in each item's header
+    /// as `aws-crypto-public-key`, as the SDK stores its per-item keys, so
+    /// any reader verifies the items as before, and readers that pin it
+    /// ([`trusted_signers`](Self::trusted_signers)) accept only them.
+    ///
+    /// Needs the materials from a [`keyring`](Self::keyring); with a
+    /// [`cmm`](Self::cmm), give the signer to its
+    /// [`DefaultCmm::with_signer`] instead. [`build`](Self::build) refuses a
+    /// signer that is not on P-384 or a suite that does not sign.
+    pub fn signer(mut self, signer: Arc<dyn FooterSigner>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// On decrypt, accept only items signed by one of these keys (SEC1 P-384
+    /// public points, compressed or not; see
+    /// [`trusted_signer_from_pem`](crate::pkcs11::trusted_signer_from_pem) and
+    /// [`trusted_signer_from_token`](crate::pkcs11::trusted_signer_from_token)).
+    ///
+    /// With a trusted set, [`decrypt_item`](super::decrypt_item) fails with
+    /// [`Error::Signature`] before any keyring is called when the item is of
+    /// the unsigned suite 0x6700 or its `aws-crypto-public-key` is not in the
+    /// set. An empty set refuses every item.
+    pub fn trusted_signers(mut self, keys: Vec<Vec<u8>>) -> Self {
+        self.trusted_signers = Some(keys);
         self
     }
 
@@ -258,7 +302,21 @@ impl TableConfigBuilder {
     /// set to it when not given), `DoNothing` exactly for the attributes
     /// allowed unsigned.
     pub fn build(self) -> Result<TableConfig> {
-        let cmm = self.cmm.ok_or_else(|| Error::config("a table configuration needs a keyring or a CMM"))?;
+        let cmm: Arc<dyn CryptographicMaterialsManager> = match (self.source, self.signer) {
+            (None, _) => return Err(Error::config("a table configuration needs a keyring or a CMM")),
+            (Some(Source::Cmm(cmm)), None) => cmm,
+            (Some(Source::Keyring(keyring)), None) => Arc::new(DefaultCmm::new(keyring)),
+            (Some(Source::Keyring(keyring)), Some(signer)) => {
+                super::signers::check_signer(self.suite, &*signer)?;
+                Arc::new(DefaultCmm::new(keyring).with_signer(signer))
+            }
+            (Some(Source::Cmm(_)), Some(_)) => {
+                return Err(Error::config(
+                    "a signer needs a keyring; with a CMM, give the signer to its DefaultCmm (with_signer)",
+                ))
+            }
+        };
+        let trusted_signers = self.trusted_signers.map(super::signers::compress_trusted).transpose()?;
         if !self.suite.is_item_suite() {
             return Err(Error::config(format!("suite 0x{:04X} is not an item suite", self.suite.id())));
         }
@@ -287,6 +345,7 @@ impl TableConfigBuilder {
             suite: self.suite,
             cmm,
             version,
+            trusted_signers,
         };
         let keys: Vec<String> = config.key_names().map(str::to_owned).collect();
         for key in keys {

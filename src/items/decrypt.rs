@@ -37,6 +37,7 @@ pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
     let header_bytes = binary(item, HEADER_ATTRIBUTE)?;
     let footer_bytes = binary(item, FOOTER_ATTRIBUTE)?;
     let header = Header::parse(header_bytes)?;
+    super::signers::check_header(config.trusted_signers.as_deref(), &header)?;
 
     let mut fields: Vec<Field<'_>> = Vec::new();
     let mut signed: Vec<(&str, &AttributeValue)> =
@@ -106,6 +107,9 @@ pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
         (true, None) => return Err(Error::Signature { reason: "no verification key for a signed item".into() }),
         (false, _) => None,
     };
+    if let (Some(trusted), Some(key)) = (config.trusted_signers.as_deref(), verification_key) {
+        super::signers::check_key(trusted, key)?;
+    }
     footer::verify(footer_bytes, &hash, header.edks.len(), signing_key, verification_key)?;
 
     let root = field_root_key(data_key, &header.message_id)?;

@@ -53,6 +53,9 @@ pub fn encrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
     let mut request =
         EncryptionMaterialsRequest::new(to_context(&pairs), CommitmentPolicy::RequireEncryptRequireDecrypt);
     request.algorithm_suite = Some(config.suite);
+    // The bytes this data key protects: a caching CMM counts them against its limits.
+    let encrypted = fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign);
+    request.max_plaintext_length = Some(encrypted.map(|f| f.terminal.value.len() as u64 + 2).sum());
     let materials = config.cmm.get_encryption_materials(request)?;
     check_materials(config, &materials)?;
     let data_key = materials.data_key().ok_or_else(|| Error::config("no data key"))?;

@@ -39,25 +39,44 @@
 //! assert_eq!(decrypt_item(&config, &stored)?, item);
 //! # Ok::<(), hsm_keyring::Error>(())
 //! ```
+//!
+//! Batches: [`encrypt_items`] and [`decrypt_items`], with what a caching CMM
+//! shares between items. A long-lived signer and pinned readers:
+//! [`TableConfigBuilder::signer`] and [`TableConfigBuilder::trusted_signers`].
+//! With the cargo feature `dynamodb`, values convert to and from
+//! `aws_sdk_dynamodb::types::AttributeValue` (`From`, `TryFrom`) and items
+//! with `to_sdk_item` / `from_sdk_item`; with `serde-items`, serde types
+//! become items and back with `to_item` / `from_item`.
 
+mod batch;
 mod config;
 mod context;
 mod crypt;
 mod decrypt;
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
 mod encrypt;
 mod footer;
 mod header;
 pub mod legacy;
 mod number;
 mod path;
+#[cfg(feature = "serde-items")]
+mod serde_item;
+mod signers;
 mod value;
 
 #[cfg(test)]
 mod tests;
 
+pub use batch::{decrypt_items, encrypt_items};
 pub use config::{CryptoAction, TableConfig, TableConfigBuilder, RESERVED_PREFIX};
 pub use decrypt::decrypt_item;
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::{from_sdk_item, to_sdk_item};
 pub use encrypt::encrypt_item;
+#[cfg(feature = "serde-items")]
+pub use serde_item::{from_item, to_item};
 pub use value::{AttributeValue, Item, MAX_DEPTH};
 
 /// The header attribute.

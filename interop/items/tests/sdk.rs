@@ -19,6 +19,10 @@
 //! * `token_rsa_key_reads_items_of_their_raw_rsa_keyring`: their raw RSA
 //!   keyring over the public key exported from a SoftHSM key pair writes
 //!   items that our PKCS#11 RSA keyring opens in the token.
+//! * `token_signer_items_read_by_the_sdk`: 0x6701 items signed by a
+//!   long-lived ECDSA P-384 key in SoftHSM (its public key in the header as
+//!   `aws-crypto-public-key`) are read by the SDK; a reader pinned to that
+//!   key refuses the SDK's items, signed by a fresh key per item.
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
@@ -28,9 +32,9 @@ use std::collections::BTreeMap;
 use hsm_keyring::crypto::RsaPadding;
 use hsm_keyring::items::{decrypt_item, encrypt_item, AttributeValue, CryptoAction, Item};
 use hsm_keyring::keyrings::{RawAesKeyring, RawRsaKeyring};
-use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring};
+use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring, Pkcs11Signer};
 use hsm_keyring::pkcs11::{Pkcs11Uri, Token};
-use hsm_keyring::AlgorithmSuite;
+use hsm_keyring::{AlgorithmSuite, Error, FooterSigner};
 use interop_items::{sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, sdk_raw_rsa_public, TableSpec};
 
 const NAMESPACE: &str = "items-namespace";
@@ -322,5 +326,49 @@ fn both_readers_agree_on_normalized_numbers_and_set_order() {
                 ])
             );
         }
+    }
+}
+
+/// As `TableSpec::ours`, with a signer on encrypt and a pin on decrypt.
+fn ours_signed(spec: &TableSpec, signer: std::sync::Arc<dyn FooterSigner>) -> hsm_keyring::items::TableConfig {
+    let public = signer.public_key();
+    let mut b = hsm_keyring::items::TableConfig::builder(&spec.table, &spec.partition_key)
+        .suite(spec.suite)
+        .keyring(RawAesKeyring::new(NAMESPACE, "aes-key", &AES_KEY).unwrap())
+        .signer(signer)
+        .trusted_signers(vec![public]);
+    if let Some(sk) = &spec.sort_key {
+        b = b.sort_key(sk);
+    }
+    for (name, action) in &spec.actions {
+        b = b.action(name, *action);
+    }
+    for name in &spec.allowed_unsigned {
+        b = b.allowed_unsigned(name);
+    }
+    if let Some(p) = &spec.allowed_unsigned_prefix {
+        b = b.allowed_unsigned_prefix(p);
+    }
+    b.build().unwrap()
+}
+
+#[test]
+fn token_signer_items_read_by_the_sdk() {
+    let Some(hsm) = common::softhsm() else { return };
+    let token = Token::open(&Pkcs11Uri::parse(&hsm.token_uri()).unwrap()).unwrap();
+    let uri = token.generate_ec_p384_key_pair("items-interop-signer", None).unwrap();
+    let signer: std::sync::Arc<dyn FooterSigner> = std::sync::Arc::new(Pkcs11Signer::new(token, &uri).unwrap());
+    for v2 in [false, true] {
+        let spec = spec(AlgorithmSuite::DbeAes256GcmHkdfSha512CommitKeyEcdsaP384SymsigHmacSha384, v2);
+        let ours = ours_signed(&spec, signer.clone());
+        let theirs = spec.theirs(sdk_raw_aes(NAMESPACE, "aes-key", &AES_KEY));
+        let written = encrypt_item(&ours, &item(v2)).unwrap();
+        assert_eq!(sdk_decrypt(&theirs, &written).unwrap(), expected(v2), "v2={v2}: token-signed, read by the SDK");
+        assert_eq!(decrypt_item(&ours, &written).unwrap(), expected(v2), "v2={v2}: pinned reader");
+        let mut altered = written.clone();
+        flip(&mut altered, "secret");
+        assert!(sdk_decrypt(&theirs, &altered).is_err(), "v2={v2}: the SDK verifies the token signature");
+        let by_them = sdk_encrypt(&theirs, &item(v2)).unwrap();
+        assert!(matches!(decrypt_item(&ours, &by_them), Err(Error::Signature { .. })), "v2={v2}: fresh key refused");
     }
 }
