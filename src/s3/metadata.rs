@@ -231,16 +231,24 @@ impl S3Metadata {
             };
             merged.insert(key, value);
         }
+        // As the reference clients: the V3 content fields live only in the
+        // object metadata, and a V1/V2 object carries no content fields of
+        // its own when its metadata is in an instruction file.
+        for key in [V3_CIPHER, V3_COMMITMENT, V3_MESSAGE_ID] {
+            if merged.contains_key(key) {
+                return Err(bad(key, "found in the instruction file; it belongs to the object metadata only"));
+            }
+        }
         if merged.contains_key(V3_EDK) {
             for key in [V3_CIPHER, V3_COMMITMENT, V3_MESSAGE_ID] {
-                let Some(value) = object.get(key) else { continue };
-                match merged.get(key) {
-                    Some(in_file) if in_file != value => {
-                        return Err(bad(key, "differs between the object metadata and the instruction file"))
-                    }
-                    _ => {
-                        merged.insert(key.to_owned(), value.clone());
-                    }
+                if let Some(value) = object.get(key) {
+                    merged.insert(key.to_owned(), value.clone());
+                }
+            }
+        } else {
+            for key in [CEK_ALG, IV, WRAP] {
+                if object.contains_key(key) {
+                    return Err(bad(key, "in the object metadata while the metadata is in the instruction file"));
                 }
             }
         }
@@ -283,7 +291,8 @@ impl S3Metadata {
             if cek != "AES/GCM/NoPadding" {
                 return Err(bad(CEK_ALG, format!("unsupported content cipher `{cek}` (expected AES/GCM/NoPadding)")));
             }
-            let tag_len = get(map, TAG_LEN_KEY)?;
+            // Optional (the Java client does not require it); 128 when present.
+            let tag_len = map.get(TAG_LEN_KEY).map_or("128", String::as_str);
             if tag_len != "128" {
                 return Err(bad(TAG_LEN_KEY, format!("unsupported tag length `{tag_len}` (expected 128)")));
             }
