@@ -13,6 +13,10 @@ Usage (all files are paths; metadata files are JSON objects of strings):
                   --meta OUT.json [--instruction OUT.json] [--matdesc JSON]
   peer.py decrypt --key SPEC --body IN --meta IN.json [--instruction IN.json] --out PLAIN
 KEY SPEC: aes:HEX | rsa:PEM-PATH.
+  peer.py serve: one command per line on stdin, as a JSON list of the
+                arguments above; one JSON line back per command:
+                {"status": 0} or {"status": 3, "error": "..."} (saves
+                starting Python per object).
 Exit status: 0 done, 3 refused (the package raised), 2 usage.
 """
 
@@ -200,7 +204,7 @@ def decrypt(args):
         f.write(plaintext)
 
 
-def main():
+def parser():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
     e = sub.add_parser("encrypt")
@@ -217,12 +221,30 @@ def main():
     d.add_argument("--meta", required=True)
     d.add_argument("--instruction")
     d.add_argument("--out", required=True)
-    args = parser.parse_args()
+    sub.add_parser("serve")
+    return parser
+
+
+def run(args):
+    """0 when done, else 3 with the package's refusal."""
     try:
         encrypt(args) if args.command == "encrypt" else decrypt(args)
+        return 0, None
     except Exception as e:  # the package's refusals come as several exception types
-        print(f"refused: {type(e).__name__}: {e}", file=sys.stderr)
-        sys.exit(3)
+        return 3, f"refused: {type(e).__name__}: {e}"
+
+
+def main():
+    args = parser().parse_args()
+    if args.command == "serve":
+        for line in sys.stdin:
+            status, error = run(parser().parse_args(json.loads(line)))
+            print(json.dumps({"status": status, "error": error}), flush=True)
+        return
+    status, error = run(args)
+    if error:
+        print(error, file=sys.stderr)
+    sys.exit(status)
 
 
 if __name__ == "__main__":
