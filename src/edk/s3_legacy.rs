@@ -4,7 +4,7 @@
 //! key's bytes in memory (no master-key operation does ECB or RFC 3394);
 //! `RSA` runs on any [`RsaKey`], a token's included.
 
-use aes::cipher::block_padding::Pkcs7;
+use cbc::cipher::block_padding::Pkcs7;
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::{BlockDecrypt, KeyInit};
 use zeroize::Zeroizing;
@@ -57,7 +57,7 @@ pub(crate) fn unwrap_aes_ecb(key: &[u8], edk: &[u8]) -> Result<DataKey> {
         _ => return Err(failed("AES")),
     }
     let len = {
-        use aes::cipher::block_padding::Padding;
+        use cbc::cipher::block_padding::Padding;
         let last = aes::Block::from_slice(&buf[buf.len() - 16..]);
         <Pkcs7 as Padding<aes::cipher::consts::U16>>::unpad(last).map_err(|_| failed("AES"))?.len() + buf.len() - 16
     };
