@@ -4,9 +4,9 @@
 //! key's bytes in memory (no master-key operation does ECB or RFC 3394);
 //! `RSA` runs on any [`RsaKey`], a token's included.
 
-use cbc::cipher::block_padding::Pkcs7;
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::{BlockDecrypt, KeyInit};
+use cbc::cipher::block_padding::Pkcs7;
 use zeroize::Zeroizing;
 
 use crate::crypto::RsaPadding;

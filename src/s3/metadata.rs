@@ -286,7 +286,7 @@ impl S3Metadata {
             // As the Java client: without a wrapping algorithm a V1 key is
             // RSA when longer than 48 bytes (an AES-256 key plus padding), else AES.
             (S3Format::V1, None) => {
-                let long = B64.decode(get(map, edk_key)?).map_or(false, |k| k.len() > 48);
+                let long = B64.decode(get(map, edk_key)?).is_ok_and(|k| k.len() > 48);
                 WrapAlgorithm::Other(if long { "RSA" } else { "AES" }.into())
             }
             (_, None) => return Err(bad(WRAP, "missing")),

@@ -143,14 +143,12 @@ impl S3Crypto {
     }
 
     fn check_readable(&self, metadata: &S3Metadata) -> Result<()> {
-        if metadata.format == S3Format::V1 {
-            if !self.legacy_reads {
-                return Err(Error::PolicyViolation {
-                    reason: "this object is in the legacy V1 format (AES-CBC, `x-amz-key`), not authenticated; \
-                             enable legacy reads to open it"
-                        .into(),
-                });
-            }
+        if metadata.format == S3Format::V1 && !self.legacy_reads {
+            return Err(Error::PolicyViolation {
+                reason: "this object is in the legacy V1 format (AES-CBC, `x-amz-key`), not authenticated; \
+                         enable legacy reads to open it"
+                    .into(),
+            });
         }
         Ok(())
     }
