@@ -37,6 +37,7 @@ fn every_format_and_keyring_round_trips_through_object_metadata() {
                 let plaintext = data(len);
                 let (body, metadata) = crypto.encrypt(&plaintext).unwrap();
                 assert_eq!(body.len(), len + 16, "{name} {format:?}");
+                assert_eq!(metadata.plaintext_len(body.len() as u64), Some(len as u64));
                 let map = metadata.to_object_metadata().unwrap();
                 assert_eq!(S3Metadata::location(&map), MetadataLocation::ObjectMetadata);
                 let parsed = S3Metadata::from_object_metadata(&map).unwrap();

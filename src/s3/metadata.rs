@@ -339,6 +339,17 @@ impl S3Metadata {
         &self.material_description
     }
 
+    /// The plaintext length of a body of `body_len` bytes (for V3 and V2,
+    /// the body less its 16-byte tag; `None` for a body shorter than the
+    /// tag, and for V1, whose padding is known only once decrypted).
+    /// Ranged reads map plaintext offsets to the same body offsets.
+    pub fn plaintext_len(&self, body_len: u64) -> Option<u64> {
+        match self.format {
+            S3Format::V1 => None,
+            _ => body_len.checked_sub(crate::crypto::TAG_LEN as u64),
+        }
+    }
+
     /// Every metadata entry, for the object's user metadata.
     pub fn to_object_metadata(&self) -> Result<ObjectMetadata> {
         let mut map = ObjectMetadata::new();
