@@ -283,3 +283,12 @@ proptest! {
         prop_assert_eq!(inner.kind(), ErrorKind::NotAuthentic);
     }
 }
+
+#[test]
+fn debug_output_shows_no_key_material() {
+    let keyring = S3Keyring::aes(&[0xAB; 32]).unwrap();
+    let crypto = S3Crypto::new(keyring.clone());
+    for text in [format!("{keyring:?}"), format!("{crypto:?}"), format!("{:?}", crypto.encryptor().unwrap())] {
+        assert!(!text.contains("171") && !text.to_lowercase().contains("abab"), "{text}");
+    }
+}

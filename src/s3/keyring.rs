@@ -31,13 +31,25 @@ enum WrapKey {
 /// `x-amz-matdesc`) and, on decrypt, only opens objects carrying exactly
 /// that description (a stricter check than the reference clients, which
 /// use it only to choose a key); a keyring without one opens any.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Keyring {
     key: WrapKey,
     /// The AES key bytes of a memory key, for the legacy V1 wrappings only.
     legacy_aes: Option<Arc<Zeroizing<Vec<u8>>>>,
     material_description: BTreeMap<String, String>,
     description: String,
+}
+
+impl std::fmt::Debug for S3Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key itself is never printed (memory keys redact themselves;
+        // the legacy copy of the AES bytes is not shown at all).
+        f.debug_struct("S3Keyring")
+            .field("description", &self.description)
+            .field("wrap", &self.wrap_algorithm())
+            .field("material_description", &self.material_description)
+            .finish()
+    }
 }
 
 impl S3Keyring {
