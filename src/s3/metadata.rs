@@ -188,7 +188,10 @@ fn json_map(map: &ObjectMetadata, key: &str) -> Result<BTreeMap<String, String>>
 impl S3Metadata {
     /// Where the metadata of an object with user metadata `object` is:
     /// in it when it holds a wrapped data key (`x-amz-3`, `x-amz-key-v2` or
-    /// `x-amz-key`), else in the instruction file.
+    /// `x-amz-key`), else in the instruction file. A V2 object with an
+    /// instruction file carries no encryption metadata at all, so an object
+    /// that is not encrypted also reports the instruction file: a missing
+    /// `<key>.instruction` then means "not encrypted".
     pub fn location(object: &ObjectMetadata) -> MetadataLocation {
         if [V3_EDK, V2_EDK, V1_EDK].iter().any(|k| object.contains_key(*k)) {
             MetadataLocation::ObjectMetadata
