@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Every check and every test, the SoftHSM ones included.
-# Installs what it needs (softhsm2, bc) on Debian when missing.
+# Installs what it needs (softhsm2, bc, python3-venv) on Debian when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib.sh
 
-ensure_packages softhsm2 bc
+ensure_packages softhsm2 bc python3-venv
 export CARGO_TERM_COLOR=never
 export CI="${CI:-false}"
 
@@ -29,6 +29,13 @@ HSM_KEYRING_FAULT_MODULE=$(bash ci/faults.sh)
 export HSM_KEYRING_KRYOPTIC_MODULE HSM_KEYRING_FAULT_MODULE
 echo "    kryoptic: $HSM_KEYRING_KRYOPTIC_MODULE"
 echo "    faults:   $HSM_KEYRING_FAULT_MODULE"
+step_done
+
+# The Python S3 Encryption Client for tests/s3_peer.rs (a venv under target/).
+step "S3 interop peer (amazon-s3-encryption-client-python, ci/s3-peer.sh)"
+HSM_KEYRING_S3_PEER_PYTHON=$(bash ci/s3-peer.sh)
+export HSM_KEYRING_S3_PEER_PYTHON
+echo "    python:   $HSM_KEYRING_S3_PEER_PYTHON"
 step_done
 
 step "format"

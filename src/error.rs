@@ -145,6 +145,22 @@ pub enum Error {
         /// What did not verify.
         reason: String,
     },
+    /// S3 object metadata (or its instruction file) is missing a field, has
+    /// an unknown value, or mixes formats: which field, and why.
+    #[error("malformed S3 object metadata: `{field}`: {reason}")]
+    S3Metadata {
+        /// The metadata key (`x-amz-3`, `x-amz-iv`, ...) or `instruction file`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An S3 object failed authentication: its GCM tag or its key
+    /// commitment (`x-amz-d`) did not verify.
+    #[error("S3 object authentication failed: {reason}")]
+    S3Authentication {
+        /// What did not verify, naming the fields that could have been altered.
+        reason: String,
+    },
     /// Reading or writing the underlying stream failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -189,13 +205,15 @@ impl Error {
             Error::Malformed { .. }
             | Error::MalformedItem { .. }
             | Error::TooManyEncryptedDataKeys { .. }
-            | Error::UnsupportedSuite(_) => ErrorKind::Malformed,
+            | Error::UnsupportedSuite(_)
+            | Error::S3Metadata { .. } => ErrorKind::Malformed,
             Error::HeaderAuthentication
             | Error::ItemAuthentication { .. }
             | Error::FrameAuthentication { .. }
             | Error::CommitmentMismatch
             | Error::Signature { .. }
-            | Error::EncryptionContextMismatch { .. } => ErrorKind::NotAuthentic,
+            | Error::EncryptionContextMismatch { .. }
+            | Error::S3Authentication { .. } => ErrorKind::NotAuthentic,
             Error::NotMine { .. } | Error::Keyring { .. } => ErrorKind::NotThisKey,
             Error::NoKeyringDecrypted { failures, .. } => {
                 failures.iter().map(KeyringFailure::kind).max_by_key(|k| k.severity()).unwrap_or(ErrorKind::Usage)

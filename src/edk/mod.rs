@@ -14,6 +14,9 @@
 //!   serialized encryption context, IV in the provider info).
 //! * [`EsdkRawRsa`]: the raw RSA keyring layout (provider info = key name).
 //!
+//! Layouts of S3 client-side encryption (one EDK per object, bound to the
+//! content suite): `S3AesGcm` (`AES/GCM`) and `S3RsaOaep` (`RSA-OAEP-SHA1`).
+//!
 //! A new format adds its layouts here, one file each.
 //!
 //! [`intermediate`] wraps any of these through a fresh intermediate key, for
@@ -24,11 +27,16 @@ mod esdk_raw_rsa;
 pub(crate) mod intermediate;
 mod name;
 pub mod raw_aes_wire;
+mod s3_aes_gcm;
+pub(crate) mod s3_legacy;
+mod s3_rsa_oaep;
 
 pub(crate) use esdk_raw_aes::EsdkRawAes;
 pub(crate) use esdk_raw_rsa::EsdkRawRsa;
 pub(crate) use name::EdkName;
 pub use name::AWS_KMS_PROVIDER_ID;
+pub(crate) use s3_aes_gcm::S3AesGcm;
+pub(crate) use s3_rsa_oaep::S3RsaOaep;
 
 use std::fmt;
 

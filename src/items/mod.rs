@@ -45,8 +45,8 @@
 //! [`TableConfigBuilder::signer`] and [`TableConfigBuilder::trusted_signers`].
 //! With the cargo feature `dynamodb`, values convert to and from
 //! `aws_sdk_dynamodb::types::AttributeValue` (`From`, `TryFrom`) and items
-//! with `to_sdk_item` / `from_sdk_item`; with `serde-items`, serde types
-//! become items and back with `to_item` / `from_item`.
+//! with `to_sdk_item` / `from_sdk_item`. Serde types become items and back
+//! with `to_item` / `from_item`.
 
 mod batch;
 mod config;
@@ -61,7 +61,6 @@ mod header;
 pub mod legacy;
 mod number;
 mod path;
-#[cfg(feature = "serde-items")]
 mod serde_item;
 mod signers;
 mod value;
@@ -75,7 +74,6 @@ pub use decrypt::decrypt_item;
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{from_sdk_item, to_sdk_item};
 pub use encrypt::encrypt_item;
-#[cfg(feature = "serde-items")]
 pub use serde_item::{from_item, to_item};
 pub use value::{AttributeValue, Item, MAX_DEPTH};
 

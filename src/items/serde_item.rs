@@ -1,4 +1,4 @@
-//! serde types to items and back (cargo feature `serde-items`).
+//! serde types to items and back.
 
 use std::collections::BTreeMap;
 

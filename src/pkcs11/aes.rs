@@ -113,6 +113,11 @@ impl Pkcs11AesKeyring {
     pub fn iv_mode(&self) -> GcmIvMode {
         self.layout.key.iv_mode
     }
+
+    /// The token key itself, for the layouts of other formats (S3 objects).
+    pub(crate) fn master_key(&self) -> &TokenAesKey {
+        &self.layout.key
+    }
 }
 
 impl Keyring for Pkcs11AesKeyring {

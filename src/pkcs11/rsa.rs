@@ -55,6 +55,11 @@ impl Pkcs11RsaKeyring {
         Ok(Pkcs11RsaKeyring { layout: EsdkRawRsa { name, padding, key } })
     }
 
+    /// The token key pair itself, for the layouts of other formats (S3 objects).
+    pub(crate) fn master_key(&self) -> &TokenRsaKey {
+        &self.layout.key
+    }
+
     /// Open the token named by `key_uri` and use the key pair it names.
     pub fn open(key_uri: &Pkcs11Uri, padding: RsaPadding) -> Result<Self> {
         Self::new(Token::open(key_uri)?, key_uri, padding)
