@@ -41,11 +41,16 @@ pub(crate) fn included<'a>(fields: &'a [Field<'a>]) -> Vec<(&'a str, &'a Termina
 /// `aws_dbe_foot`.
 pub fn encrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
     let mut fields: Vec<Field<'_>> = Vec::with_capacity(item.len());
+    let mut plaintext_len = 0u64;
     for (order, (name, value)) in item.iter().enumerate() {
         let action = config.action_for(name)?;
         if action.is_signed() {
             let path = canonical_path(&config.table_name, name);
-            fields.push(Field { order, name, action, path, terminal: value.to_terminal(name)? });
+            let terminal = value.to_terminal(name)?;
+            if action == CryptoAction::EncryptAndSign {
+                plaintext_len = plaintext_len.saturating_add(terminal.value.len() as u64);
+            }
+            fields.push(Field { order, name, action, path, terminal });
         }
     }
     fields.sort_unstable_by(|a, b| a.path.cmp(&b.path));
@@ -55,6 +60,8 @@ pub fn encrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
     let mut request =
         EncryptionMaterialsRequest::new(to_context(&pairs), CommitmentPolicy::RequireEncryptRequireDecrypt);
     request.algorithm_suite = Some(config.suite);
+    // What the data key protects: lets a caching CMM count it.
+    request.max_plaintext_length = Some(plaintext_len);
     let materials = config.cmm.get_encryption_materials(request)?;
     check_materials(config, &materials)?;
     let data_key = materials.data_key().ok_or_else(|| Error::config("no data key"))?;

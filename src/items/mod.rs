@@ -52,6 +52,8 @@ mod path;
 mod value;
 
 #[cfg(test)]
+mod cache_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::{CryptoAction, TableConfig, TableConfigBuilder, RESERVED_PREFIX};
