@@ -77,7 +77,8 @@ impl FieldKeys {
     pub(crate) fn new(root: &[u8], count: usize) -> Result<Self> {
         let too_many = || Error::MalformedItem { reason: "too many encrypted attributes".into() };
         count.checked_mul(3).and_then(|blocks| u32::try_from(blocks).ok()).ok_or_else(too_many)?;
-        let mut stream = Zeroizing::new(vec![0u8; count * FIELD_STREAM_LEN]);
+        let len = count.checked_mul(FIELD_STREAM_LEN).ok_or_else(too_many)?;
+        let mut stream = Zeroizing::new(vec![0u8; len]);
         let mut block = [0u8; 16];
         block[..11].copy_from_slice(FIELD_LABEL);
         block[11] = (KEY_LEN + IV_LEN) as u8;

@@ -15,8 +15,8 @@ use aws_db_esdk::material_providers::types::{AesWrappingAlg, DbeAlgorithmSuiteId
 use aws_db_esdk::CryptoAction as SdkAction;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue as SdkValue;
-use hsm_keyring::items::{AttributeValue, CryptoAction, Item, TableConfig};
 use hsm_keyring::cmm::DefaultCmm;
+use hsm_keyring::items::{AttributeValue, CryptoAction, Item, TableConfig};
 use hsm_keyring::{AlgorithmSuite, CryptographicMaterialsManager, Keyring};
 use std::sync::Arc;
 

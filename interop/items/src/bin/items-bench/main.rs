@@ -104,7 +104,17 @@ impl Case {
         assert_eq!(decrypt_item(&ours, &from_sdk).expect("we read the SDK's item"), plain);
         let ours_for_sdk = item_to_sdk(&ours_stored);
         assert_eq!(sdk_decrypt(rt, &theirs, &ours_for_sdk), plain_sdk, "the SDK reads our item");
-        Case { suite, attributes, ours, theirs, plain, plain_sdk, ours_stored, theirs_stored, rates: Default::default() }
+        Case {
+            suite,
+            attributes,
+            ours,
+            theirs,
+            plain,
+            plain_sdk,
+            ours_stored,
+            theirs_stored,
+            rates: Default::default(),
+        }
     }
 
     fn round(&mut self, rt: &tokio::runtime::Runtime, min: Duration) {

@@ -12,8 +12,8 @@ use hsm_keyring::cmm::{CachingCmm, DefaultCmm};
 use hsm_keyring::items::{decrypt_item, encrypt_item, Item, TableConfig};
 use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11Uri, Token};
 use hsm_keyring::{
-    AlgorithmSuite, CryptographicMaterialsManager, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials,
-    Keyring, Result,
+    AlgorithmSuite, CryptographicMaterialsManager, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials, Keyring,
+    Result,
 };
 
 use crate::{item, spec, KEY};
@@ -97,8 +97,5 @@ pub(crate) fn run(module: &Path) {
             println!("| {name} | {count} | {keys} | {op} | {rate:.0} | {n} |");
         }
     }
-    println!(
-        "caching CMM: {} hits, {} misses, {} underlying calls",
-        stats.hits, stats.misses, stats.underlying_calls
-    );
+    println!("caching CMM: {} hits, {} misses, {} underlying calls", stats.hits, stats.misses, stats.underlying_calls);
 }
