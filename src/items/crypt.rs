@@ -30,22 +30,24 @@ type Ctr = ctr::Ctr128BE<aes::Aes256>;
 /// A 32-byte derived key, zeroized on drop.
 pub(crate) type Key32 = Zeroizing<[u8; KEY_LEN]>;
 
-fn derive(data_key: &DataKey, label: &[u8], message_id: &[u8]) -> Result<Key32> {
-    let mut info = label.to_vec();
-    info.extend_from_slice(message_id);
-    let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    crypto::hkdf(HashAlg::Sha512, None, data_key.as_bytes(), &mut [(&info, &mut out[..])])?;
-    Ok(out)
-}
-
-/// The commit key of a message.
-pub(crate) fn commit_key(data_key: &DataKey, message_id: &[u8]) -> Result<Key32> {
-    derive(data_key, COMMIT_LABEL, message_id)
-}
-
-/// The field root key of a message.
-pub(crate) fn field_root_key(data_key: &DataKey, message_id: &[u8]) -> Result<Key32> {
-    derive(data_key, DERIVE_LABEL, message_id)
+/// The commit key and the field root key of a message: one HKDF extraction
+/// of the data key, two expansions.
+pub(crate) fn message_keys(data_key: &DataKey, message_id: &[u8]) -> Result<(Key32, Key32)> {
+    let mut commit_info = Vec::with_capacity(COMMIT_LABEL.len() + message_id.len());
+    commit_info.extend_from_slice(COMMIT_LABEL);
+    commit_info.extend_from_slice(message_id);
+    let mut derive_info = Vec::with_capacity(DERIVE_LABEL.len() + message_id.len());
+    derive_info.extend_from_slice(DERIVE_LABEL);
+    derive_info.extend_from_slice(message_id);
+    let mut commit = Zeroizing::new([0u8; KEY_LEN]);
+    let mut root = Zeroizing::new([0u8; KEY_LEN]);
+    crypto::hkdf(
+        HashAlg::Sha512,
+        None,
+        data_key.as_bytes(),
+        &mut [(&commit_info, &mut commit[..]), (&derive_info, &mut root[..])],
+    )?;
+    Ok((commit, root))
 }
 
 /// The header commitment: HMAC-SHA512(commit key, body), first 32 bytes.
@@ -58,48 +60,73 @@ pub(crate) fn commitment(commit_key: &[u8], body: &[u8]) -> Result<[u8; 32]> {
     Ok(out)
 }
 
-/// Cipher key and nonce of encrypted field number `index`.
-fn field_key(root: &[u8], index: usize) -> Result<(Key32, [u8; IV_LEN])> {
-    let offset = u32::try_from(index)
-        .ok()
-        .and_then(|i| i.checked_mul(3))
-        .ok_or_else(|| Error::MalformedItem { reason: "too many encrypted attributes".into() })?;
-    let mut block = [0u8; 16];
-    block[..11].copy_from_slice(FIELD_LABEL);
-    block[11] = (KEY_LEN + IV_LEN) as u8;
-    block[12..].copy_from_slice(&offset.to_be_bytes());
-    let mut stream = Zeroizing::new([0u8; KEY_LEN + IV_LEN]);
-    let mut ctr = Ctr::new_from_slices(root, &block).map_err(|_| Error::crypto("AES-CTR key setup"))?;
-    ctr.apply_keystream(&mut stream[..]);
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    key.copy_from_slice(&stream[..KEY_LEN]);
-    let mut nonce = [0u8; IV_LEN];
-    nonce.copy_from_slice(&stream[KEY_LEN..]);
-    Ok((key, nonce))
+/// Bytes of keystream per field: three AES blocks, of which 44 are used.
+const FIELD_STREAM_LEN: usize = 48;
+
+/// The cipher keys and nonces of an item's encrypted fields.
+///
+/// Field `i` starts at counter 3i, so the fields' counter blocks follow one
+/// another: one AES-256-CTR keystream from counter 0, with the root key
+/// expanded once, holds every field's key and nonce at offset 48i.
+pub(crate) struct FieldKeys {
+    stream: Zeroizing<Vec<u8>>,
+}
+
+impl FieldKeys {
+    /// The keys of `count` encrypted fields under the field root key `root`.
+    pub(crate) fn new(root: &[u8], count: usize) -> Result<Self> {
+        let too_many = || Error::MalformedItem { reason: "too many encrypted attributes".into() };
+        count.checked_mul(3).and_then(|blocks| u32::try_from(blocks).ok()).ok_or_else(too_many)?;
+        let len = count.checked_mul(FIELD_STREAM_LEN).ok_or_else(too_many)?;
+        let mut stream = Zeroizing::new(vec![0u8; len]);
+        let mut block = [0u8; 16];
+        block[..11].copy_from_slice(FIELD_LABEL);
+        block[11] = (KEY_LEN + IV_LEN) as u8;
+        let mut ctr = Ctr::new_from_slices(root, &block).map_err(|_| Error::crypto("AES-CTR key setup"))?;
+        ctr.apply_keystream(&mut stream[..]);
+        Ok(FieldKeys { stream })
+    }
+
+    /// The AES-GCM key and nonce of encrypted field number `index`.
+    fn get(&self, index: usize) -> Result<(AeadKey, [u8; IV_LEN])> {
+        let start = index
+            .checked_mul(FIELD_STREAM_LEN)
+            .filter(|&s| s < self.stream.len())
+            .ok_or_else(|| Error::MalformedItem { reason: format!("encrypted attribute {index} has no field key") })?;
+        let key = AeadKey::new(&self.stream[start..start + KEY_LEN])?;
+        let mut nonce = [0u8; IV_LEN];
+        nonce.copy_from_slice(&self.stream[start + KEY_LEN..start + KEY_LEN + IV_LEN]);
+        Ok((key, nonce))
+    }
 }
 
 /// Encrypt field `index`: the stored `B` value (type id || ciphertext || tag).
-pub(crate) fn encrypt_field(root: &[u8], index: usize, path: &[u8], plain: &Terminal) -> Result<Vec<u8>> {
-    let (key, nonce) = field_key(root, index)?;
-    let mut buf = plain.value.clone();
-    let tag = AeadKey::new(&key[..])?.seal_in_place(&nonce, path, &mut buf)?;
-    let mut out = Vec::with_capacity(2 + buf.len() + TAG_LEN);
+pub(crate) fn encrypt_field(keys: &FieldKeys, index: usize, path: &[u8], plain: &Terminal) -> Result<Vec<u8>> {
+    let (key, nonce) = keys.get(index)?;
+    let mut out = Vec::with_capacity(2 + plain.value.len() + TAG_LEN);
     out.extend_from_slice(&plain.type_id);
-    out.extend_from_slice(&buf);
+    out.extend_from_slice(&plain.value);
+    let tag = key.seal_in_place(&nonce, path, &mut out[2..])?;
     out.extend_from_slice(&tag);
     Ok(out)
 }
 
 /// Decrypt field `index` from its stored `B` value.
-pub(crate) fn decrypt_field(root: &[u8], index: usize, path: &[u8], stored: &[u8], name: &str) -> Result<Terminal> {
+pub(crate) fn decrypt_field(
+    keys: &FieldKeys,
+    index: usize,
+    path: &[u8],
+    stored: &[u8],
+    name: &str,
+) -> Result<Terminal> {
     if stored.len() < 2 + TAG_LEN {
         return Err(Error::ItemAuthentication { reason: format!("encrypted attribute `{name}` is too short") });
     }
-    let (key, nonce) = field_key(root, index)?;
+    let (key, nonce) = keys.get(index)?;
     let (ciphertext, tag) = stored[2..].split_at(stored.len() - 2 - TAG_LEN);
     let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::crypto("tag length"))?;
     let mut buf = ciphertext.to_vec();
-    AeadKey::new(&key[..])?.open_in_place(&nonce, path, &mut buf, &tag).map_err(|()| Error::ItemAuthentication {
+    key.open_in_place(&nonce, path, &mut buf, &tag).map_err(|()| Error::ItemAuthentication {
         reason: format!("encrypted attribute `{name}` did not authenticate"),
     })?;
     Ok(Terminal { type_id: [stored[0], stored[1]], value: buf })
@@ -117,8 +144,10 @@ mod tests {
     #[test]
     fn field_keys_are_the_ctr_keystream() {
         let root = [3u8; 32];
+        let keys = FieldKeys::new(&root, 8).unwrap();
         for index in [0usize, 1, 7] {
-            let (key, nonce) = field_key(&root, index).unwrap();
+            let start = index * FIELD_STREAM_LEN;
+            let (key, nonce) = (&keys.stream[start..start + 32], &keys.stream[start + 32..start + 44]);
             let aes = aes::Aes256::new_from_slice(&root).unwrap();
             let mut stream = Vec::new();
             for j in 0..3u32 {
@@ -130,9 +159,12 @@ mod tests {
                 aes.encrypt_block(&mut b);
                 stream.extend_from_slice(&b);
             }
-            assert_eq!(&key[..], &stream[..32]);
-            assert_eq!(&nonce[..], &stream[32..44]);
+            assert_eq!(key, &stream[..32]);
+            assert_eq!(nonce, &stream[32..44]);
         }
+        assert!(keys.get(8).is_err());
+        assert!(FieldKeys::new(&root, usize::MAX / 2).is_err());
+        assert!(FieldKeys::new(&root[..16], 1).is_err());
     }
 
     #[test]
@@ -141,9 +173,11 @@ mod tests {
         let id = [2u8; 32];
         let mut expected = [0u8; 32];
         Hkdf::<Sha512>::new(None, &[1; 32]).expand(&[&b"AWS_DBE_COMMIT_KEY"[..], &id].concat(), &mut expected).unwrap();
-        assert_eq!(&commit_key(&dk, &id).unwrap()[..], &expected);
+        let (commit, root) = message_keys(&dk, &id).unwrap();
+        assert_eq!(&commit[..], &expected);
         Hkdf::<Sha512>::new(None, &[1; 32]).expand(&[&b"AWS_DBE_DERIVE_KEY"[..], &id].concat(), &mut expected).unwrap();
-        assert_eq!(&field_root_key(&dk, &id).unwrap()[..], &expected);
+        assert_eq!(&root[..], &expected);
+        assert_ne!(&message_keys(&dk, &[3u8; 32]).unwrap().1[..], &expected);
         let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(&[5; 32]).unwrap();
         mac.update(b"body");
         assert_eq!(commitment(&[5; 32], b"body").unwrap()[..], mac.finalize().into_bytes()[..32]);
@@ -151,15 +185,17 @@ mod tests {
 
     #[test]
     fn fields_open_only_at_their_place() {
-        let root = [4u8; 32];
+        let root = FieldKeys::new(&[4u8; 32], 3).unwrap();
         let plain = Terminal { type_id: [0, 1], value: b"secret".to_vec() };
         let stored = encrypt_field(&root, 2, b"path", &plain).unwrap();
         assert_eq!(&stored[..2], &[0, 1]);
         assert_eq!(stored.len(), 2 + 6 + 16);
         assert_eq!(decrypt_field(&root, 2, b"path", &stored, "a").unwrap(), plain);
         assert!(decrypt_field(&root, 1, b"path", &stored, "a").is_err());
+        assert!(decrypt_field(&root, 3, b"path", &stored, "a").is_err());
         assert!(decrypt_field(&root, 2, b"other", &stored, "a").is_err());
-        assert!(decrypt_field(&[5; 32], 2, b"path", &stored, "a").is_err());
+        let other = FieldKeys::new(&[5; 32], 3).unwrap();
+        assert!(decrypt_field(&other, 2, b"path", &stored, "a").is_err());
         let mut bad = stored.clone();
         bad[5] ^= 1;
         assert!(decrypt_field(&root, 2, b"path", &bad, "a").is_err());

@@ -4,7 +4,7 @@ use subtle::ConstantTimeEq;
 
 use super::config::{CryptoAction, TableConfig};
 use super::context::{item_context, serialize};
-use super::crypt::{commit_key, commitment, decrypt_field, field_root_key};
+use super::crypt::{commitment, decrypt_field, message_keys, FieldKeys};
 use super::encrypt::{included, to_context, Field};
 use super::footer::{self, record_hash, RecordField};
 use super::header::{Header, COMMITMENT_LEN};
@@ -39,10 +39,14 @@ pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
     let header = Header::parse(header_bytes)?;
     super::signers::check_header(config.trusted_signers.as_deref(), &header)?;
 
-    let mut fields: Vec<Field<'_>> = Vec::new();
-    let mut signed: Vec<(&str, &AttributeValue)> =
-        item.iter().filter(|(name, _)| !config.is_allowed_unsigned(name)).map(|(n, v)| (n.as_str(), v)).collect();
-    signed.sort_by_cached_key(|(name, _)| canonical_path(&config.table_name, name));
+    // (path, position in the item, name, value) of every signed attribute, in canonical order.
+    let mut signed: Vec<(Vec<u8>, usize, &str, &AttributeValue)> = item
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, _))| !config.is_allowed_unsigned(name))
+        .map(|(order, (n, v))| (canonical_path(&config.table_name, n), order, n.as_str(), v))
+        .collect();
+    signed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     if signed.len() != header.legend.len() {
         return Err(altered(format!(
             "the item has {} signed attributes but was written with {}",
@@ -50,18 +54,25 @@ pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
             header.legend.len()
         )));
     }
-    for ((name, value), legend) in signed.into_iter().zip(&header.legend) {
+    let mut fields: Vec<Field<'_>> = Vec::with_capacity(signed.len());
+    // The stored value of each field: encrypted ones are read in place.
+    let mut stored: Vec<&[u8]> = Vec::with_capacity(signed.len());
+    for ((path, order, name, value), legend) in signed.into_iter().zip(&header.legend) {
         let action = CryptoAction::from_legend(*legend).ok_or_else(|| altered("invalid legend"))?;
         let terminal = match (action, value) {
             (CryptoAction::EncryptAndSign, AttributeValue::B(bytes)) => {
-                super::value::Terminal { type_id: super::value::type_id::B, value: bytes.clone() }
+                stored.push(bytes);
+                super::value::Terminal { type_id: super::value::type_id::B, value: Vec::new() }
             }
             (CryptoAction::EncryptAndSign, _) => {
                 return Err(altered(format!("encrypted attribute `{name}` is not binary")))
             }
-            (_, value) => value.to_terminal(name)?,
+            (_, value) => {
+                stored.push(&[]);
+                value.to_terminal(name)?
+            }
         };
-        fields.push(Field { name, action, path: canonical_path(&config.table_name, name), terminal });
+        fields.push(Field { order, name, action, path, terminal });
     }
     let key_value = |key: &str| {
         fields.iter().find(|f| f.name == key && f.action != CryptoAction::EncryptAndSign).map(|f| f.terminal.clone())
@@ -88,15 +99,16 @@ pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
         }
     }
 
+    let (commit_key, root) = message_keys(data_key, &header.message_id)?;
     let (body, stored_commitment) = header_bytes.split_at(header_bytes.len() - COMMITMENT_LEN);
-    let expected = commitment(&commit_key(data_key, &header.message_id)?[..], body)?;
+    let expected = commitment(&commit_key[..], body)?;
     if !bool::from(expected.ct_eq(stored_commitment)) {
         return Err(Error::CommitmentMismatch);
     }
 
-    let record = fields.iter().map(|f| {
+    let record = fields.iter().zip(&stored).map(|(f, s)| {
         let field = match f.action {
-            CryptoAction::EncryptAndSign => RecordField::Encrypted(&f.terminal.value),
+            CryptoAction::EncryptAndSign => RecordField::Encrypted(s),
             _ => RecordField::Plaintext(f.terminal.type_id, &f.terminal.value),
         };
         (f.path.as_slice(), field)
@@ -112,14 +124,20 @@ pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
     }
     footer::verify(footer_bytes, &hash, header.edks.len(), signing_key, verification_key)?;
 
-    let root = field_root_key(data_key, &header.message_id)?;
-    let mut out = item.clone();
-    out.remove(HEADER_ATTRIBUTE);
-    out.remove(FOOTER_ATTRIBUTE);
-    for (index, field) in fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign).enumerate() {
-        let plain = decrypt_field(&root[..], index, &field.path, &field.terminal.value, field.name)?;
-        let value = AttributeValue::from_terminal(plain.type_id, &plain.value, field.name)?;
-        out.insert(field.name.to_owned(), value);
+    let encrypted = fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign).count();
+    let keys = FieldKeys::new(&root[..], encrypted)?;
+    let mut decrypted: Vec<Option<AttributeValue>> = vec![None; item.len()];
+    let encrypted_fields = fields.iter().zip(&stored).filter(|(f, _)| f.action == CryptoAction::EncryptAndSign);
+    for (index, (field, stored)) in encrypted_fields.enumerate() {
+        let plain = decrypt_field(&keys, index, &field.path, stored, field.name)?;
+        decrypted[field.order] = Some(AttributeValue::from_terminal(plain.type_id, &plain.value, field.name)?);
     }
-    Ok(out)
+    // The item in name order without the header and footer, each decrypted
+    // value in place of its ciphertext.
+    Ok(item
+        .iter()
+        .zip(decrypted)
+        .filter(|((name, _), _)| name.as_str() != HEADER_ATTRIBUTE && name.as_str() != FOOTER_ATTRIBUTE)
+        .map(|((name, value), plain)| (name.clone(), plain.unwrap_or_else(|| value.clone())))
+        .collect())
 }

@@ -2,7 +2,7 @@
 
 use super::config::{CryptoAction, TableConfig};
 use super::context::{item_context, serialize};
-use super::crypt::{commit_key, encrypt_field, field_root_key};
+use super::crypt::{encrypt_field, message_keys, FieldKeys};
 use super::footer::{self, record_hash, RecordField};
 use super::header::{Header, MESSAGE_ID_LEN};
 use super::path::canonical_path;
@@ -13,6 +13,8 @@ use crate::materials::{CommitmentPolicy, EncryptionContext, EncryptionMaterials,
 
 /// One attribute of the item with what is done to it.
 pub(crate) struct Field<'a> {
+    /// Position of the attribute in the item (its name order).
+    pub(crate) order: usize,
     pub(crate) name: &'a str,
     pub(crate) action: CryptoAction,
     pub(crate) path: Vec<u8>,
@@ -38,24 +40,28 @@ pub(crate) fn included<'a>(fields: &'a [Field<'a>]) -> Vec<(&'a str, &'a Termina
 /// attribute (encrypted ones as `B` values) plus `aws_dbe_head` and
 /// `aws_dbe_foot`.
 pub fn encrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
-    let mut fields: Vec<Field<'_>> = Vec::new();
-    for (name, value) in item {
+    let mut fields: Vec<Field<'_>> = Vec::with_capacity(item.len());
+    let mut plaintext_len = 0u64;
+    for (order, (name, value)) in item.iter().enumerate() {
         let action = config.action_for(name)?;
         if action.is_signed() {
             let path = canonical_path(&config.table_name, name);
-            fields.push(Field { name, action, path, terminal: value.to_terminal(name)? });
+            let terminal = value.to_terminal(name)?;
+            if action == CryptoAction::EncryptAndSign {
+                plaintext_len = plaintext_len.saturating_add(terminal.value.len() as u64);
+            }
+            fields.push(Field { order, name, action, path, terminal });
         }
     }
-    fields.sort_by(|a, b| a.path.cmp(&b.path));
+    fields.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     let key_value = |key: &str| fields.iter().find(|f| f.name == key).map(|f| f.terminal.clone());
     let pairs = item_context(config, config.version, key_value, &included(&fields))?;
 
     let mut request =
         EncryptionMaterialsRequest::new(to_context(&pairs), CommitmentPolicy::RequireEncryptRequireDecrypt);
     request.algorithm_suite = Some(config.suite);
-    // The bytes this data key protects: a caching CMM counts them against its limits.
-    let encrypted = fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign);
-    request.max_plaintext_length = Some(encrypted.map(|f| f.terminal.value.len() as u64 + 2).sum());
+    // What the data key protects: lets a caching CMM count it.
+    request.max_plaintext_length = Some(plaintext_len);
     let materials = config.cmm.get_encryption_materials(request)?;
     check_materials(config, &materials)?;
     let data_key = materials.data_key().ok_or_else(|| Error::config("no data key"))?;
@@ -79,14 +85,16 @@ pub fn encrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
         stored_context,
         edks: materials.encrypted_data_keys().to_vec(),
     };
-    let header_bytes = header.serialize(&commit_key(data_key, &message_id)?[..])?;
+    let (commit_key, root) = message_keys(data_key, &message_id)?;
+    let header_bytes = header.serialize(&commit_key[..])?;
 
-    let root = field_root_key(data_key, &message_id)?;
+    let encrypted = fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign).count();
+    let keys = FieldKeys::new(&root[..], encrypted)?;
     let mut stored: Vec<Option<Vec<u8>>> = Vec::with_capacity(fields.len());
     let mut index = 0;
     for field in &fields {
         if field.action == CryptoAction::EncryptAndSign {
-            stored.push(Some(encrypt_field(&root[..], index, &field.path, &field.terminal)?));
+            stored.push(Some(encrypt_field(&keys, index, &field.path, &field.terminal)?));
             index += 1;
         } else {
             stored.push(None);
@@ -102,12 +110,16 @@ pub fn encrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
     let hash = record_hash(&header_bytes, &serialize(materials.encryption_context())?, record)?;
     let footer = footer::create(&hash, materials.symmetric_signing_keys(), materials.signing_key().map(|s| &**s))?;
 
-    let mut out = item.clone();
+    // The item in name order, each encrypted value in place of its plaintext.
+    let mut replaced: Vec<Option<Vec<u8>>> = vec![None; item.len()];
     for (field, bytes) in fields.iter().zip(stored) {
-        if let Some(bytes) = bytes {
-            out.insert(field.name.to_owned(), AttributeValue::B(bytes));
-        }
+        replaced[field.order] = bytes;
     }
+    let mut out: Item = item
+        .iter()
+        .zip(replaced)
+        .map(|((name, value), bytes)| (name.clone(), bytes.map_or_else(|| value.clone(), AttributeValue::B)))
+        .collect();
     out.insert(HEADER_ATTRIBUTE.to_owned(), AttributeValue::B(header_bytes));
     out.insert(FOOTER_ATTRIBUTE.to_owned(), AttributeValue::B(footer));
     Ok(out)

@@ -9,8 +9,10 @@
 //!
 //! Footer = one 48-byte HMAC-SHA384(symmetric signing key of EDK j, h) per
 //! EDK, in EDK order, then for 0x6701 an ECDSA P-384 signature (DER) over
-//! `h` (that is, of SHA-384(h)) of exactly 103 bytes: the writer signs again
-//! until the encoding has that length.
+//! `h` (that is, of SHA-384(h)) of exactly 103 bytes. A signature (r, s) of
+//! 102 or 104 bytes becomes one of 103 as (r, n - s), which verifies the
+//! same and whose s has the other top bit; only if that does not fit either
+//! (r or s with leading zero bytes, rarely) does the writer sign again.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha384};
@@ -84,12 +86,21 @@ pub(crate) fn create(hash: &[u8; 48], keys: &[DataKey], signer: Option<&dyn Foot
         }
         let digest: [u8; 48] = Sha384::digest(hash).into();
         let signature = (0..SIGN_ATTEMPTS)
-            .map(|_| signer.sign_digest(&digest))
-            .find(|s| s.as_ref().map_or(true, |s| s.len() == SIGNATURE_LEN))
+            .map(|_| signer.sign_digest(&digest).map(|s| if s.len() == SIGNATURE_LEN { Some(s) } else { other_s(&s) }))
+            .find_map(|s| s.transpose())
             .unwrap_or_else(|| Err(Error::crypto("the signer gave no signature of 103 bytes")))?;
         out.extend_from_slice(&signature);
     }
     Ok(out)
+}
+
+/// The other encoding of a P-384 signature (r, n - s), if it has
+/// [`SIGNATURE_LEN`] bytes.
+fn other_s(der: &[u8]) -> Option<Vec<u8>> {
+    let signature = p384::ecdsa::Signature::from_der(der).ok()?;
+    let (r, s) = signature.split_scalars();
+    let flipped = p384::ecdsa::Signature::from_scalars(r, -s).ok()?.to_der();
+    Some(flipped.as_bytes().to_vec()).filter(|d| d.len() == SIGNATURE_LEN)
 }
 
 /// Verify the footer: as many tags as EDKs, one of them under `key`, and
@@ -146,6 +157,51 @@ mod tests {
         record.extend_from_slice(&[0, 2]);
         record.extend_from_slice(b"12");
         assert_eq!(h[..], Sha384::digest(&record)[..]);
+    }
+
+    /// Counts the signatures it makes.
+    #[derive(Debug)]
+    struct Counting(SoftwareSigner, std::sync::atomic::AtomicUsize);
+
+    impl FooterSigner for Counting {
+        fn curve(&self) -> SignatureCurve {
+            self.0.curve()
+        }
+        fn public_key(&self) -> Vec<u8> {
+            self.0.public_key()
+        }
+        fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.sign_digest(digest)
+        }
+    }
+
+    #[test]
+    fn one_signature_of_any_length_gives_one_of_103_bytes() {
+        let signer = Counting(SoftwareSigner::generate(SignatureCurve::P384), Default::default());
+        let public = signer.public_key();
+        let key = [DataKey::new(vec![1; 32])];
+        let mut lengths = std::collections::BTreeSet::new();
+        for i in 0..32u8 {
+            let h = [i; 48];
+            let digest: [u8; 48] = Sha384::digest(h).into();
+            let plain = signer.sign_digest(&digest).unwrap();
+            lengths.insert(plain.len());
+            if let Some(flipped) = other_s(&plain) {
+                assert_ne!(flipped, plain);
+                crate::crypto::ecdsa_verify_digest(SignatureCurve::P384, &public, &digest, &flipped).unwrap();
+            }
+            let before = signer.1.load(std::sync::atomic::Ordering::Relaxed);
+            let footer = create(&h, &key, Some(&signer)).unwrap();
+            assert_eq!(footer.len(), 48 + 103);
+            verify(&footer, &h, 1, &key[0], Some(&public)).unwrap();
+            assert!(verify(&footer, &[i ^ 1; 48], 1, &key[0], Some(&public)).is_err());
+            // Almost always one signature (two if r has a leading zero byte: 1 in 2^8).
+            assert!(signer.1.load(std::sync::atomic::Ordering::Relaxed) - before <= 2);
+        }
+        // Signatures of other lengths than 103 were met and fixed.
+        assert!(lengths.iter().any(|&l| l != 103), "{lengths:?}");
+        assert_eq!(other_s(b"not DER"), None);
     }
 
     #[test]

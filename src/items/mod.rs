@@ -66,6 +66,8 @@ mod signers;
 mod value;
 
 #[cfg(test)]
+mod cache_tests;
+#[cfg(test)]
 mod tests;
 
 pub use batch::{decrypt_items, encrypt_items};

@@ -116,10 +116,16 @@ impl AttributeValue {
     }
 
     fn value_bytes(&self, name: &str, depth: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.write_value(&mut out, name, depth)?;
+        Ok(out)
+    }
+
+    /// Append the serialized value (no type id, no length) to `out`.
+    fn write_value(&self, out: &mut Vec<u8>, name: &str, depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
             return Err(bad(name, format!("nested deeper than {MAX_DEPTH} levels")));
         }
-        let mut out = Vec::new();
         match self {
             AttributeValue::S(s) => out.extend_from_slice(s.as_bytes()),
             AttributeValue::N(n) => out.extend_from_slice(normalize(n).map_err(|e| bad(name, e))?.as_bytes()),
@@ -128,14 +134,14 @@ impl AttributeValue {
             AttributeValue::Null => {}
             AttributeValue::Ss(set) => {
                 let sorted = sorted_unique_strings(set.to_vec(), name, "string set")?;
-                write_members(&mut out, sorted.iter().map(|s| s.as_bytes()), sorted.len(), name)?;
+                write_members(out, sorted.iter().map(|s| s.as_bytes()), sorted.len(), name)?;
             }
             AttributeValue::Ns(set) => {
                 sorted_unique_strings(set.clone(), name, "number set")?;
                 let normalized = set.iter().map(|n| normalize(n)).collect::<std::result::Result<Vec<_>, _>>();
                 let normalized = normalized.map_err(|e| bad(name, e))?;
                 let sorted = sorted_unique_strings(normalized, name, "number set (after normalization)")?;
-                write_members(&mut out, sorted.iter().map(|s| s.as_bytes()), sorted.len(), name)?;
+                write_members(out, sorted.iter().map(|s| s.as_bytes()), sorted.len(), name)?;
             }
             AttributeValue::Bs(set) => {
                 let mut sorted: Vec<&[u8]> = set.iter().map(Vec::as_slice).collect();
@@ -143,16 +149,16 @@ impl AttributeValue {
                 if sorted.windows(2).any(|w| w[0] == w[1]) {
                     return Err(bad(name, "binary set with duplicate members"));
                 }
-                write_members(&mut out, sorted.iter().copied(), sorted.len(), name)?;
+                write_members(out, sorted.iter().copied(), sorted.len(), name)?;
             }
             AttributeValue::L(list) => {
-                push_len(&mut out, list.len(), name)?;
+                push_len(out, list.len(), name)?;
                 for member in list {
-                    member.write_nested(&mut out, name, depth + 1)?;
+                    member.write_nested(out, name, depth + 1)?;
                 }
             }
             AttributeValue::M(map) => {
-                push_len(&mut out, map.len(), name)?;
+                push_len(out, map.len(), name)?;
                 let mut keys: Vec<&String> = map.keys().collect();
                 keys.sort_by(|a, b| utf16_cmp(a, b));
                 for key in keys {
@@ -160,20 +166,24 @@ impl AttributeValue {
                         return Err(bad(name, "a map key must be 1 to 65535 UTF-8 bytes"));
                     }
                     out.extend_from_slice(&type_id::S);
-                    push_len(&mut out, key.len(), name)?;
+                    push_len(out, key.len(), name)?;
                     out.extend_from_slice(key.as_bytes());
-                    map[key].write_nested(&mut out, name, depth + 1)?;
+                    map[key].write_nested(out, name, depth + 1)?;
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
+    /// Append a member of a list or map: type id, u32 length, value. The
+    /// value is written in place and its length filled in after.
     fn write_nested(&self, out: &mut Vec<u8>, name: &str, depth: usize) -> Result<()> {
-        let value = self.value_bytes(name, depth)?;
         out.extend_from_slice(&self.type_id());
-        push_len(out, value.len(), name)?;
-        out.extend_from_slice(&value);
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        self.write_value(out, name, depth)?;
+        let len = u32::try_from(out.len() - at - 4).map_err(|_| bad(name, "a length does not fit in 32 bits"))?;
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
         Ok(())
     }
 

@@ -15,8 +15,10 @@ use aws_db_esdk::material_providers::types::{AesWrappingAlg, DbeAlgorithmSuiteId
 use aws_db_esdk::CryptoAction as SdkAction;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue as SdkValue;
+use hsm_keyring::cmm::DefaultCmm;
 use hsm_keyring::items::{AttributeValue, CryptoAction, Item, TableConfig};
-use hsm_keyring::{AlgorithmSuite, Keyring};
+use hsm_keyring::{AlgorithmSuite, CryptographicMaterialsManager, Keyring};
+use std::sync::Arc;
 
 /// An item in the AWS SDK's model.
 pub type SdkItem = HashMap<String, SdkValue>;
@@ -92,7 +94,12 @@ pub struct TableSpec {
 impl TableSpec {
     /// This crate's configuration over `keyring`.
     pub fn ours<K: Keyring + 'static>(&self, keyring: K) -> TableConfig {
-        let mut b = TableConfig::builder(&self.table, &self.partition_key).suite(self.suite).keyring(keyring);
+        self.ours_cmm(Arc::new(DefaultCmm::new(keyring)))
+    }
+
+    /// This crate's configuration over `cmm`.
+    pub fn ours_cmm(&self, cmm: Arc<dyn CryptographicMaterialsManager>) -> TableConfig {
+        let mut b = TableConfig::builder(&self.table, &self.partition_key).suite(self.suite).cmm(cmm);
         if let Some(sk) = &self.sort_key {
             b = b.sort_key(sk);
         }
