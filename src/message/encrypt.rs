@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use zeroize::Zeroize;
 
-use super::keys::{self, MessageKeys};
+use super::keys;
+use super::parallel::{self, ParallelSealer};
 use super::Client;
-use crate::crypto::{self, SignatureHasher, TAG_LEN};
+use crate::crypto::{self, AeadKey, SignatureHasher, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::body::{self, BodyKind, FINAL_FRAME_PREFIX, REGULAR_FRAME_PREFIX};
 use crate::format::{self, HeaderFields};
@@ -17,13 +18,16 @@ use crate::materials::{
 
 /// Seals the frames of one message and signs it.
 pub(crate) struct FrameSealer {
-    keys: MessageKeys,
-    message_id: Vec<u8>,
+    /// Shared with the workers of parallel frames.
+    pub(super) aead: Arc<AeadKey>,
+    pub(super) message_id: Vec<u8>,
     frame_length: u32,
     /// Sequence number of the next frame.
-    seq: u32,
-    aad: Vec<u8>,
-    signer: Option<(SignatureHasher, Arc<dyn FooterSigner>)>,
+    pub(super) seq: u32,
+    pub(super) aad: Vec<u8>,
+    pub(super) signer: Option<(SignatureHasher, Arc<dyn FooterSigner>)>,
+    /// The signer while the hash runs on its own thread (parallel frames).
+    pub(super) parked_signer: Option<Arc<dyn FooterSigner>>,
 }
 
 impl FrameSealer {
@@ -138,18 +142,19 @@ impl FrameSealer {
         }
 
         let mut sealer = FrameSealer {
-            keys,
+            aead: Arc::new(keys.aead),
             message_id,
             frame_length: client.frame_length,
             seq: 1,
             aad: Vec::with_capacity(96),
             signer,
+            parked_signer: None,
         };
         sealer.hash(&header);
         Ok((sealer, header))
     }
 
-    fn hash(&mut self, bytes: &[u8]) {
+    pub(super) fn hash(&mut self, bytes: &[u8]) {
         if let Some((hasher, _)) = &mut self.signer {
             hasher.update(bytes);
         }
@@ -161,7 +166,7 @@ impl FrameSealer {
         let seq = self.seq;
         let content_len = out.len() - content_start;
         body::body_aad(&mut self.aad, &self.message_id, kind, seq, content_len as u64);
-        let tag = self.keys.aead.seal_in_place(&body::frame_iv(seq), &self.aad, &mut out[content_start..])?;
+        let tag = self.aead.seal_in_place(&body::frame_iv(seq), &self.aad, &mut out[content_start..])?;
         out.extend_from_slice(&tag);
         self.hash(&out[frame_start..]);
         Ok(())
@@ -252,6 +257,29 @@ fn encrypt_append(
     out.reserve(size);
     out.extend_from_slice(&header);
     let mut chunks = plaintext.chunks_exact(fl);
+    if parallel::worth_it(client.workers, plaintext.len(), fl) {
+        let start = out.len();
+        out.resize(start + regular * parallel::regular_record_len(fl), 0);
+        let first = sealer.seq;
+        let hasher = sealer.signer.as_mut().map(|(h, _)| h);
+        let sealed = &mut out[start..];
+        let regular_bytes = &plaintext[..regular * fl];
+        parallel::seal_regular_frames(
+            &sealer.aead,
+            &sealer.message_id,
+            fl,
+            first,
+            regular_bytes,
+            sealed,
+            client.workers,
+            hasher,
+        )?;
+        sealer.seq = u32::try_from(regular)
+            .ok()
+            .and_then(|r| first.checked_add(r))
+            .ok_or_else(|| Error::config("the plaintext needs more than 2^32 - 1 frames; use a larger frame length"))?;
+        chunks = plaintext[regular * fl..].chunks_exact(fl);
+    }
     for chunk in &mut chunks {
         sealer.regular_frame(out, chunk)?;
     }
@@ -310,6 +338,8 @@ pub struct EncryptingWriter<W: Write> {
     buf: FrameBuf,
     frame_length: usize,
     failed: bool,
+    /// Batches of frames sealed by worker threads (more than one worker).
+    par: Option<ParallelSealer>,
 }
 
 impl<W: Write> std::fmt::Debug for EncryptingWriter<W> {
@@ -342,6 +372,7 @@ impl<W: Write> EncryptingWriter<W> {
             buf: FrameBuf(buf),
             frame_length,
             failed: false,
+            par: (client.workers > 1).then(|| ParallelSealer::new(frame_length, client.workers)),
         })
     }
 
@@ -377,6 +408,11 @@ impl<W: Write> EncryptingWriter<W> {
             }
             self.remaining = Some(remaining - len);
         }
+        if let Some(par) = &mut self.par {
+            let sealer = self.sealer.as_mut().ok_or_else(|| Error::config("the message is already finished"))?;
+            par.write(sealer, data, &mut self.inner)?;
+            return Ok(data.len());
+        }
         let mut written = 0;
         while written < data.len() {
             let room = self.frame_length - (self.buf.len() - FINAL_FRAME_PREFIX);
@@ -398,6 +434,10 @@ impl<W: Write> EncryptingWriter<W> {
         // From here on a failure is returned to the caller, who sees it.
         self.unfinished.armed = false;
         let mut sealer = self.sealer.take().ok_or_else(|| Error::config("the message is already finished"))?;
+        if let Some(par) = &mut self.par {
+            let tail = par.finish(&mut sealer, &mut self.inner)?;
+            self.buf.extend_from_slice(&tail);
+        }
         let len = self.buf.len() - FINAL_FRAME_PREFIX;
         let len = u32::try_from(len).map_err(|_| Error::crypto("frame too long"))?;
         self.buf[..FINAL_FRAME_PREFIX].copy_from_slice(&body::final_prefix(sealer.seq, len));
@@ -420,7 +460,7 @@ impl<W: Write> EncryptingWriter<W> {
     /// Bytes of memory held for the current frame (for tests of the memory bound).
     #[doc(hidden)]
     pub fn buffer_capacity(&self) -> usize {
-        self.buf.capacity()
+        self.buf.capacity() + self.par.as_ref().map_or(0, ParallelSealer::capacity)
     }
 }
 

@@ -1,11 +1,12 @@
 //! One-shot decryption of a message held in memory.
 
-use super::{header_info, open_header, trailing};
-use crate::error::Result;
+use super::{header_info, open_header, trailing, FrameOpener};
+use crate::error::{Error, Result};
 use crate::format::body::{self, BodyKind};
 use crate::format::reader::{ReadError, Reader};
 use crate::format::{self, ContentType};
 use crate::materials::{CryptographicMaterialsManager, EncryptionContext};
+use crate::message::parallel::{self, OpenRecord};
 use crate::message::{Client, HeaderInfo};
 
 /// One-shot decryption of a whole message in memory: the plaintext is
@@ -48,6 +49,9 @@ fn decrypt_append(
             opener.hash(rec.raw);
             opener.open_append(BodyKind::NonFramed, 1, rec.content, &rec.tag, plaintext)?;
         }
+        ContentType::Framed if parallel::worth_it(client.workers, body_bytes.len(), header.frame_length as usize) => {
+            framed_parallel(client.workers, &mut opener, header.frame_length, body_bytes, &mut r, plaintext)?;
+        }
         ContentType::Framed => loop {
             let at = r.offset();
             let rec = body::parse_frame(&mut r, header.frame_length, opener.next_seq).map_err(e)?;
@@ -67,4 +71,45 @@ fn decrypt_append(
         return Err(trailing(r.offset()));
     }
     Ok(header_info(&header))
+}
+
+/// The frames of a large body on worker threads: every frame is parsed
+/// first (cheap), then opened in batches while the signature hash (if any)
+/// runs over the body on its own thread. The errors are those of the
+/// sequential loop: the first frame that fails to verify, else the first
+/// frame that fails to parse.
+fn framed_parallel<'a>(
+    workers: usize,
+    opener: &mut FrameOpener,
+    frame_length: u32,
+    body_bytes: &'a [u8],
+    r: &mut Reader<'a>,
+    plaintext: &mut Vec<u8>,
+) -> Result<()> {
+    let mut records = Vec::with_capacity(body_bytes.len() / (frame_length as usize).max(1) + 1);
+    let mut total = 0usize;
+    let stop: Option<Error> = loop {
+        let at = r.offset();
+        let rec = match body::parse_frame(r, frame_length, opener.next_seq) {
+            Ok(rec) => rec,
+            Err(e) => break Some(e.into_error()),
+        };
+        total += rec.content.len();
+        records.push(OpenRecord { kind: rec.kind, seq: rec.seq, content: rec.content, tag: rec.tag });
+        if rec.kind == BodyKind::Final {
+            break None;
+        }
+        if let Err(e) = opener.advance(at) {
+            break Some(e);
+        }
+    };
+    let consumed = body_bytes.len() - r.remaining();
+    let start = plaintext.len();
+    plaintext.resize(start + total, 0);
+    let hash = opener.verifier.as_mut().map(|v| (&mut v.hasher, &body_bytes[..consumed]));
+    parallel::open_records(&opener.aead, &opener.message_id, &records, &mut plaintext[start..], workers, hash)?;
+    match stop {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
