@@ -116,6 +116,8 @@ impl FrameSealer {
 
         let mut message_id = vec![0u8; suite.message_id_len()];
         crypto::fill_random(&mut message_id)?;
+        #[cfg(test)]
+        parallel::tests::fix_message_id(&mut message_id);
         let keys = keys::derive(suite, data_key, &message_id)?;
         let commit = keys.commit_key.as_ref().map(|c| c.to_vec()).unwrap_or_default();
         let mut header = format::serialize_body(&HeaderFields {

@@ -18,6 +18,8 @@
 
 mod oneshot;
 mod pool;
+#[cfg(test)]
+pub(crate) mod tests;
 mod writer;
 
 pub(crate) use oneshot::{open_records, seal_regular_frames, OpenRecord};
