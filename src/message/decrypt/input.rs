@@ -104,6 +104,13 @@ impl Scratch {
         &mut self.bytes[self.len..end]
     }
 
+    /// Make room for `total` bytes in all, exactly (no doubling), so that a
+    /// buffer of known use holds no more than it needs.
+    pub(super) fn reserve_total(&mut self, total: usize) {
+        let more = total.saturating_sub(self.bytes.len());
+        self.bytes.reserve_exact(more);
+    }
+
     /// Append `bytes` to the used part.
     pub(super) fn push(&mut self, bytes: &[u8]) {
         self.spare(bytes.len()).copy_from_slice(bytes);

@@ -198,6 +198,9 @@ impl<R: Read> DecryptingReader<R> {
         let Some(par) = self.par.as_mut() else { return Batch { buf: Scratch::default(), frames: Vec::new() } };
         let mut buf = par.spare.pop().unwrap_or_default();
         buf.clear();
+        // The batch and the final frame, which is read into it before it is known to be final.
+        let record = self.opener.frame_length as usize + body::FINAL_FRAME_PREFIX + TAG_LEN;
+        buf.reserve_total((par.per_batch + 1).saturating_mul(record));
         let mut frames = Vec::with_capacity(par.per_batch);
         while frames.len() < par.per_batch {
             let (at, from) = (self.input.offset, buf.len());
