@@ -50,7 +50,7 @@ use measure::R;
 
 const USAGE: &str = "\
 usage: bench [--worker PATH] [--token-latency-ms N] [--round-ms N] [--no-large]
-       bench --scaling [--runs N]
+       bench --scaling [--runs N] [--suite 0x0478|0x0578] [--api stream|one-shot] [--workers 1,2,..]
 
   --worker PATH          the bench binary built with the other hsm-keyring backend
                          (default: $BENCH_WORKER; without it only this build's backend is measured)
@@ -58,7 +58,8 @@ usage: bench [--worker PATH] [--token-latency-ms N] [--round-ms N] [--no-large]
   --round-ms N           length of one timed round of the rate measurements (default 300)
   --no-large             skip the 64 MiB cases
   --scaling              only the scaling of parallel frames: 64 MiB messages with 1, 2 and
-                         (more cores) all workers, against bare SHA-384; --runs N rounds (default 5)
+                         (more cores) all workers, against bare SHA-384; --runs N rounds (default 5),
+                         --suite and --api pick one suite or one API, --workers the counts
 ";
 
 /// Command-line options of the orchestrator.

@@ -43,15 +43,33 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// Parse `--runs N`, measure, print the table and the targets.
+/// Parse `--runs N`, `--suite 0x0478|0x0578`, `--api stream|one-shot`;
+/// measure, print the table and the targets.
 pub fn run(args: &[String]) -> R<()> {
     let mut runs = 5u32;
+    let mut only_workers: Option<Vec<usize>> = None;
+    let mut suites = vec![0x0478u16, 0x0578];
+    let mut apis = vec![Api::Stream, Api::OneShot];
     let mut it = args.iter();
     while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
-            "--runs" => {
-                runs = it.next().ok_or("--runs needs a value")?.parse().map_err(|e| format!("--runs: {e}"))?;
+            "--runs" => runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--workers" => {
+                let list = value("--workers")?;
+                let parsed: Result<Vec<usize>, _> = list.split(',').map(str::parse).collect();
+                only_workers = Some(parsed.map_err(|e| format!("--workers: {e}"))?);
             }
+            "--suite" => match value("--suite")?.as_str() {
+                "0x0478" => suites = vec![0x0478],
+                "0x0578" => suites = vec![0x0578],
+                other => return Err(format!("--suite: {other:?} is not 0x0478 or 0x0578")),
+            },
+            "--api" => match value("--api")?.as_str() {
+                "stream" => apis = vec![Api::Stream],
+                "one-shot" => apis = vec![Api::OneShot],
+                other => return Err(format!("--api: {other:?} is not stream or one-shot")),
+            },
             other => return Err(format!("unknown argument {other:?} after --scaling")),
         }
     }
@@ -59,6 +77,9 @@ pub fn run(args: &[String]) -> R<()> {
     let mut workers = vec![1, 2];
     if cores > 2 {
         workers.push(cores);
+    }
+    if let Some(list) = only_workers {
+        workers = list;
     }
     let keyring = RawAesKeyring::new(KEY_NAMESPACE, KEY_NAME, &WRAPPING_KEY).map_err(err)?;
     let cmm = DefaultCmm::new(keyring);
@@ -72,7 +93,10 @@ pub fn run(args: &[String]) -> R<()> {
         let s = AlgorithmSuite::from_id(suite).map_err(err)?;
         let c = Client::builder().algorithm_suite(s).frame_length(FRAME as u32).build().map_err(err)?;
         messages.push(c.encrypt(&cmm, &pt, &context).map_err(err)?);
-        for api in [Api::Stream, Api::OneShot] {
+        if !suites.contains(&suite) {
+            continue;
+        }
+        for &api in &apis {
             for &w in &workers {
                 rows.push(Row { suite, api, workers: w, enc: f64::INFINITY, dec: f64::INFINITY });
             }

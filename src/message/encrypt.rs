@@ -266,16 +266,8 @@ fn encrypt_append(
         let hasher = sealer.signer.as_mut().map(|(h, _)| h);
         let sealed = &mut out[start..];
         let regular_bytes = &plaintext[..regular * fl];
-        parallel::seal_regular_frames(
-            &sealer.aead,
-            &sealer.message_id,
-            fl,
-            first,
-            regular_bytes,
-            sealed,
-            client.workers,
-            hasher,
-        )?;
+        let key = parallel::FrameKey { aead: &sealer.aead, message_id: &sealer.message_id, frame_length: fl };
+        parallel::seal_regular_frames(key, first, regular_bytes, sealed, client.workers, hasher)?;
         sealer.seq = u32::try_from(regular)
             .ok()
             .and_then(|r| first.checked_add(r))
@@ -318,9 +310,14 @@ impl std::ops::DerefMut for FrameBuf {
 /// Streaming encryptor: an [`std::io::Write`] that turns plaintext into a
 /// framed message on the wrapped writer.
 ///
-/// It holds at most one frame of plaintext. Every full frame is sealed and
-/// written as soon as it is complete; [`EncryptingWriter::finish`] writes the
-/// final frame (possibly empty) and, for signed suites, the footer.
+/// With one worker ([`ClientBuilder::workers`](crate::message::ClientBuilder::workers))
+/// it holds at most one frame of plaintext, and every full frame is sealed
+/// and written as soon as it is complete. With more, full frames are
+/// gathered into batches of about 128 KiB that worker threads seal; batches
+/// are written in order as soon as they and every earlier one are sealed,
+/// and at most `2 × workers` batches are in flight besides the one being
+/// filled. [`EncryptingWriter::finish`] writes what is left, the final frame
+/// (possibly empty) and, for signed suites, the footer.
 /// **Dropping the writer without calling `finish` leaves an incomplete
 /// message** that every reader refuses; a streaming reader may have
 /// released its earlier frames before it finds that out. Such a drop is

@@ -245,9 +245,10 @@ impl ClientBuilder {
     /// With `1` everything runs on the calling thread, as it always did.
     /// Bodies under 256 KiB stay on the calling thread whatever the setting,
     /// and so does the first 128 KiB batch of a stream. Streams hold at most
-    /// `2 × workers` batches in flight besides the one being filled (with
-    /// the default 4 KiB frames and two workers, about 640 KiB); one-shot
-    /// calls write straight into the output and hold no more than before.
+    /// `2 × workers` batches in flight besides the one being filled or handed
+    /// out (with the default 4 KiB frames and two workers, about 800 KiB in
+    /// all); one-shot calls write straight into the output and hold no more
+    /// than with one worker.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
         self

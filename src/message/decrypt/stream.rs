@@ -28,9 +28,14 @@ enum State {
 /// plaintext.
 ///
 /// The header is read, the data key obtained and the header authenticated
-/// when the reader is created ([`Client::decrypt_stream`]). After that it
-/// holds about one frame: it reads a frame, verifies its tag, and only then
-/// hands out its plaintext. A frame that fails to verify is never released.
+/// when the reader is created ([`Client::decrypt_stream`]). After that, with
+/// one worker ([`ClientBuilder::workers`](crate::message::ClientBuilder::workers)),
+/// it holds about one frame: it reads a frame, verifies its tag, and only
+/// then hands out its plaintext. With more, it reads ahead batches of about
+/// 128 KiB of frames (at most `2 × workers` batches in flight, besides the
+/// one being handed out) that worker threads open, and hands them out in
+/// order. Either way a frame that fails to verify is never released, nor is
+/// anything after it: the frames before it come out, then the error.
 ///
 /// # Signed suites: the signature is checked at the end
 ///

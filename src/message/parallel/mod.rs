@@ -22,7 +22,7 @@ mod pool;
 pub(crate) mod tests;
 mod writer;
 
-pub(crate) use oneshot::{open_records, seal_regular_frames, OpenRecord};
+pub(crate) use oneshot::{open_records, seal_regular_frames, FrameKey, OpenRecord};
 pub(crate) use pool::{HashThread, Pool};
 pub(crate) use writer::ParallelSealer;
 

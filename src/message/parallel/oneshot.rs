@@ -17,20 +17,27 @@ fn next_job<I: Iterator>(jobs: &Mutex<I>) -> Option<I::Item> {
     jobs.lock().unwrap_or_else(|e| e.into_inner()).next()
 }
 
+/// What seals the frames of one message.
+#[derive(Clone, Copy)]
+pub(crate) struct FrameKey<'a> {
+    pub(crate) aead: &'a AeadKey,
+    pub(crate) message_id: &'a [u8],
+    pub(crate) frame_length: usize,
+}
+
 /// Seal `plaintext` (a whole number of frames) as regular frames from
 /// sequence number `first_seq` into `out` (exactly one record per frame),
 /// on `workers` threads. With `hasher`, the records are hashed in order on
 /// a thread of their own while the others seal.
 pub(crate) fn seal_regular_frames(
-    aead: &AeadKey,
-    message_id: &[u8],
-    frame_length: usize,
+    frames: FrameKey<'_>,
     first_seq: u32,
     plaintext: &[u8],
     out: &mut [u8],
     workers: usize,
     hasher: Option<&mut SignatureHasher>,
 ) -> Result<()> {
+    let FrameKey { aead, message_id, frame_length } = frames;
     let rec = regular_record_len(frame_length);
     let per_batch = batch_frames(frame_length);
     debug_assert_eq!(plaintext.len() % frame_length, 0);

@@ -52,6 +52,10 @@ impl<T> Drop for HashThread<T> {
     }
 }
 
+/// A hash run over every job before the workers see it, and the bytes of a
+/// job it takes in.
+pub(crate) type FrontHash<J> = (SignatureHasher, fn(&(u64, J)) -> &[u8]);
+
 /// A job function: the job and a scratch buffer of the worker (for AADs).
 type Work<J, R> = dyn Fn(J, &mut Vec<u8>) -> R + Send + Sync;
 
@@ -77,7 +81,7 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
         workers: usize,
         capacity: usize,
         work: Arc<Work<J, R>>,
-        front: Option<(SignatureHasher, fn(&(u64, J)) -> &[u8])>,
+        front: Option<FrontHash<J>>,
     ) -> Result<Self> {
         let (jobs_tx, jobs_rx) = mpsc::channel::<(u64, J)>();
         let (results_tx, results) = mpsc::channel::<(u64, R)>();
