@@ -27,7 +27,7 @@ pub(crate) struct FrameKey<'a> {
 
 /// Seal `plaintext` (a whole number of frames) as regular frames from
 /// sequence number `first_seq` into `out` (exactly one record per frame),
-/// on `workers` threads. With `hasher`, the records are hashed in order on
+/// on `workers` threads (the calling thread and `workers - 1` more). With `hasher`, the records are hashed in order on
 /// a thread of their own while the others seal.
 pub(crate) fn seal_regular_frames(
     frames: FrameKey<'_>,
@@ -45,32 +45,34 @@ pub(crate) fn seal_regular_frames(
     let jobs = Mutex::new(out.chunks_mut(per_batch * rec).zip(plaintext.chunks(per_batch * frame_length)).enumerate());
     let (done_tx, done_rx) = mpsc::channel::<(usize, &[u8])>();
     let hashing = hasher.is_some();
+    let work = |done: Option<mpsc::Sender<_>>| -> Result<()> {
+        let mut aad = Vec::with_capacity(96);
+        while let Some((i, (dst, src))) = next_job(&jobs) {
+            for (frame, pt) in dst.chunks_exact_mut(rec).zip(src.chunks_exact(frame_length)) {
+                frame[REGULAR_FRAME_PREFIX..REGULAR_FRAME_PREFIX + frame_length].copy_from_slice(pt);
+            }
+            let first = super::seq_at(first_seq, i * per_batch)?;
+            seal_batch(aead, message_id, frame_length, first, dst, &mut aad)?;
+            if let Some(done) = &done {
+                let sealed: &[u8] = dst;
+                // The hash thread only stops early if it panicked; the join reports that.
+                let _ = done.send((i, sealed));
+            }
+        }
+        Ok(())
+    };
     thread::scope(|s| {
         let hash_thread = hasher.map(|h| s.spawn(move || hash_in_order(h, done_rx)));
-        let threads: Vec<_> = (0..workers)
+        // The calling thread is one of the workers.
+        let work = &work;
+        let threads: Vec<_> = (1..workers)
             .map(|_| {
                 let done = hashing.then(|| done_tx.clone());
-                let jobs = &jobs;
-                s.spawn(move || -> Result<()> {
-                    let mut aad = Vec::with_capacity(96);
-                    while let Some((i, (dst, src))) = next_job(jobs) {
-                        for (frame, pt) in dst.chunks_exact_mut(rec).zip(src.chunks_exact(frame_length)) {
-                            frame[REGULAR_FRAME_PREFIX..REGULAR_FRAME_PREFIX + frame_length].copy_from_slice(pt);
-                        }
-                        let first = super::seq_at(first_seq, i * per_batch)?;
-                        seal_batch(aead, message_id, frame_length, first, dst, &mut aad)?;
-                        if let Some(done) = &done {
-                            let sealed: &[u8] = dst;
-                            // The hash thread only stops early if it panicked; the join reports that.
-                            let _ = done.send((i, sealed));
-                        }
-                    }
-                    Ok(())
-                })
+                s.spawn(move || work(done))
             })
             .collect();
+        let mut result = work(hashing.then(|| done_tx.clone()));
         drop(done_tx);
-        let mut result = Ok(());
         for t in threads {
             let r = t.join().unwrap_or_else(|_| Err(worker_lost("sealing")));
             if result.is_ok() {
@@ -134,30 +136,28 @@ pub(crate) fn open_records(
         rest = tail;
     }
     let jobs = Mutex::new(parts.into_iter());
+    let work = || -> Option<u32> {
+        let mut aad = Vec::with_capacity(96);
+        let mut first_failure: Option<u32> = None;
+        while let Some((batch, mut part)) = next_job(&jobs) {
+            for r in batch {
+                let (dst, tail) = std::mem::take(&mut part).split_at_mut(r.content.len());
+                part = tail;
+                body::body_aad(&mut aad, message_id, r.kind, r.seq, r.content.len() as u64);
+                if aead.open_to(&body::frame_iv(r.seq), &aad, r.content, &r.tag, dst).is_err() {
+                    first_failure = Some(first_failure.map_or(r.seq, |f| f.min(r.seq)));
+                    break;
+                }
+            }
+        }
+        first_failure
+    };
     thread::scope(|s| {
         let hash_thread = hash.map(|(h, bytes)| s.spawn(move || h.update(bytes)));
-        let threads: Vec<_> = (0..workers)
-            .map(|_| {
-                let jobs = &jobs;
-                s.spawn(move || -> Option<u32> {
-                    let mut aad = Vec::with_capacity(96);
-                    let mut first_failure: Option<u32> = None;
-                    while let Some((batch, mut part)) = next_job(jobs) {
-                        for r in batch {
-                            let (dst, tail) = std::mem::take(&mut part).split_at_mut(r.content.len());
-                            part = tail;
-                            body::body_aad(&mut aad, message_id, r.kind, r.seq, r.content.len() as u64);
-                            if aead.open_to(&body::frame_iv(r.seq), &aad, r.content, &r.tag, dst).is_err() {
-                                first_failure = Some(first_failure.map_or(r.seq, |f| f.min(r.seq)));
-                                break;
-                            }
-                        }
-                    }
-                    first_failure
-                })
-            })
-            .collect();
-        let mut failure: Option<u32> = None;
+        // The calling thread is one of the workers.
+        let work = &work;
+        let threads: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
+        let mut failure: Option<u32> = work();
         let mut lost = false;
         for t in threads {
             match t.join() {

@@ -70,6 +70,8 @@ pub(crate) struct Pool<J: Send + 'static, R: Send + 'static> {
     threads: Vec<JoinHandle<()>>,
     submitted: u64,
     taken: u64,
+    /// Jobs sent to the threads whose results have not come back.
+    at_workers: usize,
     done: BTreeMap<u64, R>,
     capacity: usize,
 }
@@ -119,6 +121,7 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
             threads,
             submitted: 0,
             taken: 0,
+            at_workers: 0,
             done: BTreeMap::new(),
             capacity: capacity.max(1),
         })
@@ -133,6 +136,18 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
         self.in_flight() >= self.capacity
     }
 
+    /// Whether the threads have enough queued (`IN_FLIGHT_PER_WORKER` jobs
+    /// each) that the caller may as well do the next job itself.
+    pub(crate) fn backlogged(&self) -> bool {
+        self.at_workers >= super::IN_FLIGHT_PER_WORKER * self.threads.len()
+    }
+
+    /// Count a job the caller did itself; its result comes back in order like the others.
+    pub(crate) fn submit_done(&mut self, result: R) {
+        self.done.insert(self.submitted, result);
+        self.submitted += 1;
+    }
+
     /// Submit a job (the caller keeps to the capacity: see [`Pool::is_full`]).
     pub(crate) fn submit(&mut self, job: J) -> Result<()> {
         let item = (self.submitted, job);
@@ -142,6 +157,7 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
             (None, None) => return Err(Error::config("no more jobs are accepted")),
         }
         self.submitted += 1;
+        self.at_workers += 1;
         Ok(())
     }
 
@@ -157,6 +173,7 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
                 return Ok(Some(r));
             }
             let (i, r) = self.results.recv().map_err(|_| worker_lost("frame"))?;
+            self.at_workers -= 1;
             self.done.insert(i, r);
         }
     }
@@ -164,6 +181,7 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
     /// Like [`Pool::next`], without waiting: `None` if the oldest job is not done.
     pub(crate) fn ready(&mut self) -> Option<R> {
         while let Ok((i, r)) = self.results.try_recv() {
+            self.at_workers -= 1;
             self.done.insert(i, r);
         }
         let r = self.done.remove(&self.taken)?;

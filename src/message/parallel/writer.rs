@@ -137,7 +137,13 @@ impl ParallelSealer {
             }
         }
         if let Some(pool) = &mut self.pool {
-            pool.submit(SealJob { first_seq, buf })?;
+            if pool.backlogged() {
+                // The calling thread is one of the workers.
+                seal_batch(&s.aead, &s.message_id, self.frame_length, first_seq, &mut buf.0, &mut s.aad)?;
+                pool.submit_done(Ok(buf));
+            } else {
+                pool.submit(SealJob { first_seq, buf })?;
+            }
         }
         while let Some(sealed) = self.pool.as_mut().and_then(Pool::ready) {
             self.release(sealed?, inner)?;
@@ -154,7 +160,8 @@ impl ParallelSealer {
             seal_batch(&aead, &message_id, fl, job.first_seq, &mut buf.0, aad)?;
             Ok(buf)
         });
-        let pool = Pool::start(self.workers, IN_FLIGHT_PER_WORKER * self.workers, work, None)?;
+        // The calling thread seals too when the others are behind.
+        let pool = Pool::start(self.workers - 1, IN_FLIGHT_PER_WORKER * self.workers, work, None)?;
         if let Some((hasher, signer)) = s.signer.take() {
             let (tx, rx) = mpsc::channel();
             self.hash = Some(HashThread::start(hasher, tx, |b: &BatchBuf| &b.0)?);

@@ -15,7 +15,7 @@ use super::{content_range, DecryptingReader, State};
 use crate::crypto::{AeadKey, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::body::{self, BodyKind};
-use crate::format::reader::{ReadError, Reader};
+use crate::format::reader::Reader;
 use crate::message::parallel::{batch_frames, Pool, IN_FLIGHT_PER_WORKER};
 
 /// A regular frame in a batch buffer.
@@ -60,6 +60,8 @@ pub(super) struct ParallelOpener {
     stop: Option<Error>,
     /// The verifier's key while its hash runs on the pool's thread.
     parked: Option<(crate::materials::SignatureCurve, Vec<u8>)>,
+    /// The calling thread opens batches too (no hash in front of the workers).
+    caller_helps: bool,
     spare: Vec<Scratch>,
 }
 
@@ -73,6 +75,7 @@ impl ParallelOpener {
             final_frame: None,
             stop: None,
             parked: None,
+            caller_helps: false,
             spare: Vec::new(),
         }
     }
@@ -144,16 +147,23 @@ impl<R: Read> DecryptingReader<R> {
     fn step_parallel(&mut self, out: &mut [u8]) -> Result<Option<usize>> {
         let Some(par) = self.par.as_mut() else { return Err(Error::config("no parallel state")) };
         if let Some((opened, next, part)) = &mut par.current {
-            if part.start < part.end {
-                let n = out.len().min(part.len());
-                out[..n].copy_from_slice(&opened.batch.buf[part.start..part.start + n]);
-                part.start += n;
-                return Ok(Some(n));
-            }
-            if *next < opened.ok {
+            // As many verified frames of this batch as `out` holds.
+            let mut n = 0;
+            loop {
+                if part.start < part.end {
+                    let k = (out.len() - n).min(part.len());
+                    out[n..n + k].copy_from_slice(&opened.batch.buf[part.start..part.start + k]);
+                    part.start += k;
+                    n += k;
+                }
+                if n == out.len() || *next >= opened.ok {
+                    break;
+                }
                 *part = opened.batch.frames[*next].content.clone();
                 *next += 1;
-                return Ok(None);
+            }
+            if n > 0 {
+                return Ok(Some(n));
             }
             if let Some(sequence) = opened.failure {
                 return Err(Error::FrameAuthentication { sequence });
@@ -205,12 +215,17 @@ impl<R: Read> DecryptingReader<R> {
         while frames.len() < par.per_batch {
             let (at, from) = (self.input.offset, buf.len());
             let (frame_length, expected) = (self.opener.frame_length, self.opener.next_seq);
-            let parse = |r: &mut Reader<'_>| body::parse_frame(r, frame_length, expected).map(drop);
-            let rec = self.input.read_record_from(&mut buf, from, at, parse).and_then(|()| {
-                body::parse_frame(&mut Reader::new(&buf[from..], at), frame_length, expected)
-                    .map(|rec| (rec.kind, rec.seq, rec.tag, content_range(rec.raw.len(), rec.content.len())))
-                    .map_err(ReadError::into_error)
-            });
+            // Parsed once: the fields are kept by the parse that succeeds.
+            let mut fields = None;
+            let parse = |r: &mut Reader<'_>| {
+                let rec = body::parse_frame(r, frame_length, expected)?;
+                fields = Some((rec.kind, rec.seq, rec.tag, content_range(rec.raw.len(), rec.content.len())));
+                Ok(())
+            };
+            let rec = self
+                .input
+                .read_record_from(&mut buf, from, at, parse)
+                .and_then(|()| fields.ok_or_else(|| Error::malformed("frame", at, "the frame could not be parsed")));
             let (kind, seq, tag, content) = match rec {
                 Ok(rec) => rec,
                 Err(e) => {
@@ -259,9 +274,17 @@ impl<R: Read> DecryptingReader<R> {
                 par.parked = Some((v.curve, v.key));
                 (v.hasher, (|(_, b): &(u64, Batch)| &b.buf[..]) as fn(&(u64, Batch)) -> &[u8])
             });
-            par.pool = Some(Pool::start(par.workers, IN_FLIGHT_PER_WORKER * par.workers, work, front)?);
+            // Without a hash in front, the calling thread opens batches too when the others are behind.
+            let threads = par.workers - usize::from(front.is_none());
+            par.pool = Some(Pool::start(threads, IN_FLIGHT_PER_WORKER * par.workers, work, front)?);
+            par.caller_helps = par.parked.is_none();
         }
         match &mut par.pool {
+            Some(pool) if par.caller_helps && pool.backlogged() => {
+                let mut aad = Vec::with_capacity(96);
+                pool.submit_done(open_batch(&self.opener.aead, &self.opener.message_id, batch, &mut aad));
+                Ok(())
+            }
             Some(pool) => pool.submit(batch),
             None => Err(Error::config("no worker pool")),
         }
