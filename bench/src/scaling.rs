@@ -37,6 +37,21 @@ struct Row {
     workers: usize,
     enc: f64,
     dec: f64,
+    /// CPU seconds of the process (all threads) and wall seconds, summed over every round.
+    cpu: f64,
+    wall: f64,
+}
+
+/// CPU time of this process so far (user + system, all threads), in seconds,
+/// from `/proc/self/stat` (clock ticks of 10 ms).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which ends with the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -98,7 +113,7 @@ pub fn run(args: &[String]) -> R<()> {
         }
         for &api in &apis {
             for &w in &workers {
-                rows.push(Row { suite, api, workers: w, enc: f64::INFINITY, dec: f64::INFINITY });
+                rows.push(Row { suite, api, workers: w, enc: f64::INFINITY, dec: f64::INFINITY, cpu: 0.0, wall: 0.0 });
             }
         }
     }
@@ -115,6 +130,7 @@ pub fn run(args: &[String]) -> R<()> {
                 .build()
                 .map_err(err)?;
             let message = &messages[usize::from(row.suite == 0x0578)];
+            let (cpu0, wall0) = (cpu_secs(), Instant::now());
             let (enc, dec) = match row.api {
                 Api::Stream => {
                     let start = Instant::now();
@@ -150,6 +166,8 @@ pub fn run(args: &[String]) -> R<()> {
                     (enc, dec)
                 }
             };
+            row.cpu += cpu_secs() - cpu0;
+            row.wall += wall0.elapsed().as_secs_f64();
             row.enc = row.enc.min(enc);
             row.dec = row.dec.min(dec);
         }
@@ -182,8 +200,10 @@ fn print(rows: &[Row], sha: f64, sha_bytes: usize, runs: u32, cores: usize) {
         sha_bytes >> 20,
         sha_mbps
     );
-    println!("| suite | API | workers | encrypt | decrypt | encrypt vs 1 worker | decrypt vs 1 worker | vs bare SHA-384 (enc / dec) |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| suite | API | workers | encrypt | decrypt | encrypt vs 1 worker | decrypt vs 1 worker | vs bare SHA-384 (enc / dec) | CPU time vs 1 worker | CPUs busy |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let base = rows.iter().find(|b| b.suite == r.suite && b.api == r.api && b.workers == 1);
         let (e1, d1) = base.map_or((f64::NAN, f64::NAN), |b| (b.enc / r.enc, b.dec / r.dec));
@@ -192,8 +212,10 @@ fn print(rows: &[Row], sha: f64, sha_bytes: usize, runs: u32, cores: usize) {
         } else {
             String::new()
         };
+        let cpu_vs_1 = base.map_or(f64::NAN, |b| r.cpu / b.cpu);
+        let busy = r.cpu / r.wall;
         println!(
-            "| 0x{:04X} | {} | {} | {:.0} MB/s | {:.0} MB/s | {e1:.2}x | {d1:.2}x | {sha_cell} |",
+            "| 0x{:04X} | {} | {} | {:.0} MB/s | {:.0} MB/s | {e1:.2}x | {d1:.2}x | {sha_cell} | {cpu_vs_1:.2}x | {busy:.2} |",
             r.suite,
             match r.api {
                 Api::Stream => "stream",
@@ -204,6 +226,11 @@ fn print(rows: &[Row], sha: f64, sha_bytes: usize, runs: u32, cores: usize) {
             mbps(r.dec)
         );
     }
+    println!(
+        "\nCPU time: user + system time of the process over all rounds of the row (10 ms ticks); \
+         \"CPU time vs 1 worker\" is the extra work parallel frames cost, \"CPUs busy\" the CPU time \
+         over the wall time of the row (below the worker count when other processes hold the cores)."
+    );
     println!("\n### Targets\n");
     for api in [Api::Stream, Api::OneShot] {
         let find = |suite: u16, w: usize| rows.iter().find(|r| r.suite == suite && r.api == api && r.workers == w);

@@ -9,6 +9,10 @@
 //! - The streaming writer and reader keep a [`Pool`] of worker threads for
 //!   the life of the message; batches travel to the workers and back in owned
 //!   buffers, and are released strictly in order.
+//! - The calling thread counts as one of the workers: one-shot calls start
+//!   `workers - 1` threads and work too; streams seal or open a batch on the
+//!   calling thread when the pool's threads are behind (not for a signed
+//!   reader, whose batches must pass the hash thread before they are opened).
 //! - For signed suites the signature hash runs on its own thread
 //!   ([`HashThread`]), in message order, beside the workers.
 //!
