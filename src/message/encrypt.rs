@@ -256,12 +256,26 @@ fn encrypt_append(
         .saturating_add(plaintext.len())
         .saturating_add(regular.saturating_mul(REGULAR_FRAME_PREFIX + TAG_LEN))
         .saturating_add(FINAL_FRAME_PREFIX + TAG_LEN + 2 + 120);
-    out.reserve(size);
-    out.extend_from_slice(&header);
-    let mut chunks = plaintext.chunks_exact(fl);
-    if parallel::worth_it(client.workers, plaintext.len(), fl) {
+    let parallel = parallel::worth_it(client.workers, plaintext.len(), fl);
+    let regular_end = |start: usize| start + regular * parallel::regular_record_len(fl);
+    let start = if parallel && out.is_empty() && out.capacity() == 0 {
+        // A fresh buffer: zeroed memory from the allocator is not written
+        // here, so the workers fault its pages in, in parallel.
+        *out = vec![0u8; size];
+        out[..header.len()].copy_from_slice(&header);
+        out.truncate(regular_end(header.len()));
+        header.len()
+    } else {
+        out.reserve(size);
+        out.extend_from_slice(&header);
         let start = out.len();
-        out.resize(start + regular * parallel::regular_record_len(fl), 0);
+        if parallel {
+            out.resize(regular_end(start), 0);
+        }
+        start
+    };
+    let mut chunks = plaintext.chunks_exact(fl);
+    if parallel {
         let first = sealer.seq;
         let hasher = sealer.signer.as_mut().map(|(h, _)| h);
         let sealed = &mut out[start..];

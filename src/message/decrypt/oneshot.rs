@@ -41,7 +41,11 @@ fn decrypt_append(
     let mut opener = open_header(client, cmm, &header, context)?;
     let body_bytes = message.get(header.len()..).unwrap_or_default();
     let mut r = Reader::new(body_bytes, header.len() as u64);
-    plaintext.reserve(body_bytes.len());
+    let framed = header.content_type == ContentType::Framed;
+    let parallel = framed && parallel::worth_it(client.workers, body_bytes.len(), header.frame_length as usize);
+    if !parallel {
+        plaintext.reserve(body_bytes.len());
+    }
     let e = ReadError::into_error;
     match header.content_type {
         ContentType::NonFramed => {
@@ -49,7 +53,7 @@ fn decrypt_append(
             opener.hash(rec.raw);
             opener.open_append(BodyKind::NonFramed, 1, rec.content, &rec.tag, plaintext)?;
         }
-        ContentType::Framed if parallel::worth_it(client.workers, body_bytes.len(), header.frame_length as usize) => {
+        ContentType::Framed if parallel => {
             framed_parallel(client.workers, &mut opener, header.frame_length, body_bytes, &mut r, plaintext)?;
         }
         ContentType::Framed => loop {
@@ -105,7 +109,13 @@ fn framed_parallel<'a>(
     };
     let consumed = body_bytes.len() - r.remaining();
     let start = plaintext.len();
-    plaintext.resize(start + total, 0);
+    if start == 0 && plaintext.capacity() == 0 {
+        // A fresh buffer: zeroed memory from the allocator is not written
+        // here, so the workers fault its pages in, in parallel.
+        *plaintext = vec![0u8; total];
+    } else {
+        plaintext.resize(start + total, 0);
+    }
     let hash = opener.verifier.as_mut().map(|v| (&mut v.hasher, &body_bytes[..consumed]));
     parallel::open_records(&opener.aead, &opener.message_id, &records, &mut plaintext[start..], workers, hash)?;
     match stop {

@@ -110,7 +110,12 @@ proptest! {
             w.write_all(chunk).unwrap();
         }
         let streamed = w.finish().unwrap();
+        // Appended to a buffer already in use (not a fresh one).
+        let mut appended = b"in use".to_vec();
+        many.encrypt_into(&cmm, &pt, &ctx, &mut appended).unwrap();
         FIXED_ID.with(|c| c.set(None));
+        prop_assert_eq!(&appended[..6], b"in use");
+        let appended = appended[6..].to_vec();
 
         // The header holds a freshly wrapped EDK (random IV) and the footer
         // an ECDSA signature, which may differ between two signings; the
@@ -118,7 +123,7 @@ proptest! {
         let b = body(&sequential, frame as usize, len);
         prop_assert!(b.end <= sequential.len());
         prop_assert_eq!(sequential.len() > b.end, suite.is_signing());
-        for (name, other) in [("one-shot", &parallel), ("streamed", &streamed)] {
+        for (name, other) in [("one-shot", &parallel), ("streamed", &streamed), ("appended", &appended)] {
             let o = body(other, frame as usize, len);
             prop_assert!(sequential[b.clone()] == other[o.clone()], "{name} body differs ({len} bytes)");
             prop_assert_eq!(other.len() > o.end, suite.is_signing());
@@ -127,6 +132,9 @@ proptest! {
         for message in [&sequential, &parallel, &streamed] {
             for c in [&one, &many] {
                 prop_assert!(c.decrypt(&cmm, message, &ctx).unwrap().plaintext == pt);
+                let mut into = b"in use".to_vec();
+                c.decrypt_into(&cmm, message, &ctx, &mut into).unwrap();
+                prop_assert!(into[..6] == b"in use"[..] && into[6..] == pt[..]);
                 let mut r = c.decrypt_stream(&cmm, &ctx, &message[..]).unwrap();
                 let mut out = Vec::with_capacity(len);
                 let mut buf = vec![0u8; read_chunk];
