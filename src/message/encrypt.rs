@@ -21,7 +21,7 @@ pub(crate) struct FrameSealer {
     /// Shared with the workers of parallel frames.
     pub(super) aead: Arc<AeadKey>,
     pub(super) message_id: Vec<u8>,
-    frame_length: u32,
+    pub(super) frame_length: u32,
     /// Sequence number of the next frame.
     pub(super) seq: u32,
     pub(super) aad: Vec<u8>,
@@ -256,37 +256,13 @@ fn encrypt_append(
         .saturating_add(plaintext.len())
         .saturating_add(regular.saturating_mul(REGULAR_FRAME_PREFIX + TAG_LEN))
         .saturating_add(FINAL_FRAME_PREFIX + TAG_LEN + 2 + 120);
-    let parallel = parallel::worth_it(client.workers, plaintext.len(), fl);
-    let regular_end = |start: usize| start + regular * parallel::regular_record_len(fl);
-    let start = if parallel && out.is_empty() && out.capacity() == 0 {
-        // A fresh buffer: zeroed memory from the allocator is not written
-        // here, so the workers fault its pages in, in parallel.
-        *out = vec![0u8; size];
-        out[..header.len()].copy_from_slice(&header);
-        out.truncate(regular_end(header.len()));
-        header.len()
+    let mut chunks = plaintext.chunks_exact(fl);
+    if parallel::worth_it(client.workers, plaintext.len(), fl) {
+        parallel::encrypt_regular_frames(&mut sealer, client.workers, &header, plaintext, size, out)?;
+        chunks = plaintext[regular * fl..].chunks_exact(fl);
     } else {
         out.reserve(size);
         out.extend_from_slice(&header);
-        let start = out.len();
-        if parallel {
-            out.resize(regular_end(start), 0);
-        }
-        start
-    };
-    let mut chunks = plaintext.chunks_exact(fl);
-    if parallel {
-        let first = sealer.seq;
-        let hasher = sealer.signer.as_mut().map(|(h, _)| h);
-        let sealed = &mut out[start..];
-        let regular_bytes = &plaintext[..regular * fl];
-        let key = parallel::FrameKey { aead: &sealer.aead, message_id: &sealer.message_id, frame_length: fl };
-        parallel::seal_regular_frames(key, first, regular_bytes, sealed, client.workers, hasher)?;
-        sealer.seq = u32::try_from(regular)
-            .ok()
-            .and_then(|r| first.checked_add(r))
-            .ok_or_else(|| Error::config("the plaintext needs more than 2^32 - 1 frames; use a larger frame length"))?;
-        chunks = plaintext[regular * fl..].chunks_exact(fl);
     }
     for chunk in &mut chunks {
         sealer.regular_frame(out, chunk)?;

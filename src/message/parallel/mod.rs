@@ -26,7 +26,7 @@ mod pool;
 pub(crate) mod tests;
 mod writer;
 
-pub(crate) use oneshot::{open_records, seal_regular_frames, FrameKey, OpenRecord};
+pub(crate) use oneshot::{encrypt_regular_frames, open_records, OpenRecord};
 pub(crate) use pool::{HashThread, Pool};
 pub(crate) use writer::ParallelSealer;
 

@@ -10,11 +10,52 @@ use super::{batch_frames, regular_record_len, seal_batch, worker_lost};
 use crate::crypto::{AeadKey, SignatureHasher, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::body::{self, BodyKind, REGULAR_FRAME_PREFIX};
+use crate::message::encrypt::FrameSealer;
 
 /// Take the next job from a shared iterator (a panicked worker poisons nothing
 /// the others need: the iterator only hands out disjoint parts).
 fn next_job<I: Iterator>(jobs: &Mutex<I>) -> Option<I::Item> {
     jobs.lock().unwrap_or_else(|e| e.into_inner()).next()
+}
+
+/// One-shot encryption's regular frames on workers: append `header` and
+/// the sealed regular frames of `plaintext` to `out` (`size` bytes are enough
+/// for the whole message) and advance `sealer` past them; the caller adds
+/// the final frame and the footer.
+pub(crate) fn encrypt_regular_frames(
+    sealer: &mut FrameSealer,
+    workers: usize,
+    header: &[u8],
+    plaintext: &[u8],
+    size: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let fl = sealer.frame_length as usize;
+    let regular = plaintext.len() / fl;
+    let regular_end = |start: usize| start + regular * regular_record_len(fl);
+    let start = if out.is_empty() && out.capacity() == 0 {
+        // A fresh buffer: zeroed memory from the allocator is not written
+        // here, so the workers fault its pages in, in parallel.
+        *out = vec![0u8; size];
+        out[..header.len()].copy_from_slice(header);
+        out.truncate(regular_end(header.len()));
+        header.len()
+    } else {
+        out.reserve(size);
+        out.extend_from_slice(header);
+        let start = out.len();
+        out.resize(regular_end(start), 0);
+        start
+    };
+    let first = sealer.seq;
+    let hasher = sealer.signer.as_mut().map(|(h, _)| h);
+    let key = FrameKey { aead: &sealer.aead, message_id: &sealer.message_id, frame_length: fl };
+    seal_regular_frames(key, first, &plaintext[..regular * fl], &mut out[start..], workers, hasher)?;
+    sealer.seq = u32::try_from(regular)
+        .ok()
+        .and_then(|r| first.checked_add(r))
+        .ok_or_else(|| Error::config("the plaintext needs more than 2^32 - 1 frames; use a larger frame length"))?;
+    Ok(())
 }
 
 /// What seals the frames of one message.
