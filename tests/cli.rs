@@ -410,6 +410,34 @@ fn raw_aes_round_trip_through_files_and_pipes() {
 }
 
 #[test]
+fn workers_option_sets_the_threads_and_any_count_reads_any_message() {
+    let work = Work::new();
+    let key = work.write("k.bin", &bytes(32, 24));
+    let spec = raw_aes(&key, "k1");
+    // Large enough for several batches of frames on the workers.
+    let plaintext = bytes(1_500_000, 25);
+    work.write("p.bin", &plaintext);
+    encrypt(&work, "p.bin", "one.enc", &["-w", &spec, "--workers", "1"]);
+    encrypt(&work, "p.bin", "three.enc", &["-w", &spec, "--workers", "3", "--suite", "0x0478"]);
+    for input in ["one.enc", "three.enc"] {
+        for workers in ["1", "2", "4"] {
+            decrypts_to(&work, input, "p.out", &["-w", &spec, "--workers", workers], &plaintext);
+        }
+    }
+    // A flipped tag byte is refused with any number of workers, and nothing is written.
+    let mut bad = work.read("three.enc");
+    let at = bad.len() / 2;
+    bad[at] ^= 1;
+    work.write("bad.enc", &bad);
+    for workers in ["1", "3"] {
+        decrypt_fails(&work, 1, "bad.enc", &["-w", &spec, "--workers", workers], "failed authentication");
+    }
+    // Zero workers is a usage error.
+    assert_eq!(exit_code(&work, &["encrypt", "-i", "p.bin", "-o", "zero.enc", "-w", &spec, "--workers", "0"]), 2);
+    work.assert_no_output("zero.enc");
+}
+
+#[test]
 fn raw_rsa_round_trip_with_each_padding() {
     let work = Work::new();
     let (public, private) = (data_file("rsa2048-a.pub.pem"), data_file("rsa2048-a.pem"));

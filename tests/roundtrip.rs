@@ -383,7 +383,13 @@ fn streaming_memory_stays_about_one_frame() {
     let keyring = TestAesKeyring::sample();
     let cmm = DefaultCmm::new(&keyring);
     let frame = 4096usize;
-    let client = client_for(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, frame as u32);
+    // One worker: one frame at a time (tests/parallel_frames.rs bounds several workers).
+    let client = Client::builder()
+        .algorithm_suite(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384)
+        .frame_length(frame as u32)
+        .workers(1)
+        .build()
+        .unwrap();
     let total = 8 << 20;
     let chunk = data(10_000);
     let mut w = client.encrypt_stream(&cmm, &EncryptionContext::new(), Vec::with_capacity(total + total / 64)).unwrap();

@@ -22,10 +22,15 @@ struct Sample {
     body_end: usize,
 }
 
+/// Worker counts every test runs with: frames on the calling thread, and on
+/// several workers (tests/parallel_frames.rs tampers with messages large
+/// enough to fill many batches).
+const WORKERS: [usize; 2] = [1, 3];
+
 /// Three frames of 64 bytes (two regular, a final one of 54 bytes).
-fn sample(suite: AlgorithmSuite) -> Sample {
+fn sample(suite: AlgorithmSuite, workers: usize) -> Sample {
     let keyring = TestAesKeyring::sample();
-    let client = Client::builder().algorithm_suite(suite).frame_length(FRAME as u32).build().unwrap();
+    let client = Client::builder().algorithm_suite(suite).frame_length(FRAME as u32).workers(workers).build().unwrap();
     let plaintext = data(3 * FRAME - 10);
     let ctx = EncryptionContext::from_pairs([("purpose", "tamper test")]).unwrap();
     let message = client.encrypt_with_keyring(&keyring, &plaintext, &ctx).unwrap();
@@ -133,7 +138,13 @@ fn frame_index(s: &Sample, i: usize) -> usize {
 
 #[test]
 fn every_flipped_byte_of_a_signed_message_is_refused() {
-    let s = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384);
+    for workers in WORKERS {
+        flipped_bytes_of_a_signed_message(workers);
+    }
+}
+
+fn flipped_bytes_of_a_signed_message(workers: usize) {
+    let s = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, workers);
     assert!(s.message.len() > s.body_end, "signed messages have a footer");
     let cmm = DefaultCmm::new(&s.keyring);
     for i in 0..s.message.len() {
@@ -159,7 +170,13 @@ fn every_flipped_byte_of_a_signed_message_is_refused() {
 
 #[test]
 fn every_flipped_byte_of_an_unsigned_message_is_refused() {
-    let s = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey);
+    for workers in WORKERS {
+        flipped_bytes_of_an_unsigned_message(workers);
+    }
+}
+
+fn flipped_bytes_of_an_unsigned_message(workers: usize) {
+    let s = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, workers);
     assert_eq!(s.message.len(), s.body_end, "unsigned messages end with the final frame");
     let cmm = DefaultCmm::new(&s.keyring);
     for i in 0..s.message.len() {
@@ -177,8 +194,9 @@ fn every_flipped_byte_of_an_unsigned_message_is_refused() {
 
 #[test]
 fn every_truncation_is_refused_and_streaming_releases_only_verified_frames() {
-    for suite in [AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, AlgorithmSuite::Aes256GcmHkdfSha512CommitKey] {
-        let s = sample(suite);
+    let suites = [AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, AlgorithmSuite::Aes256GcmHkdfSha512CommitKey];
+    for (suite, workers) in suites.into_iter().flat_map(|s| WORKERS.map(|w| (s, w))) {
+        let s = sample(suite, workers);
         let cmm = DefaultCmm::new(&s.keyring);
         for cut in 0..s.message.len() {
             let short = &s.message[..cut];
@@ -203,7 +221,13 @@ fn every_truncation_is_refused_and_streaming_releases_only_verified_frames() {
 
 #[test]
 fn malformed_errors_name_field_and_offset() {
-    let s = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey);
+    for workers in WORKERS {
+        malformed_errors_with(workers);
+    }
+}
+
+fn malformed_errors_with(workers: usize) {
+    let s = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, workers);
     let cmm = DefaultCmm::new(&s.keyring);
     // Second frame's sequence number changed from 2 to 3.
     let at = s.header_len + 16 + FRAME + 16;
@@ -228,8 +252,8 @@ fn malformed_errors_name_field_and_offset() {
 
 #[test]
 fn swapping_frames_between_messages_is_refused() {
-    let s = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey);
-    let t = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey);
+    let s = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 3);
+    let t = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 1);
     let cmm = DefaultCmm::new(&s.keyring);
     // Same key, same layout, different message id: frame 1 of t inside s.
     let mut spliced = s.message.clone();
@@ -254,7 +278,7 @@ fn swapping_frames_between_messages_is_refused() {
 
 #[test]
 fn wrong_keyring_is_refused() {
-    let s = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey);
+    let s = sample(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 1);
     let other = TestAesKeyring::new("test-ns", "test-key", [0x43; 32]);
     let err = s.client.decrypt_with_keyring(&other, &s.message, &EncryptionContext::new()).unwrap_err();
     assert!(matches!(err, Error::Keyring { .. }), "{err:?}");

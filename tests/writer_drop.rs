@@ -35,9 +35,14 @@ fn child() {
     let Some(which) = scenario() else { return };
     let keyring = TestAesKeyring::sample();
     let cmm = DefaultCmm::new(&keyring);
-    let client = Client::new();
+    // `-large` scenarios run several workers with batches in flight.
+    let (which, workers, len) = match which.strip_suffix("-large") {
+        Some(w) => (w.to_owned(), 3, 3_000_000),
+        None => (which, 1, 10_000),
+    };
+    let client = Client::builder().workers(workers).build().unwrap();
     let mut writer = client.encrypt_stream(&cmm, &EncryptionContext::new(), Vec::new()).unwrap();
-    writer.write_all(&[1u8; 10_000]).unwrap();
+    writer.write_all(&vec![1u8; len]).unwrap();
     match which.as_str() {
         "drop" => drop(writer),
         "abandon" => writer.abandon(),
@@ -55,7 +60,9 @@ fn dropping_an_unfinished_writer_is_reported() {
         return;
     }
     let warning = "dropped without finish()";
-    assert!(run_child("drop").contains(warning));
-    assert!(!run_child("abandon").contains(warning));
-    assert!(!run_child("finish").contains(warning));
+    for size in ["", "-large"] {
+        assert!(run_child(&format!("drop{size}")).contains(warning));
+        assert!(!run_child(&format!("abandon{size}")).contains(warning));
+        assert!(!run_child(&format!("finish{size}")).contains(warning));
+    }
 }

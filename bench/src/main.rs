@@ -38,6 +38,8 @@ mod latency;
 mod measure;
 mod ours;
 mod report;
+#[cfg(feature = "references")]
+mod scaling;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -48,12 +50,16 @@ use measure::R;
 
 const USAGE: &str = "\
 usage: bench [--worker PATH] [--token-latency-ms N] [--round-ms N] [--no-large]
+       bench --scaling [--runs N] [--suite 0x0478|0x0578] [--api stream|one-shot] [--workers 1,2,..]
 
   --worker PATH          the bench binary built with the other hsm-keyring backend
                          (default: $BENCH_WORKER; without it only this build's backend is measured)
   --token-latency-ms N   simulated delay per token call for the network-HSM rows (default 1; 0: no such rows)
   --round-ms N           length of one timed round of the rate measurements (default 300)
   --no-large             skip the 64 MiB cases
+  --scaling              only the scaling of parallel frames: 64 MiB messages with 1, 2 and
+                         (more cores) all workers, against bare SHA-384; --runs N rounds (default 5),
+                         --suite and --api pick one suite or one API, --workers the counts
 ";
 
 /// Command-line options of the orchestrator.
@@ -96,6 +102,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("--case") => child(args.get(1).map(String::as_str).unwrap_or_default()),
+        #[cfg(feature = "references")]
+        Some("--scaling") => scaling::run(&args[1..]),
         Some("--backend") => {
             println!("{}", Backend::this_build().name());
             Ok(())

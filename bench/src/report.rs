@@ -180,7 +180,7 @@ pub fn print(rows: &[Row], latency_ms: u64, notes: &[String], elapsed: Duration)
     println!("Run time: {:.0} s.", elapsed.as_secs_f64());
 }
 
-fn machine() -> String {
+pub fn machine() -> String {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

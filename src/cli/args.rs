@@ -91,6 +91,9 @@ pub struct CommonCrypt {
     /// (default 32; a message over the limit is refused before any token call).
     #[arg(long, value_name = "N")]
     pub max_encrypted_data_keys: Option<usize>,
+    /// Threads sealing or opening frames (default: the available cores; 1: all on one thread).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<std::num::NonZeroUsize>,
 }
 
 #[derive(Debug, Args)]

@@ -66,6 +66,9 @@ pub fn encrypt(cli: &Cli, tokens: &mut Tokens, args: &EncryptArgs) -> Result<(),
     let context = parse_context(&args.common.context)?;
     let mut builder =
         Client::builder().commitment_policy(policy(args.common.commitment_policy)).frame_length(args.frame_length);
+    if let Some(n) = args.common.workers {
+        builder = builder.workers(n.get());
+    }
     let suite = match &args.suite {
         Some(s) => Some(AlgorithmSuite::parse(s).map_err(|e| CliError::usage(format!("--suite: {e}")))?),
         None => None,
@@ -114,6 +117,9 @@ pub fn decrypt(cli: &Cli, tokens: &mut Tokens, args: &DecryptArgs) -> Result<(),
     let (specs, named) = specs(cli, &args.common)?;
     let context = parse_context(&args.common.context)?;
     let mut builder = Client::builder().commitment_policy(policy(args.common.commitment_policy));
+    if let Some(n) = args.common.workers {
+        builder = builder.workers(n.get());
+    }
     if let Some(max) = args.common.max_encrypted_data_keys {
         builder = builder.max_encrypted_data_keys(max);
     }

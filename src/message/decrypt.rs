@@ -32,9 +32,11 @@ pub use stream::DecryptingReader;
 
 use base64::Engine as _;
 
-use super::keys::{self, MessageKeys};
+use std::sync::Arc;
+
+use super::keys;
 use super::{Client, HeaderInfo};
-use crate::crypto::{self, SignatureHasher, IV_LEN, TAG_LEN};
+use crate::crypto::{self, AeadKey, SignatureHasher, IV_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::body::{self, BodyKind};
 use crate::format::Header;
@@ -43,7 +45,8 @@ use crate::materials::{CryptographicMaterialsManager, DecryptMaterialsRequest, E
 
 /// Opens the body records of one message whose header verified.
 pub(crate) struct FrameOpener {
-    keys: MessageKeys,
+    /// Shared with the workers of parallel frames.
+    aead: Arc<AeadKey>,
     message_id: Vec<u8>,
     frame_length: u32,
     /// Sequence number of the next frame.
@@ -75,10 +78,7 @@ impl FrameOpener {
     /// holds garbage and must not be released.
     fn open(&mut self, kind: BodyKind, seq: u32, content: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<()> {
         let iv = self.frame_aad_and_iv(kind, seq, content.len());
-        self.keys
-            .aead
-            .open_in_place(&iv, &self.aad, content, tag)
-            .map_err(|()| Error::FrameAuthentication { sequence: seq })
+        self.aead.open_in_place(&iv, &self.aad, content, tag).map_err(|()| Error::FrameAuthentication { sequence: seq })
     }
 
     /// Authenticate `ciphertext` and write its plaintext to `out` (same
@@ -92,8 +92,7 @@ impl FrameOpener {
         out: &mut [u8],
     ) -> Result<()> {
         let iv = self.frame_aad_and_iv(kind, seq, ciphertext.len());
-        self.keys
-            .aead
+        self.aead
             .open_to(&iv, &self.aad, ciphertext, tag, out)
             .map_err(|()| Error::FrameAuthentication { sequence: seq })
     }
@@ -109,8 +108,7 @@ impl FrameOpener {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let iv = self.frame_aad_and_iv(kind, seq, ciphertext.len());
-        self.keys
-            .aead
+        self.aead
             .open_append(&iv, &self.aad, ciphertext, tag, out)
             .map_err(|()| Error::FrameAuthentication { sequence: seq })
     }
@@ -270,7 +268,7 @@ pub(crate) fn open_header(
         None => None,
     };
     Ok(FrameOpener {
-        keys,
+        aead: Arc::new(keys.aead),
         message_id: header.message_id.clone(),
         frame_length: header.frame_length,
         next_seq: 1,

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use zeroize::Zeroize;
 
-use super::keys::{self, MessageKeys};
+use super::keys;
+use super::parallel::{self, ParallelSealer};
 use super::Client;
-use crate::crypto::{self, SignatureHasher, TAG_LEN};
+use crate::crypto::{self, AeadKey, SignatureHasher, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::body::{self, BodyKind, FINAL_FRAME_PREFIX, REGULAR_FRAME_PREFIX};
 use crate::format::{self, HeaderFields};
@@ -18,13 +19,16 @@ use crate::materials::{
 
 /// Seals the frames of one message and signs it.
 pub(crate) struct FrameSealer {
-    keys: MessageKeys,
-    message_id: Vec<u8>,
-    frame_length: u32,
+    /// Shared with the workers of parallel frames.
+    pub(super) aead: Arc<AeadKey>,
+    pub(super) message_id: Vec<u8>,
+    pub(super) frame_length: u32,
     /// Sequence number of the next frame.
-    seq: u32,
-    aad: Vec<u8>,
-    signer: Option<(SignatureHasher, Arc<dyn FooterSigner>)>,
+    pub(super) seq: u32,
+    pub(super) aad: Vec<u8>,
+    pub(super) signer: Option<(SignatureHasher, Arc<dyn FooterSigner>)>,
+    /// The signer while the hash runs on its own thread (parallel frames).
+    pub(super) parked_signer: Option<Arc<dyn FooterSigner>>,
 }
 
 impl FrameSealer {
@@ -121,6 +125,8 @@ impl FrameSealer {
 
         let mut message_id = vec![0u8; suite.message_id_len()];
         crypto::fill_random(&mut message_id)?;
+        #[cfg(test)]
+        parallel::tests::fix_message_id(&mut message_id);
         let keys = keys::derive(suite, data_key, &message_id)?;
         let commit: &[u8] = keys.commit_key.as_ref().map_or(&[], |c| &c[..]);
         let mut header = format::serialize_body(&HeaderFields {
@@ -147,18 +153,19 @@ impl FrameSealer {
         }
 
         let mut sealer = FrameSealer {
-            keys,
+            aead: Arc::new(keys.aead),
             message_id,
             frame_length: client.frame_length,
             seq: 1,
             aad: Vec::with_capacity(96),
             signer,
+            parked_signer: None,
         };
         sealer.hash(&header);
         Ok((sealer, header))
     }
 
-    fn hash(&mut self, bytes: &[u8]) {
+    pub(super) fn hash(&mut self, bytes: &[u8]) {
         if let Some((hasher, _)) = &mut self.signer {
             hasher.update(bytes);
         }
@@ -170,7 +177,7 @@ impl FrameSealer {
         let seq = self.seq;
         let content_len = out.len() - content_start;
         body::body_aad(&mut self.aad, &self.message_id, kind, seq, content_len as u64);
-        let tag = self.keys.aead.seal_in_place(&body::frame_iv(seq), &self.aad, &mut out[content_start..])?;
+        let tag = self.aead.seal_in_place(&body::frame_iv(seq), &self.aad, &mut out[content_start..])?;
         out.extend_from_slice(&tag);
         self.hash(&out[frame_start..]);
         Ok(())
@@ -258,9 +265,14 @@ fn encrypt_append(
         .saturating_add(plaintext.len())
         .saturating_add(regular.saturating_mul(REGULAR_FRAME_PREFIX + TAG_LEN))
         .saturating_add(FINAL_FRAME_PREFIX + TAG_LEN + 2 + 120);
-    out.reserve(size);
-    out.extend_from_slice(&header);
     let mut chunks = plaintext.chunks_exact(fl);
+    if parallel::worth_it(client.workers, plaintext.len(), fl) {
+        parallel::encrypt_regular_frames(&mut sealer, client.workers, &header, plaintext, size, out)?;
+        chunks = plaintext[regular * fl..].chunks_exact(fl);
+    } else {
+        out.reserve(size);
+        out.extend_from_slice(&header);
+    }
     for chunk in &mut chunks {
         sealer.regular_frame(out, chunk)?;
     }
@@ -297,9 +309,14 @@ impl std::ops::DerefMut for FrameBuf {
 /// Streaming encryptor: an [`std::io::Write`] that turns plaintext into a
 /// framed message on the wrapped writer.
 ///
-/// It holds at most one frame of plaintext. Every full frame is sealed and
-/// written as soon as it is complete; [`EncryptingWriter::finish`] writes the
-/// final frame (possibly empty) and, for signed suites, the footer.
+/// With one worker ([`ClientBuilder::workers`](crate::message::ClientBuilder::workers))
+/// it holds at most one frame of plaintext, and every full frame is sealed
+/// and written as soon as it is complete. With more, full frames are
+/// gathered into batches of about 128 KiB that worker threads seal; batches
+/// are written in order as soon as they and every earlier one are sealed,
+/// and at most `2 × workers` batches are in flight besides the one being
+/// filled. [`EncryptingWriter::finish`] writes what is left, the final frame
+/// (possibly empty) and, for signed suites, the footer.
 /// **Dropping the writer without calling `finish` leaves an incomplete
 /// message** that every reader refuses; a streaming reader may have
 /// released its earlier frames before it finds that out. Such a drop is
@@ -319,6 +336,8 @@ pub struct EncryptingWriter<W: Write> {
     buf: FrameBuf,
     frame_length: usize,
     failed: bool,
+    /// Batches of frames sealed by worker threads (more than one worker).
+    par: Option<ParallelSealer>,
 }
 
 impl<W: Write> std::fmt::Debug for EncryptingWriter<W> {
@@ -351,6 +370,7 @@ impl<W: Write> EncryptingWriter<W> {
             buf: FrameBuf(buf),
             frame_length,
             failed: false,
+            par: (client.workers > 1).then(|| ParallelSealer::new(frame_length, client.workers)),
         })
     }
 
@@ -386,6 +406,11 @@ impl<W: Write> EncryptingWriter<W> {
             }
             self.remaining = Some(remaining - len);
         }
+        if let Some(par) = &mut self.par {
+            let sealer = self.sealer.as_mut().ok_or_else(|| Error::config("the message is already finished"))?;
+            par.write(sealer, data, &mut self.inner)?;
+            return Ok(data.len());
+        }
         let mut written = 0;
         while written < data.len() {
             let room = self.frame_length - (self.buf.len() - FINAL_FRAME_PREFIX);
@@ -407,6 +432,10 @@ impl<W: Write> EncryptingWriter<W> {
         // From here on a failure is returned to the caller, who sees it.
         self.unfinished.armed = false;
         let mut sealer = self.sealer.take().ok_or_else(|| Error::config("the message is already finished"))?;
+        if let Some(par) = &mut self.par {
+            let tail = par.finish(&mut sealer, &mut self.inner)?;
+            self.buf.extend_from_slice(&tail);
+        }
         let len = self.buf.len() - FINAL_FRAME_PREFIX;
         let len = u32::try_from(len).map_err(|_| Error::crypto("frame too long"))?;
         self.buf[..FINAL_FRAME_PREFIX].copy_from_slice(&body::final_prefix(sealer.seq, len));
@@ -429,7 +458,7 @@ impl<W: Write> EncryptingWriter<W> {
     /// Bytes of memory held for the current frame (for tests of the memory bound).
     #[doc(hidden)]
     pub fn buffer_capacity(&self) -> usize {
-        self.buf.capacity()
+        self.buf.capacity() + self.par.as_ref().map_or(0, ParallelSealer::capacity)
     }
 }
 

@@ -104,6 +104,24 @@ impl Scratch {
         &mut self.bytes[self.len..end]
     }
 
+    /// Make room for `total` bytes in all, exactly (no doubling), so that a
+    /// buffer of known use holds no more than it needs.
+    pub(super) fn reserve_total(&mut self, total: usize) {
+        let more = total.saturating_sub(self.bytes.len());
+        self.bytes.reserve_exact(more);
+    }
+
+    /// Append `bytes` to the used part.
+    pub(super) fn push(&mut self, bytes: &[u8]) {
+        self.spare(bytes.len()).copy_from_slice(bytes);
+        self.commit(bytes.len());
+    }
+
+    /// Keep only the first `len` bytes in use.
+    pub(super) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// Count `n` more bytes (written through [`spare`](Scratch::spare)) as used.
     fn commit(&mut self, n: usize) {
         self.len += n;
@@ -183,15 +201,27 @@ impl<R: Read> Input<R> {
         &mut self,
         buf: &mut Scratch,
         start: u64,
+        parse: impl FnMut(&mut Reader<'_>) -> Result<(), ReadError>,
+    ) -> Result<()> {
+        self.read_record_from(buf, 0, start, parse)
+    }
+
+    /// [`Input::read_record`] for a record that starts at `from` in `buf`
+    /// (after the records before it in a batch).
+    pub(super) fn read_record_from(
+        &mut self,
+        buf: &mut Scratch,
+        from: usize,
+        start: u64,
         mut parse: impl FnMut(&mut Reader<'_>) -> Result<(), ReadError>,
     ) -> Result<()> {
         loop {
-            match parse(&mut Reader::new(&buf[..], start)) {
+            match parse(&mut Reader::new(&buf[from..], start)) {
                 Ok(()) => return Ok(()),
                 Err(ReadError::Fatal(e)) => return Err(e),
                 Err(ReadError::Incomplete { field, offset, needed }) => {
                     // The parser asks for bytes past what it was given.
-                    let more = needed.saturating_sub(buf.len()).max(1);
+                    let more = needed.saturating_sub(buf.len() - from).max(1);
                     self.fill(buf, more, field, offset)?;
                 }
             }

@@ -4,6 +4,8 @@
 
 use std::io::{self, Read};
 
+mod parallel;
+
 use super::input::{read_header, Input, Scratch};
 use super::{header_info, open_header, FrameOpener};
 use crate::crypto::TAG_LEN;
@@ -26,9 +28,14 @@ enum State {
 /// plaintext.
 ///
 /// The header is read, the data key obtained and the header authenticated
-/// when the reader is created ([`Client::decrypt_stream`]). After that it
-/// holds about one frame: it reads a frame, verifies its tag, and only then
-/// hands out its plaintext. A frame that fails to verify is never released.
+/// when the reader is created ([`Client::decrypt_stream`]). After that, with
+/// one worker ([`ClientBuilder::workers`](crate::message::ClientBuilder::workers)),
+/// it holds about one frame: it reads a frame, verifies its tag, and only
+/// then hands out its plaintext. With more, it reads ahead batches of about
+/// 128 KiB of frames (at most `2 × workers` batches in flight, besides the
+/// one being handed out) that worker threads open, and hands them out in
+/// order. Either way a frame that fails to verify is never released, nor is
+/// anything after it: the frames before it come out, then the error.
 ///
 /// # Signed suites: the signature is checked at the end
 ///
@@ -61,6 +68,8 @@ pub struct DecryptingReader<R: Read> {
     pending: Option<Pending>,
     state: State,
     max_body_buffer: usize,
+    /// Batches of frames opened by worker threads (more than one worker).
+    par: Option<parallel::ParallelOpener>,
 }
 
 /// A regular frame waiting in the reader's buffer. It is opened by the next
@@ -111,6 +120,8 @@ impl<R: Read> DecryptingReader<R> {
         }
         let opener = open_header(client, cmm, &header, context)?;
         let offset = header.len() as u64;
+        let par = (client.workers > 1 && header.content_type == ContentType::Framed)
+            .then(|| parallel::ParallelOpener::new(client.workers, header.frame_length));
         Ok(DecryptingReader {
             input: Input { inner, ahead, ahead_pos: 0, offset },
             info: header_info(&header),
@@ -123,6 +134,7 @@ impl<R: Read> DecryptingReader<R> {
             pending: None,
             state: State::Body,
             max_body_buffer: client.max_body_buffer,
+            par,
         })
     }
 
@@ -134,7 +146,7 @@ impl<R: Read> DecryptingReader<R> {
     /// Bytes of memory held for the current frame (for tests of the memory bound).
     #[doc(hidden)]
     pub fn buffer_capacity(&self) -> usize {
-        self.buf.capacity() + self.input.ahead.capacity()
+        self.buf.capacity() + self.input.ahead.capacity() + self.par.as_ref().map_or(0, |p| p.capacity())
     }
 
     /// Read, verify and decrypt the next record; set the output range.
@@ -144,17 +156,22 @@ impl<R: Read> DecryptingReader<R> {
             ContentType::NonFramed => self.non_framed()?,
         };
         if last {
-            if self.opener.is_signed() {
-                let at = self.input.offset;
-                self.footer.clear();
-                self.input.read_record(&mut self.footer, at, |r| body::parse_footer(r).map(drop))?;
-                let signature =
-                    body::parse_footer(&mut Reader::new(&self.footer, at)).map_err(ReadError::into_error)?;
-                self.opener.verify_footer(signature)?;
-            }
-            self.input.expect_eof()?;
-            self.state = State::Done;
+            self.end_of_message()?;
         }
+        Ok(())
+    }
+
+    /// After the last record: verify the footer, check the end of the stream.
+    fn end_of_message(&mut self) -> Result<()> {
+        if self.opener.is_signed() {
+            let at = self.input.offset;
+            self.footer.clear();
+            self.input.read_record(&mut self.footer, at, |r| body::parse_footer(r).map(drop))?;
+            let signature = body::parse_footer(&mut Reader::new(&self.footer, at)).map_err(ReadError::into_error)?;
+            self.opener.verify_footer(signature)?;
+        }
+        self.input.expect_eof()?;
+        self.state = State::Done;
         Ok(())
     }
 
@@ -205,6 +222,9 @@ impl<R: Read> DecryptingReader<R> {
     fn fail(&mut self, e: Error) -> io::Error {
         self.state = State::Failed;
         self.pending = None;
+        if let Some(par) = &mut self.par {
+            par.clear();
+        }
         self.out_start = 0;
         self.out_end = 0;
         self.buf.clear();
@@ -248,6 +268,9 @@ fn content_range(record_len: usize, content_len: usize) -> std::ops::Range<usize
 
 impl<R: Read> Read for DecryptingReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.par.is_some() {
+            return self.read_parallel(out);
+        }
         loop {
             if self.out_start < self.out_end {
                 let n = out.len().min(self.out_end - self.out_start);
