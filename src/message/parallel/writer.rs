@@ -44,6 +44,11 @@ pub(crate) struct ParallelSealer {
     /// Buffers back from the hash thread, for reuse.
     returned: Option<mpsc::Receiver<BatchBuf>>,
     spare: Vec<BatchBuf>,
+    /// Batch buffers made so far, and how many of them the hash thread holds:
+    /// when hashing is slower than sealing, the writer waits for a buffer to
+    /// come back rather than making more.
+    made: usize,
+    at_hash: usize,
 }
 
 impl ParallelSealer {
@@ -58,6 +63,8 @@ impl ParallelSealer {
             hash: None,
             returned: None,
             spare: Vec::new(),
+            made: 0,
+            at_hash: 0,
         }
     }
 
@@ -70,7 +77,15 @@ impl ParallelSealer {
     fn fresh(&mut self) -> BatchBuf {
         if let Some(rx) = &self.returned {
             while let Ok(b) = rx.try_recv() {
+                self.at_hash -= 1;
                 self.spare.push(b);
+            }
+            // The batches in flight, the one being filled and one more.
+            if self.spare.is_empty() && self.at_hash > 0 && self.made >= IN_FLIGHT_PER_WORKER * self.workers + 2 {
+                if let Ok(b) = rx.recv() {
+                    self.at_hash -= 1;
+                    self.spare.push(b);
+                }
             }
         }
         match self.spare.pop() {
@@ -78,7 +93,10 @@ impl ParallelSealer {
                 b.0.clear();
                 b
             }
-            None => BatchBuf(Vec::with_capacity(self.per_batch * self.rec)),
+            None => {
+                self.made += 1;
+                BatchBuf(Vec::with_capacity(self.per_batch * self.rec))
+            }
         }
     }
 
@@ -176,7 +194,10 @@ impl ParallelSealer {
     fn release<W: Write>(&mut self, buf: BatchBuf, inner: &mut W) -> Result<()> {
         inner.write_all(&buf.0)?;
         match &self.hash {
-            Some(hash) => hash.send(buf),
+            Some(hash) => {
+                self.at_hash += 1;
+                hash.send(buf)
+            }
             None => {
                 self.spare.push(buf);
                 Ok(())
