@@ -1,0 +1,27 @@
+//! Key rotation without touching the data.
+//!
+//! With envelope encryption the bulk data never needs re-encrypting: only the
+//! encrypted data keys (EDKs) change. A [`Rewrapper`] opens a message's data
+//! key with the old keyrings (`from`), wraps the same data key with the new
+//! keyrings (`to`), and writes a new header whose EDKs are exactly those of
+//! the new keyrings, with a header authentication tag recomputed with the
+//! same derived key. Message id, suite, key commitment, encryption context,
+//! frame length and every body byte stay as they were; the body is copied,
+//! never decrypted. One rotation costs one unwrap and one wrap per message.
+//!
+//! * Version 1 messages are rewritten as version 1, with the same message id
+//!   (the header layout is kept; only its EDK section and tag change).
+//! * Messages of a signing suite carry a per-message signing key that nobody
+//!   kept, so their footer cannot be re-signed: they are refused with
+//!   [`Error::Signature`](crate::Error::Signature) and nothing is written.
+//! * A message written with required-but-unstored encryption context pairs
+//!   is refused as well (the pairs are not in the message to re-authenticate).
+//!
+//! [`bulk`] rewraps many objects (files of a directory tree, lines of a file)
+//! with bounded concurrency and a resumable checkpoint, from any
+//! [`bulk::RewrapSource`].
+
+pub mod bulk;
+mod message;
+
+pub use message::{Rewrapped, Rewrapper};
