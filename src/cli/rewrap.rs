@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
+use hsm_keyring::keyrings::MultiKeyring;
 use hsm_keyring::rewrap::bulk::{self, Checkpoint, DirSource, Outcome};
 use hsm_keyring::rewrap::Rewrapper;
 use hsm_keyring::{Client, Keyring};
@@ -59,7 +60,9 @@ pub struct RewrapArgs {
     pub commitment_policy: PolicyArg,
 }
 
-/// Keyrings from specs or config names (a value without `=` is a name).
+/// Keyrings from specs or config names (a value without `=` is a name), as
+/// one multi-keyring without a generator: every member wraps the data key
+/// it is given, and any member may open one.
 pub fn keyring_from(cli: &Cli, tokens: &mut Tokens, texts: &[String]) -> Result<Arc<dyn Keyring>, CliError> {
     let mut specs = Vec::new();
     for text in texts {
@@ -78,7 +81,12 @@ pub fn keyring_from(cli: &Cli, tokens: &mut Tokens, texts: &[String]) -> Result<
             });
         }
     }
-    tokens.keyring_for(&specs)
+    let mut rings = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        rings.push(tokens.keyring(spec)?);
+    }
+    let multi = MultiKeyring::new(None, rings).map_err(|e| CliError::from_lib("keyring", e))?;
+    Ok(Arc::new(multi))
 }
 
 pub fn run(cli: &Cli, tokens: &mut Tokens, args: &RewrapArgs) -> Result<(), CliError> {

@@ -33,7 +33,9 @@ pub struct Rewrapped {
 }
 
 impl Rewrapper {
-    /// Open data keys with `from`, wrap them with `to`. The client's
+    /// Open data keys with `from`, wrap them with `to`. `to` is given the
+    /// data key to wrap: a [`MultiKeyring`](crate::keyrings::MultiKeyring)
+    /// there must have no generator. The client's
     /// commitment policy and header limits apply to the messages read.
     pub fn new(client: Client, from: Arc<dyn Keyring>, to: Arc<dyn Keyring>) -> Self {
         Rewrapper { client, from, to }
