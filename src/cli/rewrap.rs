@@ -23,7 +23,8 @@ use crate::Cli;
 /// Replace the encrypted data keys of messages: the data key is opened with
 /// the `--from` keys and wrapped with the `-w` keys; the body is copied byte
 /// for byte, never decrypted. Messages of signing suites are refused (their
-/// per-message signing key was not kept). A failure writes nothing.
+/// per-message signing key was not kept) unless --signer is given. A failure
+/// writes nothing.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").args(["input", "dir"])))]
 pub struct RewrapArgs {
@@ -44,6 +45,13 @@ pub struct RewrapArgs {
     /// header carries exactly these keys' encrypted data keys.
     #[arg(short = 'w', long = "wrapping-key", value_name = "SPEC|NAME", required = true)]
     pub wrapping_keys: Vec<String>,
+    /// Rewrap signed messages too (suites such as 0x0578): this long-lived
+    /// token key (PKCS#11 URI of an EC private key of the suite's curve)
+    /// signs the new footer, and its public key replaces the per-message one
+    /// in the header. The body is hashed, not decrypted; the old footer is
+    /// checked first.
+    #[arg(long, value_name = "URI")]
+    pub signer: Option<String>,
     /// First check every frame's tag with the --from keys (the plaintext is
     /// discarded, never written): reads the message twice.
     #[arg(long, conflicts_with = "dir")]
@@ -96,7 +104,10 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, args: &RewrapArgs) -> Result<(), CliE
         .map_err(|e| CliError::from_lib("configuration", e))?;
     let from = keyring_from(cli, tokens, &args.from)?;
     let to = keyring_from(cli, tokens, &args.wrapping_keys)?;
-    let rewrapper = Rewrapper::new(client.clone(), from.clone(), to);
+    let mut rewrapper = Rewrapper::new(client.clone(), from.clone(), to);
+    if let Some(uri) = &args.signer {
+        rewrapper = rewrapper.with_signer(Arc::new(tokens.signer(uri)?));
+    }
     let fail = |e| CliError::from_lib("rewrap", e);
     if let Some(dir) = &args.dir {
         return run_dir(cli, rewrapper, dir, args);

@@ -13,7 +13,11 @@
 //!   (the header layout is kept; only its EDK section and tag change).
 //! * Messages of a signing suite carry a per-message signing key that nobody
 //!   kept, so their footer cannot be re-signed: they are refused with
-//!   [`Error::Signature`](crate::Error::Signature) and nothing is written.
+//!   [`Error::Signature`](crate::Error::Signature) and nothing is written,
+//!   unless a long-lived signer is given ([`Rewrapper::with_signer`]): then
+//!   the new header names its public key and the footer is recomputed over
+//!   the new header and the body (read and hashed, never decrypted; the old
+//!   footer is checked first).
 //! * A message written with required-but-unstored encryption context pairs
 //!   is refused as well (the pairs are not in the message to re-authenticate).
 //!
@@ -23,5 +27,6 @@
 
 pub mod bulk;
 mod message;
+mod signed;
 
 pub use message::{Rewrapped, Rewrapper};
