@@ -135,3 +135,19 @@ fn a_bulk_rewrap_reports_failures_and_skips_rewrapped_files() {
         b"a"
     );
 }
+
+#[test]
+fn a_signed_message_is_rewrapped_with_a_token_signer() {
+    let Some(w) = Work::with_dev_token() else { return };
+    w.write("old.key", &[1; 32]);
+    w.write("new.key", &[2; 32]);
+    let plain = w.write("plain", &bytes(50_000, 3));
+    w.ok(["encrypt", "-i", &plain, "-o", "old.msg", "-w", OLD, "--suite", "0x0578"]);
+    w.fails(1, ["rewrap", "-i", "old.msg", "-o", "new.msg", "--from", OLD, "-w", NEW]);
+    w.assert_no_output("new.msg");
+    w.ok(["rewrap", "-i", "old.msg", "-o", "new.msg", "--from", OLD, "-w", NEW, "--signer", cli_support::DEV_SIGN_URI]);
+    w.ok(["decrypt", "-i", "new.msg", "-o", "out", "-w", NEW, "--trusted-signer", cli_support::DEV_SIGN_URI]);
+    assert_eq!(w.read("out"), w.read("plain"));
+    w.fails(1, ["decrypt", "-i", "new.msg", "-o", "out2", "-w", OLD]);
+    w.fails(1, ["decrypt", "-i", "old.msg", "-o", "out3", "-w", OLD, "--trusted-signer", cli_support::DEV_SIGN_URI]);
+}
