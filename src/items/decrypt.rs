@@ -12,7 +12,7 @@ use super::path::canonical_path;
 use super::value::{AttributeValue, Item};
 use super::{FOOTER_ATTRIBUTE, HEADER_ATTRIBUTE};
 use crate::error::{Error, Result};
-use crate::materials::{CommitmentPolicy, DecryptMaterialsRequest};
+use crate::materials::{CommitmentPolicy, DecryptMaterialsRequest, DecryptionMaterials};
 
 fn binary<'a>(item: &'a Item, name: &str) -> Result<&'a [u8]> {
     match item.get(name) {
@@ -34,6 +34,31 @@ fn altered(reason: impl Into<String>) -> Error {
 /// `aws_dbe_head` and `aws_dbe_foot`. Nothing is returned unless every
 /// check passed and every attribute decrypted.
 pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
+    let Verified { header, fields, materials, .. } = verify_item(config, item)?;
+    let data_key = materials.data_key().ok_or_else(|| Error::config("no data key"))?;
+    let root = field_root_key(data_key, &header.message_id)?;
+    let mut out = item.clone();
+    out.remove(HEADER_ATTRIBUTE);
+    out.remove(FOOTER_ATTRIBUTE);
+    for (index, field) in fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign).enumerate() {
+        let plain = decrypt_field(&root[..], index, &field.path, &field.terminal.value, field.name)?;
+        let value = AttributeValue::from_terminal(plain.type_id, &plain.value, field.name)?;
+        out.insert(field.name.to_owned(), value);
+    }
+    Ok(out)
+}
+
+/// An item whose header, commitment and footer verified (nothing decrypted).
+pub(crate) struct Verified<'a> {
+    pub(crate) header: Header,
+    /// The signed attributes in canonical order, encrypted ones as stored.
+    pub(crate) fields: Vec<Field<'a>>,
+    pub(crate) materials: DecryptionMaterials,
+}
+
+/// Every check of [`decrypt_item`] (header, trusted signers, commitment,
+/// footer), without decrypting any attribute.
+pub(crate) fn verify_item<'a>(config: &TableConfig, item: &'a Item) -> Result<Verified<'a>> {
     let header_bytes = binary(item, HEADER_ATTRIBUTE)?;
     let footer_bytes = binary(item, FOOTER_ATTRIBUTE)?;
     let header = Header::parse(header_bytes)?;
@@ -111,15 +136,5 @@ pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
         super::signers::check_key(trusted, key)?;
     }
     footer::verify(footer_bytes, &hash, header.edks.len(), signing_key, verification_key)?;
-
-    let root = field_root_key(data_key, &header.message_id)?;
-    let mut out = item.clone();
-    out.remove(HEADER_ATTRIBUTE);
-    out.remove(FOOTER_ATTRIBUTE);
-    for (index, field) in fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign).enumerate() {
-        let plain = decrypt_field(&root[..], index, &field.path, &field.terminal.value, field.name)?;
-        let value = AttributeValue::from_terminal(plain.type_id, &plain.value, field.name)?;
-        out.insert(field.name.to_owned(), value);
-    }
-    Ok(out)
+    Ok(Verified { header, fields, materials })
 }

@@ -21,12 +21,18 @@
 //! * A message written with required-but-unstored encryption context pairs
 //!   is refused as well (the pairs are not in the message to re-authenticate).
 //!
+//! [`ItemRewrapper`] does the same for DynamoDB items: new EDKs in
+//! `aws_dbe_head`, the footer's HMACs (and 0x6701 signature, with a
+//! long-lived signer) recomputed, every attribute value unchanged.
+//!
 //! [`bulk`] rewraps many objects (files of a directory tree, lines of a file)
 //! with bounded concurrency and a resumable checkpoint, from any
 //! [`bulk::RewrapSource`].
 
 pub mod bulk;
+mod item;
 mod message;
 mod signed;
 
+pub use item::ItemRewrapper;
 pub use message::{Rewrapped, Rewrapper};
