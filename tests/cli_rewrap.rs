@@ -151,3 +151,36 @@ fn a_signed_message_is_rewrapped_with_a_token_signer() {
     w.fails(1, ["decrypt", "-i", "new.msg", "-o", "out2", "-w", OLD]);
     w.fails(1, ["decrypt", "-i", "old.msg", "-o", "out3", "-w", OLD, "--trusted-signer", cli_support::DEV_SIGN_URI]);
 }
+
+#[test]
+fn items_are_rewrapped_with_their_values_unchanged() {
+    let w = work();
+    let line = r#"{"pk":{"S":"p1"},"sk":{"N":"1"},"secret":{"S":"card"},"note":{"S":"kept"}}"#;
+    w.write("items.jsonl", format!("{line}\n").as_bytes());
+    let table =
+        ["--table", "t", "--partition-key", "pk", "--sort-key", "sk", "--action", "note=sign", "--suite", "0x6700"];
+    let run = |verb: &str, keys: &[&str], input: &str, output: &str| -> Vec<String> {
+        let mut a: Vec<String> = vec!["item".into(), verb.into()];
+        a.extend(table.iter().map(|s| s.to_string()));
+        a.extend(keys.iter().map(|s| s.to_string()));
+        a.extend(["-i".into(), input.into(), "-o".into(), output.into()]);
+        a
+    };
+    w.ok(run("encrypt", &["-w", OLD], "items.jsonl", "enc.jsonl"));
+    w.ok(run("rewrap", &["--from", OLD, "-w", NEW], "enc.jsonl", "new.jsonl"));
+    let old: serde_json::Value = serde_json::from_slice(&w.read("enc.jsonl")).unwrap();
+    let new: serde_json::Value = serde_json::from_slice(&w.read("new.jsonl")).unwrap();
+    for name in ["pk", "sk", "secret", "note"] {
+        assert_eq!(old[name], new[name], "`{name}` changed");
+    }
+    assert_ne!(old["aws_dbe_head"], new["aws_dbe_head"]);
+    w.ok(run("decrypt", &["-w", NEW], "new.jsonl", "plain.jsonl"));
+    let plain: serde_json::Value = serde_json::from_slice(&w.read("plain.jsonl")).unwrap();
+    assert_eq!(plain, serde_json::from_str::<serde_json::Value>(line).unwrap());
+    let out = w.cmd(run("decrypt", &["-w", OLD], "new.jsonl", "bad.jsonl")).assert().code(1).get_output().clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: "));
+    // Rewrapping with keys that cannot open the items fails for each line.
+    let out =
+        w.cmd(run("rewrap", &["--from", NEW, "-w", NEW], "enc.jsonl", "x.jsonl")).assert().code(1).get_output().clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: no keyring could decrypt"));
+}

@@ -1,13 +1,13 @@
 //! `hsm-keyring rewrap`: key rotation of messages without touching their bodies.
 
-use std::io::{self, BufReader, IsTerminal};
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
 use hsm_keyring::keyrings::MultiKeyring;
 use hsm_keyring::rewrap::bulk::{self, Checkpoint, DirSource, Outcome};
-use hsm_keyring::rewrap::Rewrapper;
+use hsm_keyring::rewrap::{ItemRewrapper, Rewrapper};
 use hsm_keyring::{Client, Keyring};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -171,4 +171,72 @@ fn run_dir(cli: &Cli, rewrapper: Rewrapper, dir: &std::path::Path, args: &Rewrap
     } else {
         Err(CliError { kind: Kind::Decrypt, message: format!("{} files could not be rewrapped", summary.failed.len()) })
     }
+}
+
+/// `hsm-keyring item rewrap`: the table's configuration as for item encrypt
+/// and decrypt; `-w` names the new keys and `--from` the current ones.
+#[derive(Debug, Args)]
+pub struct ItemRewrapArgs {
+    /// The table configuration (as for item decrypt); here -w names the new
+    /// wrapping keys, whose encrypted data keys replace the item's.
+    #[command(flatten)]
+    pub table: crate::items::ItemArgs,
+    /// Key that opens the items now, repeatable: a SPEC as for -w, or the
+    /// name of a keyring of the config file.
+    #[arg(long, value_name = "SPEC|NAME", required = true)]
+    pub from: Vec<String>,
+    /// Rewrap 0x6701 items too: this long-lived token key (PKCS#11 URI of an
+    /// EC P-384 private key) signs the new footers, and its public key
+    /// replaces the item's.
+    #[arg(long, value_name = "URI")]
+    pub signer: Option<String>,
+}
+
+pub fn run_items(cli: &Cli, tokens: &mut Tokens, args: &ItemRewrapArgs) -> Result<(), CliError> {
+    let table = &args.table;
+    if table.legacy.legacy {
+        return Err(CliError::usage(
+            "--legacy is for item decrypt: legacy items have no encrypted data keys to rewrap",
+        ));
+    }
+    let from = keyring_from(cli, tokens, &args.from)?;
+    let to = keyring_from(cli, tokens, &table.wrapping_keys)?;
+    let config = crate::items::table_builder(table, from)?
+        .build()
+        .map_err(|e| CliError::usage(format!("table configuration: {e}")))?;
+    let mut rewrapper = ItemRewrapper::new(config, to);
+    if let Some(uri) = &args.signer {
+        rewrapper = rewrapper.with_signer(Arc::new(tokens.signer(uri)?));
+    }
+    let input = open_input(table.input.as_deref(), cli.quiet, "rewrapping")?;
+    let mut output = Output::create(table.output.as_deref())?;
+    let mut failed = 0usize;
+    for (index, line) in BufReader::with_capacity(64 * 1024, input.reader).lines().enumerate() {
+        let number = index + 1;
+        let line = line.map_err(|e| CliError::usage(format!("reading line {number}: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result =
+            crate::items::item_from_json(&line).and_then(|item| rewrapper.rewrap(&item).map_err(|e| e.to_string()));
+        match result {
+            Ok(item) => {
+                let text = serde_json::to_string(&crate::items::item_to_json(&item))
+                    .map_err(|e| CliError::usage(e.to_string()))?;
+                writeln!(output, "{text}").map_err(|e| CliError::usage(format!("writing output: {e}")))?;
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("hsm-keyring: line {number}: {}", crate::spec::redact_line(&e));
+            }
+        }
+    }
+    output.commit()?;
+    if failed > 0 {
+        return Err(CliError {
+            kind: Kind::Decrypt,
+            message: format!("{failed} item(s) failed, nothing was written for them"),
+        });
+    }
+    Ok(())
 }
