@@ -10,7 +10,7 @@
 #   rewrap -o FILE          new header, body copied, fsync, rename
 #   decrypt + encrypt       decrypt -o FILE then encrypt -o FILE (what a
 #                           rotation costs without envelope rewrapping)
-# Part 2, COUNT messages of 1 KiB under token key A of a fresh SoftHSM token,
+# Part 2, COUNT copies of a message of 1 KiB under token key A of a fresh SoftHSM token,
 # rewrapped in place to token key B with --jobs JOBS, every PKCS#11 call
 # delayed by 1 ms by the fault module (`*=latency:1ms`): prints messages per
 # minute. Needs SoftHSM and builds the fault module (ci/faults.sh).
@@ -64,12 +64,13 @@ keyA="type=pkcs11,uri=pkcs11:token=hsm-keyring-dev;object=dev-wrapping-key;type=
 keyB="type=pkcs11,uri=pkcs11:token=hsm-keyring-dev;object=rotated;type=secret-key"
 mkdir tree
 head -c 1024 /dev/urandom > small.bin
+# One message copied COUNT times: each copy is still opened and wrapped on its own.
+"$bin" encrypt -q -w "$keyA" --suite 0x0478 -i small.bin -o small.enc
 i=0
 while [ $i -lt "$count" ]; do
-    "$bin" encrypt -q -w "$old" --suite 0x0478 -i small.bin -o "tree/m$i"
+    cp small.enc "tree/m$i"
     i=$((i + 1))
 done
-"$bin" rewrap -q --dir tree --from "$old" -w "$keyA" --jobs "$jobs"
 # The same keys through the fault module, which forwards to SoftHSM.
 q="?module-path=$faults&pin-source=file:$work/dev/user.pin"
 t0=$(now)
