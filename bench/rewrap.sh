@@ -4,9 +4,11 @@
 # two token keys behind 1 ms of simulated latency per PKCS#11 call.
 #
 #   bench/rewrap.sh [SIZE_MIB] [COUNT] [JOBS]   (defaults: 1024 MiB, 10000, 32)
+#   BULK=0 bench/rewrap.sh                      (part 1 only)
 #
 # Part 1, one unsigned message (suite 0x0478) of SIZE_MIB, raw AES-256 keys:
-#   cp                      cp IN OUT
+#   cp                      cp IN OUT (page cache only, nothing made durable)
+#   cp + sync               cp IN OUT && sync OUT
 #   rewrap -o FILE          new header, body copied, fsync, rename
 #   decrypt + encrypt       decrypt -o FILE then encrypt -o FILE (what a
 #                           rotation costs without envelope rewrapping)
@@ -39,6 +41,9 @@ rm in.bin
 sync
 t0=$(now); cp in.enc cp.out; t1=$(now)
 cp_s=$(secs "$t0" "$t1"); rm cp.out
+sync
+t0=$(now); cp in.enc cp.out; sync cp.out; t1=$(now)
+cps_s=$(secs "$t0" "$t1"); rm cp.out
 t0=$(now); "$bin" rewrap -q --from "$old" -w "$new" -i in.enc -o rewrapped.enc; t1=$(now)
 rw_s=$(secs "$t0" "$t1")
 t0=$(now)
@@ -52,9 +57,12 @@ rm -f rewrapped.enc in.enc
 echo "| ${size_mib} MiB message, suite 0x0478 | seconds | vs cp |"
 echo "| --- | ---: | ---: |"
 printf '| cp | %.2f | 1.00 |\n' "$cp_s"
+printf '| cp + sync | %.2f | %.2f |\n' "$cps_s" "$(echo "$cps_s / $cp_s" | bc -l)"
 printf '| rewrap -o FILE | %.2f | %.2f |\n' "$rw_s" "$(echo "$rw_s / $cp_s" | bc -l)"
 printf '| decrypt + encrypt | %.2f | %.2f |\n' "$de_s" "$(echo "$de_s / $cp_s" | bc -l)"
 printf '\ndecrypt + encrypt / rewrap: %.1fx\n\n' "$(echo "$de_s / $rw_s" | bc -l)"
+
+[ "${BULK:-1}" = 1 ] || exit 0
 
 # Part 2: a token with two AES keys; COUNT messages under key A.
 export HSM_KEYRING_DEV_DIR="$work/dev"

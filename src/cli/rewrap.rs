@@ -123,11 +123,21 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, args: &RewrapArgs) -> Result<(), CliE
             client.decrypt_stream(&cmm, &Default::default(), BufReader::with_capacity(64 * 1024, f)).map_err(fail)?;
         io::copy(&mut reader, &mut io::sink()).map_err(|e| fail(hsm_keyring::Error::from(e)))?;
     }
-    let input = open_input(args.input.as_deref(), cli.quiet, "rewrapping")?;
     let mut output = Output::create(args.output.as_deref())?;
-    let input = BufReader::with_capacity(64 * 1024, input.reader);
     // On an error `output` is dropped and its temporary file removed.
-    rewrapper.rewrap_stream(input, &mut output).map_err(fail)?;
+    match (args.input.as_deref().filter(|p| *p != std::path::Path::new("-")), output.file_writer()) {
+        // File to file: the body is copied by the kernel (copy_file_range).
+        (Some(path), Some(writer)) => {
+            let f = std::fs::File::open(path)
+                .map_err(|e| CliError::usage(format!("cannot open input {}: {e}", path.display())))?;
+            rewrapper.rewrap_stream(BufReader::with_capacity(64 * 1024, f), writer).map_err(fail)?;
+        }
+        _ => {
+            let input = open_input(args.input.as_deref(), cli.quiet, "rewrapping")?;
+            let input = BufReader::with_capacity(64 * 1024, input.reader);
+            rewrapper.rewrap_stream(input, &mut output).map_err(fail)?;
+        }
+    }
     output.commit()
 }
 
