@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -64,15 +64,15 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// Open (or create) the checkpoint file and read what it records. A last
-    /// line cut short by a crash is ignored (its object is done again, or
-    /// found already rewrapped).
+    /// line cut short by a crash (no newline) is ignored: its object is done
+    /// again, or found already rewrapped.
     pub fn open(path: &Path) -> Result<Self> {
         let mut done = HashSet::new();
-        match File::open(path) {
-            Ok(f) => {
-                for line in BufReader::new(f).split(b'\n') {
-                    let line = line?;
-                    let Ok(line) = String::from_utf8(line) else { continue };
+        match fs::read(path) {
+            Ok(bytes) => {
+                // Only whole lines: a torn last one could name a prefix of another id.
+                for line in bytes.split_inclusive(|b| *b == b'\n').filter_map(|l| l.strip_suffix(b"\n")) {
+                    let Ok(line) = std::str::from_utf8(line) else { continue };
                     if let Some(id) = line.strip_prefix("rewrapped ").or_else(|| line.strip_prefix("skipped ")) {
                         done.insert(id.to_owned());
                     }
