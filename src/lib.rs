@@ -15,6 +15,7 @@ pub mod master_keys;
 mod materials;
 mod message;
 pub mod pkcs11;
+pub mod rewrap;
 pub mod s3;
 
 pub use error::{Error, ErrorKind, KeyringFailure, Result, MAX_OFFERED_SHOWN};

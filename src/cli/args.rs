@@ -49,6 +49,8 @@ pub enum Command {
     /// Encrypt or decrypt DynamoDB items (JSON Lines of DynamoDB JSON).
     #[command(subcommand)]
     Item(crate::items::ItemCommand),
+    /// Replace the encrypted data keys of messages (key rotation) without touching their bodies.
+    Rewrap(crate::rewrap::RewrapArgs),
     /// Manage keys in a token.
     #[command(subcommand)]
     Keys(KeysCommand),

@@ -28,7 +28,7 @@ macro_rules! out {
     };
 }
 
-fn policy(p: PolicyArg) -> CommitmentPolicy {
+pub fn policy(p: PolicyArg) -> CommitmentPolicy {
     match p {
         PolicyArg::ForbidEncryptAllowDecrypt => CommitmentPolicy::ForbidEncryptAllowDecrypt,
         PolicyArg::RequireEncryptAllowDecrypt => CommitmentPolicy::RequireEncryptAllowDecrypt,

@@ -167,6 +167,15 @@ impl Output {
         !matches!(self, Output::File { .. })
     }
 
+    /// The buffered file behind a regular-file output (so that a copy from a
+    /// file can be done by the kernel).
+    pub fn file_writer(&mut self) -> Option<&mut BufWriter<File>> {
+        match self {
+            Output::File { writer: Some(w), .. } => Some(w),
+            _ => None,
+        }
+    }
+
     /// True when the output is a terminal.
     pub fn is_terminal(&self) -> bool {
         match self {

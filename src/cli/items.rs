@@ -35,6 +35,9 @@ pub enum ItemCommand {
     Encrypt(ItemEncryptArgs),
     /// Verify and decrypt items (JSON Lines of DynamoDB JSON).
     Decrypt(ItemDecryptArgs),
+    /// Replace the encrypted data keys of items (key rotation): every
+    /// attribute value is kept byte for byte, header and footer are rewritten.
+    Rewrap(crate::rewrap::ItemRewrapArgs),
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +110,7 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), 
     let (args, encrypt) = match command {
         ItemCommand::Encrypt(a) => (&a.table, true),
         ItemCommand::Decrypt(a) => (&a.table, false),
+        ItemCommand::Rewrap(a) => return crate::rewrap::run_items(cli, tokens, a),
     };
     let specs = args.wrapping_keys.iter().map(|t| KeySpec::parse(t)).collect::<Result<Vec<_>, _>>()?;
     let keyring: Arc<dyn Keyring> = tokens.keyring_for(&specs)?;
@@ -164,7 +168,7 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), 
     Ok(())
 }
 
-fn table_builder(args: &ItemArgs, keyring: Arc<dyn Keyring>) -> Result<TableConfigBuilder, CliError> {
+pub fn table_builder(args: &ItemArgs, keyring: Arc<dyn Keyring>) -> Result<TableConfigBuilder, CliError> {
     let usage = |what: &str, e: hsm_keyring::Error| CliError::usage(format!("{what}: {e}"));
     let mut b = TableConfig::builder(&args.table, &args.partition_key).keyring(keyring);
     if let Some(sk) = &args.sort_key {
@@ -196,7 +200,7 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 /// Parse one line of DynamoDB JSON.
-fn item_from_json(line: &str) -> Result<Item, String> {
+pub fn item_from_json(line: &str) -> Result<Item, String> {
     let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
     let map = value.as_object().ok_or("an item is a JSON object")?;
     map.iter().map(|(k, v)| Ok((k.clone(), value_from_json(v).map_err(|e| format!("attribute `{k}`: {e}"))?))).collect()
@@ -243,7 +247,7 @@ fn value_from_json(v: &Value) -> Result<AttributeValue, String> {
 }
 
 /// One item as DynamoDB JSON.
-fn item_to_json(item: &Item) -> Value {
+pub fn item_to_json(item: &Item) -> Value {
     Value::Object(item.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect::<Map<_, _>>())
 }
 

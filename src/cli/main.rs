@@ -13,6 +13,7 @@ mod io;
 mod items;
 mod legacy_items;
 mod pipe;
+mod rewrap;
 mod spec;
 mod tokens;
 
@@ -34,6 +35,7 @@ fn run(cli: &Cli) -> Result<(), exit::CliError> {
         Command::Decrypt(a) => commands::decrypt(cli, &mut tokens, a),
         Command::Inspect(a) => commands::inspect(cli, a),
         Command::Item(c) => items::run(cli, &mut tokens, c),
+        Command::Rewrap(a) => rewrap::run(cli, &mut tokens, a),
         Command::Keys(k) => commands::keys(cli, &mut tokens, k),
         Command::DevToken(DevTokenCommand::Init { force, .. }) => {
             commands::dev_token_init(cli, &mut tokens, &dev_dir, *force)

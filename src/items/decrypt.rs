@@ -4,7 +4,7 @@ use subtle::ConstantTimeEq;
 
 use super::config::{CryptoAction, TableConfig};
 use super::context::{item_context, serialize};
-use super::crypt::{commitment, decrypt_field, message_keys, FieldKeys};
+use super::crypt::{commitment, decrypt_field, message_keys, FieldKeys, Key32};
 use super::encrypt::{included, to_context, Field};
 use super::footer::{self, record_hash, RecordField};
 use super::header::{Header, COMMITMENT_LEN};
@@ -12,7 +12,7 @@ use super::path::canonical_path;
 use super::value::{AttributeValue, Item};
 use super::{FOOTER_ATTRIBUTE, HEADER_ATTRIBUTE};
 use crate::error::{Error, Result};
-use crate::materials::{CommitmentPolicy, DecryptMaterialsRequest};
+use crate::materials::{CommitmentPolicy, DecryptMaterialsRequest, DecryptionMaterials};
 
 fn binary<'a>(item: &'a Item, name: &str) -> Result<&'a [u8]> {
     match item.get(name) {
@@ -34,6 +34,42 @@ fn altered(reason: impl Into<String>) -> Error {
 /// `aws_dbe_head` and `aws_dbe_foot`. Nothing is returned unless every
 /// check passed and every attribute decrypted.
 pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
+    let Verified { fields, stored, root, .. } = verify_item(config, item)?;
+    let encrypted = fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign).count();
+    let keys = FieldKeys::new(&root[..], encrypted)?;
+    let mut decrypted: Vec<Option<AttributeValue>> = vec![None; item.len()];
+    let encrypted_fields = fields.iter().zip(&stored).filter(|(f, _)| f.action == CryptoAction::EncryptAndSign);
+    for (index, (field, stored)) in encrypted_fields.enumerate() {
+        let plain = decrypt_field(&keys, index, &field.path, stored, field.name)?;
+        decrypted[field.order] = Some(AttributeValue::from_terminal(plain.type_id, &plain.value, field.name)?);
+    }
+    // The item in name order without the header and footer, each decrypted
+    // value in place of its ciphertext.
+    Ok(item
+        .iter()
+        .zip(decrypted)
+        .filter(|((name, _), _)| name.as_str() != HEADER_ATTRIBUTE && name.as_str() != FOOTER_ATTRIBUTE)
+        .map(|((name, value), plain)| (name.clone(), plain.unwrap_or_else(|| value.clone())))
+        .collect())
+}
+
+/// An item whose header, commitment and footer verified (nothing decrypted).
+pub(crate) struct Verified<'a> {
+    pub(crate) header: Header,
+    /// The signed attributes in canonical order, encrypted ones as stored.
+    pub(crate) fields: Vec<Field<'a>>,
+    /// The stored bytes of each encrypted field (empty for the others).
+    pub(crate) stored: Vec<&'a [u8]>,
+    pub(crate) materials: DecryptionMaterials,
+    /// The item's commitment key (it authenticates the header).
+    pub(crate) commit_key: Key32,
+    /// The root key of the item's field keys.
+    pub(crate) root: Key32,
+}
+
+/// Every check of [`decrypt_item`] (header, trusted signers, commitment,
+/// footer), without decrypting any attribute.
+pub(crate) fn verify_item<'a>(config: &TableConfig, item: &'a Item) -> Result<Verified<'a>> {
     let header_bytes = binary(item, HEADER_ATTRIBUTE)?;
     let footer_bytes = binary(item, FOOTER_ATTRIBUTE)?;
     let header = Header::parse(header_bytes)?;
@@ -123,21 +159,5 @@ pub fn decrypt_item(config: &TableConfig, item: &Item) -> Result<Item> {
         super::signers::check_key(trusted, key)?;
     }
     footer::verify(footer_bytes, &hash, header.edks.len(), signing_key, verification_key)?;
-
-    let encrypted = fields.iter().filter(|f| f.action == CryptoAction::EncryptAndSign).count();
-    let keys = FieldKeys::new(&root[..], encrypted)?;
-    let mut decrypted: Vec<Option<AttributeValue>> = vec![None; item.len()];
-    let encrypted_fields = fields.iter().zip(&stored).filter(|(f, _)| f.action == CryptoAction::EncryptAndSign);
-    for (index, (field, stored)) in encrypted_fields.enumerate() {
-        let plain = decrypt_field(&keys, index, &field.path, stored, field.name)?;
-        decrypted[field.order] = Some(AttributeValue::from_terminal(plain.type_id, &plain.value, field.name)?);
-    }
-    // The item in name order without the header and footer, each decrypted
-    // value in place of its ciphertext.
-    Ok(item
-        .iter()
-        .zip(decrypted)
-        .filter(|((name, _), _)| name.as_str() != HEADER_ATTRIBUTE && name.as_str() != FOOTER_ATTRIBUTE)
-        .map(|((name, value), plain)| (name.clone(), plain.unwrap_or_else(|| value.clone())))
-        .collect())
+    Ok(Verified { header, fields, stored, materials, commit_key, root })
 }

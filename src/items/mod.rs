@@ -50,14 +50,14 @@
 
 mod batch;
 mod config;
-mod context;
-mod crypt;
-mod decrypt;
+pub(crate) mod context;
+pub(crate) mod crypt;
+pub(crate) mod decrypt;
 #[cfg(feature = "dynamodb")]
 mod dynamodb;
 mod encrypt;
-mod footer;
-mod header;
+pub(crate) mod footer;
+pub(crate) mod header;
 pub mod legacy;
 mod number;
 mod path;

@@ -16,9 +16,9 @@
 //! # Ok(()) }
 //! ```
 
-mod decrypt;
+pub(crate) mod decrypt;
 mod encrypt;
-mod keys;
+pub(crate) mod keys;
 mod parallel;
 
 use std::io::{Read, Write};
@@ -344,7 +344,7 @@ impl Client {
         self.workers
     }
 
-    fn header_limits(&self) -> HeaderLimits {
+    pub(crate) fn header_limits(&self) -> HeaderLimits {
         HeaderLimits { max_header_len: self.max_header_len, max_encrypted_data_keys: self.max_encrypted_data_keys }
     }
 

@@ -1,0 +1,93 @@
+#!/bin/sh
+# Key rotation speed: `hsm-keyring rewrap` against `cp` and against decrypt
+# plus encrypt, in one run, and a bulk rewrap of many small messages between
+# two token keys behind 1 ms of simulated latency per PKCS#11 call.
+#
+#   bench/rewrap.sh [SIZE_MIB] [COUNT] [JOBS]   (defaults: 1024 MiB, 10000, 32)
+#   BULK=0 bench/rewrap.sh                      (part 1 only)
+#
+# Part 1, one unsigned message (suite 0x0478) of SIZE_MIB, raw AES-256 keys:
+#   cp                      cp IN OUT (page cache only, nothing made durable)
+#   cp + sync               cp IN OUT && sync OUT
+#   rewrap -o FILE          new header, body copied, fsync, rename
+#   decrypt + encrypt       decrypt -o FILE then encrypt -o FILE (what a
+#                           rotation costs without envelope rewrapping)
+# Part 2, COUNT copies of a message of 1 KiB under token key A of a fresh SoftHSM token,
+# rewrapped in place to token key B with --jobs JOBS, every PKCS#11 call
+# delayed by 1 ms by the fault module (`*=latency:1ms`): prints messages per
+# minute. Needs SoftHSM and builds the fault module (ci/faults.sh).
+set -eu
+cd "$(dirname "$0")/.."
+size_mib=${1:-1024}
+count=${2:-10000}
+jobs=${3:-32}
+cargo build --release --features cli --bin hsm-keyring >&2
+faults=$(ci/faults.sh)
+repo=$PWD
+bin=$repo/target/release/hsm-keyring
+work=$(mktemp -d "${TMPDIR:-/tmp}/hsm-keyring-rewrap-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT INT TERM
+cd "$work"
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc; }
+
+head -c 32 /dev/urandom > old.key
+head -c 32 /dev/urandom > new.key
+old="type=aes,path=old.key,namespace=bench,name=old"
+new="type=aes,path=new.key,namespace=bench,name=new"
+head -c $((size_mib * 1024 * 1024)) /dev/urandom > in.bin
+"$bin" encrypt -q -w "$old" --suite 0x0478 -i in.bin -o in.enc
+rm in.bin
+sync
+t0=$(now); cp in.enc cp.out; t1=$(now)
+cp_s=$(secs "$t0" "$t1"); rm cp.out
+sync
+t0=$(now); cp in.enc cp.out; sync cp.out; t1=$(now)
+cps_s=$(secs "$t0" "$t1"); rm cp.out
+t0=$(now); "$bin" rewrap -q --from "$old" -w "$new" -i in.enc -o rewrapped.enc; t1=$(now)
+rw_s=$(secs "$t0" "$t1")
+t0=$(now)
+"$bin" decrypt -q -w "$old" -i in.enc -o plain.bin
+"$bin" encrypt -q -w "$new" --suite 0x0478 -i plain.bin -o reenc.enc
+t1=$(now)
+de_s=$(secs "$t0" "$t1")
+rm -f plain.bin reenc.enc
+"$bin" decrypt -q -w "$new" -i rewrapped.enc -o /dev/null
+rm -f rewrapped.enc in.enc
+echo "| ${size_mib} MiB message, suite 0x0478 | seconds | vs cp |"
+echo "| --- | ---: | ---: |"
+printf '| cp | %.2f | 1.00 |\n' "$cp_s"
+printf '| cp + sync | %.2f | %.2f |\n' "$cps_s" "$(echo "$cps_s / $cp_s" | bc -l)"
+printf '| rewrap -o FILE | %.2f | %.2f |\n' "$rw_s" "$(echo "$rw_s / $cp_s" | bc -l)"
+printf '| decrypt + encrypt | %.2f | %.2f |\n' "$de_s" "$(echo "$de_s / $cp_s" | bc -l)"
+printf '\ndecrypt + encrypt / rewrap: %.1fx\n\n' "$(echo "$de_s / $rw_s" | bc -l)"
+
+[ "${BULK:-1}" = 1 ] || exit 0
+
+# Part 2: a token with two AES keys; COUNT messages under key A.
+export HSM_KEYRING_DEV_DIR="$work/dev"
+"$bin" dev-token init -q --dir "$work/dev" > /dev/null
+"$bin" keys generate -q --type aes-256 --label rotated > /dev/null
+keyA="type=pkcs11,uri=pkcs11:token=hsm-keyring-dev;object=dev-wrapping-key;type=secret-key"
+keyB="type=pkcs11,uri=pkcs11:token=hsm-keyring-dev;object=rotated;type=secret-key"
+mkdir tree
+head -c 1024 /dev/urandom > small.bin
+# One message copied COUNT times: each copy is still opened and wrapped on its own.
+"$bin" encrypt -q -w "$keyA" --suite 0x0478 -i small.bin -o small.enc
+i=0
+while [ $i -lt "$count" ]; do
+    cp small.enc "tree/m$i"
+    i=$((i + 1))
+done
+# The same keys through the fault module, which forwards to SoftHSM.
+q="?module-path=$faults&pin-source=file:$work/dev/user.pin"
+t0=$(now)
+SOFTHSM2_CONF=$work/dev/softhsm2.conf PKCS11_FAULTS_MODULE=/usr/lib/softhsm/libsofthsm2.so \
+    PKCS11_FAULTS='*=latency:1ms' \
+    "$bin" rewrap -q --dir tree --from "$keyA$q" -w "$keyB$q" --jobs "$jobs" --checkpoint ckpt
+t1=$(now)
+bulk_s=$(secs "$t0" "$t1")
+done_n=$(grep -c '^rewrapped ' ckpt)
+"$bin" decrypt -q -w "$keyB" -i tree/m0 -o /dev/null
+printf '| bulk rewrap, %s messages of 1 KiB, --jobs %s, 1 ms per PKCS#11 call | %.2f s | %.0f per minute |\n' \
+    "$done_n" "$jobs" "$bulk_s" "$(echo "$done_n * 60 / $bulk_s" | bc -l)"

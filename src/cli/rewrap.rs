@@ -1,0 +1,252 @@
+//! `hsm-keyring rewrap`: key rotation of messages without touching their bodies.
+
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use hsm_keyring::keyrings::MultiKeyring;
+use hsm_keyring::rewrap::bulk::{self, Checkpoint, DirSource, Outcome};
+use hsm_keyring::rewrap::{ItemRewrapper, Rewrapper};
+use hsm_keyring::{Client, Keyring};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::args::PolicyArg;
+use crate::commands::policy;
+use crate::config;
+use crate::exit::{CliError, Kind};
+use crate::io::{open_input, Output};
+use crate::spec::KeySpec;
+use crate::tokens::Tokens;
+use crate::Cli;
+
+/// Replace the encrypted data keys of messages: the data key is opened with
+/// the `--from` keys and wrapped with the `-w` keys; the body is copied byte
+/// for byte, never decrypted. Messages of signing suites are refused (their
+/// per-message signing key was not kept) unless --signer is given. A failure
+/// writes nothing.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").args(["input", "dir"])))]
+pub struct RewrapArgs {
+    /// Input message (default: stdin).
+    #[arg(short, long, value_name = "FILE", conflicts_with = "dir")]
+    pub input: Option<PathBuf>,
+    /// Output file (default: stdout), written to a temporary file and renamed on success.
+    #[arg(short, long, value_name = "FILE", conflicts_with = "dir")]
+    pub output: Option<PathBuf>,
+    /// Rewrap every regular file under DIR in place (each replaced atomically).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Key that opens the data key now, repeatable: a SPEC as for -w, or the
+    /// name of a keyring of the config file.
+    #[arg(long, value_name = "SPEC|NAME", required = true)]
+    pub from: Vec<String>,
+    /// New wrapping key, repeatable (same SPEC as encrypt's -w): the new
+    /// header carries exactly these keys' encrypted data keys.
+    #[arg(short = 'w', long = "wrapping-key", value_name = "SPEC|NAME", required = true)]
+    pub wrapping_keys: Vec<String>,
+    /// Rewrap signed messages too (suites such as 0x0578): this long-lived
+    /// token key (PKCS#11 URI of an EC private key of the suite's curve)
+    /// signs the new footer, and its public key replaces the per-message one
+    /// in the header. The body is hashed, not decrypted; the old footer is
+    /// checked first.
+    #[arg(long, value_name = "URI")]
+    pub signer: Option<String>,
+    /// First check every frame's tag with the --from keys (the plaintext is
+    /// discarded, never written): reads the message twice.
+    #[arg(long, conflicts_with = "dir")]
+    pub verify: bool,
+    /// With --dir: how many files are rewrapped at a time.
+    #[arg(long, value_name = "N", default_value_t = 8, requires = "dir")]
+    pub jobs: usize,
+    /// With --dir: record completed files here (synced per file) and skip
+    /// those already recorded, so that an interrupted run resumes.
+    #[arg(long, value_name = "FILE", requires = "dir")]
+    pub checkpoint: Option<PathBuf>,
+    /// Commitment policy for the messages read.
+    #[arg(long, value_enum, default_value_t = PolicyArg::RequireEncryptRequireDecrypt)]
+    pub commitment_policy: PolicyArg,
+}
+
+/// Keyrings from specs or config names (a value without `=` is a name), as
+/// one multi-keyring without a generator: every member wraps the data key
+/// it is given, and any member may open one.
+pub fn keyring_from(cli: &Cli, tokens: &mut Tokens, texts: &[String]) -> Result<Arc<dyn Keyring>, CliError> {
+    let mut specs = Vec::new();
+    for text in texts {
+        if text.contains('=') {
+            specs.push(KeySpec::parse(text)?);
+            continue;
+        }
+        let named = config::named_keyring(cli.config.as_deref(), text)?;
+        for t in &named.wrapping_keys {
+            specs.push(match KeySpec::parse(t)? {
+                KeySpec::Aes { path, namespace, name } => KeySpec::Aes { path: named.resolve(&path), namespace, name },
+                KeySpec::Rsa { path, namespace, name, padding } => {
+                    KeySpec::Rsa { path: named.resolve(&path), namespace, name, padding }
+                }
+                spec => spec,
+            });
+        }
+    }
+    let mut rings = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        rings.push(tokens.keyring(spec)?);
+    }
+    let multi = MultiKeyring::new(None, rings).map_err(|e| CliError::from_lib("keyring", e))?;
+    Ok(Arc::new(multi))
+}
+
+pub fn run(cli: &Cli, tokens: &mut Tokens, args: &RewrapArgs) -> Result<(), CliError> {
+    let client = Client::builder()
+        .commitment_policy(policy(args.commitment_policy))
+        .build()
+        .map_err(|e| CliError::from_lib("configuration", e))?;
+    let from = keyring_from(cli, tokens, &args.from)?;
+    let to = keyring_from(cli, tokens, &args.wrapping_keys)?;
+    let mut rewrapper = Rewrapper::new(client.clone(), from.clone(), to);
+    if let Some(uri) = &args.signer {
+        rewrapper = rewrapper.with_signer(Arc::new(tokens.signer(uri)?));
+    }
+    let fail = |e| CliError::from_lib("rewrap", e);
+    if let Some(dir) = &args.dir {
+        return run_dir(cli, rewrapper, dir, args);
+    }
+    if args.verify {
+        let Some(path) = &args.input else {
+            return Err(CliError::usage("--verify reads the input twice: give it with -i FILE"));
+        };
+        let f = std::fs::File::open(path)
+            .map_err(|e| CliError::usage(format!("cannot open input {}: {e}", path.display())))?;
+        let cmm = hsm_keyring::cmm::DefaultCmm::new(from);
+        let mut reader =
+            client.decrypt_stream(&cmm, &Default::default(), BufReader::with_capacity(64 * 1024, f)).map_err(fail)?;
+        io::copy(&mut reader, &mut io::sink()).map_err(|e| fail(hsm_keyring::Error::from(e)))?;
+    }
+    let mut output = Output::create(args.output.as_deref())?;
+    // On an error `output` is dropped and its temporary file removed.
+    match (args.input.as_deref().filter(|p| *p != std::path::Path::new("-")), output.file_writer()) {
+        // File to file: the body is copied by the kernel (copy_file_range).
+        (Some(path), Some(writer)) => {
+            let f = std::fs::File::open(path)
+                .map_err(|e| CliError::usage(format!("cannot open input {}: {e}", path.display())))?;
+            rewrapper.rewrap_stream(BufReader::with_capacity(64 * 1024, f), writer).map_err(fail)?;
+        }
+        _ => {
+            let input = open_input(args.input.as_deref(), cli.quiet, "rewrapping")?;
+            let input = BufReader::with_capacity(64 * 1024, input.reader);
+            rewrapper.rewrap_stream(input, &mut output).map_err(fail)?;
+        }
+    }
+    output.commit()
+}
+
+fn run_dir(cli: &Cli, rewrapper: Rewrapper, dir: &std::path::Path, args: &RewrapArgs) -> Result<(), CliError> {
+    let checkpoint = match &args.checkpoint {
+        Some(p) => {
+            Some(Checkpoint::open(p).map_err(|e| CliError::usage(format!("checkpoint {}: {}", p.display(), e)))?)
+        }
+        None => None,
+    };
+    let mut source = DirSource::new(dir, rewrapper);
+    if let Some(p) = &args.checkpoint {
+        source = source.exclude(p);
+    }
+    let bar = if cli.quiet || !io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template("rewrapping {pos} files {per_sec} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        )
+    };
+    let progress = |_: &str, _: &hsm_keyring::Result<Outcome>| bar.inc(1);
+    let summary =
+        bulk::run(&source, args.jobs, checkpoint.as_ref(), &progress).map_err(|e| CliError::from_lib("rewrap", e))?;
+    bar.finish_and_clear();
+    for (id, reason) in &summary.failed {
+        eprintln!("hsm-keyring: {id}: {reason}");
+    }
+    if !cli.quiet {
+        eprintln!(
+            "rewrapped {}, skipped {} (already under the new keys), done by an earlier run {}, failed {}",
+            summary.rewrapped,
+            summary.skipped,
+            summary.resumed,
+            summary.failed.len()
+        );
+    }
+    if summary.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError { kind: Kind::Decrypt, message: format!("{} files could not be rewrapped", summary.failed.len()) })
+    }
+}
+
+/// `hsm-keyring item rewrap`: the table's configuration as for item encrypt
+/// and decrypt; `-w` names the new keys and `--from` the current ones.
+#[derive(Debug, Args)]
+pub struct ItemRewrapArgs {
+    /// The table configuration (as for item decrypt); here -w names the new
+    /// wrapping keys, whose encrypted data keys replace the item's.
+    #[command(flatten)]
+    pub table: crate::items::ItemArgs,
+    /// Key that opens the items now, repeatable: a SPEC as for -w, or the
+    /// name of a keyring of the config file.
+    #[arg(long, value_name = "SPEC|NAME", required = true)]
+    pub from: Vec<String>,
+    /// Rewrap 0x6701 items too: this long-lived token key (PKCS#11 URI of an
+    /// EC P-384 private key) signs the new footers, and its public key
+    /// replaces the item's.
+    #[arg(long, value_name = "URI")]
+    pub signer: Option<String>,
+}
+
+pub fn run_items(cli: &Cli, tokens: &mut Tokens, args: &ItemRewrapArgs) -> Result<(), CliError> {
+    let table = &args.table;
+    if table.legacy.legacy {
+        return Err(CliError::usage(
+            "--legacy is for item decrypt: legacy items have no encrypted data keys to rewrap",
+        ));
+    }
+    let from = keyring_from(cli, tokens, &args.from)?;
+    let to = keyring_from(cli, tokens, &table.wrapping_keys)?;
+    let config = crate::items::table_builder(table, from)?
+        .build()
+        .map_err(|e| CliError::usage(format!("table configuration: {e}")))?;
+    let mut rewrapper = ItemRewrapper::new(config, to);
+    if let Some(uri) = &args.signer {
+        rewrapper = rewrapper.with_signer(Arc::new(tokens.signer(uri)?));
+    }
+    let input = open_input(table.input.as_deref(), cli.quiet, "rewrapping")?;
+    let mut output = Output::create(table.output.as_deref())?;
+    let mut failed = 0usize;
+    for (index, line) in BufReader::with_capacity(64 * 1024, input.reader).lines().enumerate() {
+        let number = index + 1;
+        let line = line.map_err(|e| CliError::usage(format!("reading line {number}: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result =
+            crate::items::item_from_json(&line).and_then(|item| rewrapper.rewrap(&item).map_err(|e| e.to_string()));
+        match result {
+            Ok(item) => {
+                let text = serde_json::to_string(&crate::items::item_to_json(&item))
+                    .map_err(|e| CliError::usage(e.to_string()))?;
+                writeln!(output, "{text}").map_err(|e| CliError::usage(format!("writing output: {e}")))?;
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("hsm-keyring: line {number}: {}", crate::spec::redact_line(&e));
+            }
+        }
+    }
+    output.commit()?;
+    if failed > 0 {
+        return Err(CliError {
+            kind: Kind::Decrypt,
+            message: format!("{failed} item(s) failed, nothing was written for them"),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! Key rotation without touching the data.
+//!
+//! With envelope encryption the bulk data never needs re-encrypting: only the
+//! encrypted data keys (EDKs) change. A [`Rewrapper`] opens a message's data
+//! key with the old keyrings (`from`), wraps the same data key with the new
+//! keyrings (`to`), and writes a new header whose EDKs are exactly those of
+//! the new keyrings, with a header authentication tag recomputed with the
+//! same derived key. Message id, suite, key commitment, encryption context,
+//! frame length and every body byte stay as they were; the body is copied,
+//! never decrypted. One rotation costs one unwrap and one wrap per message.
+//!
+//! * Version 1 messages are rewritten as version 1, with the same message id
+//!   (the header layout is kept; only its EDK section and tag change).
+//! * Messages of a signing suite carry a per-message signing key that nobody
+//!   kept, so their footer cannot be re-signed: they are refused with
+//!   [`Error::Signature`](crate::Error::Signature) and nothing is written,
+//!   unless a long-lived signer is given ([`Rewrapper::with_signer`]): then
+//!   the new header names its public key and the footer is recomputed over
+//!   the new header and the body (read and hashed, never decrypted; the old
+//!   footer is checked first).
+//! * A message written with required-but-unstored encryption context pairs
+//!   is refused as well (the pairs are not in the message to re-authenticate).
+//!
+//! [`ItemRewrapper`] does the same for DynamoDB items: new EDKs in
+//! `aws_dbe_head`, the footer's HMACs (and 0x6701 signature, with a
+//! long-lived signer) recomputed, every attribute value unchanged.
+//!
+//! [`bulk`] rewraps many objects (files of a directory tree, lines of a file)
+//! with bounded concurrency and a resumable checkpoint, from any
+//! [`bulk::RewrapSource`].
+
+pub mod bulk;
+mod item;
+mod message;
+mod signed;
+
+pub use item::ItemRewrapper;
+pub use message::{Rewrapped, Rewrapper};
