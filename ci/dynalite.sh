@@ -13,7 +13,7 @@ set -euo pipefail
 
 VERSION=3.2.2
 DIR="${HSM_KEYRING_DYNALITE_DIR:-$HOME/.cache/hsm-keyring/dynalite}"
-PIDFILE="$DIR/server.pid"
+PIDFILE="${HSM_KEYRING_DYNALITE_PIDFILE:-$DIR/server.pid}"
 
 install() {
     if [ ! -f "$DIR/node_modules/dynalite/cli.js" ] ||
