@@ -64,8 +64,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create_table()
         .table_name(&table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build()?)
-        .attribute_definitions(AttributeDefinition::builder().attribute_name("sk").attribute_type(ScalarAttributeType::N).build()?)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build()?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("sk").attribute_type(ScalarAttributeType::N).build()?,
+        )
         .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build()?)
         .key_schema(KeySchemaElement::builder().attribute_name("sk").key_type(KeyType::Range).build()?)
         .send()
@@ -73,16 +77,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let actions = |b: hsm_keyring::items::TableConfigBuilder| {
-        b.sort_key("sk").action("attr6", CryptoAction::SignOnly).action("attr7", CryptoAction::SignOnly).default_action(CryptoAction::EncryptAndSign)
+        b.sort_key("sk")
+            .action("attr6", CryptoAction::SignOnly)
+            .action("attr7", CryptoAction::SignOnly)
+            .default_action(CryptoAction::EncryptAndSign)
     };
-    let cmm = Arc::new(CachingCmm::builder_for_keyring(keyring()?).max_age(Duration::from_secs(600)).max_messages_per_key(100_000).build()?);
+    let cmm = Arc::new(
+        CachingCmm::builder_for_keyring(keyring()?)
+            .max_age(Duration::from_secs(600))
+            .max_messages_per_key(100_000)
+            .build()?,
+    );
     let cached = actions(TableConfig::builder(&table, "pk")).cmm(cmm.clone()).build()?;
     let uncached = actions(TableConfig::builder(&table, "pk")).keyring(keyring()?).build()?;
     let cached = EncryptedClient::new(plain.clone()).table(&table, cached, LegacyPolicy::ForbidLegacy);
     let uncached = EncryptedClient::new(plain.clone()).table(&table, uncached, LegacyPolicy::ForbidLegacy);
     let items: Vec<Item> = (0..KEYS).map(item).collect();
-    let size = to_sdk_item(&items[0]).iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(1)).sum::<usize>();
-    println!("items: {} attributes, {size} bytes of names and values (plain); {KEYS} keys; {rounds} rounds", items[0].len());
+    let size =
+        to_sdk_item(&items[0]).iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(1)).sum::<usize>();
+    println!(
+        "items: {} attributes, {size} bytes of names and values (plain); {KEYS} keys; {rounds} rounds",
+        items[0].len()
+    );
 
     // [plain, cached, uncached] x [put, get], microseconds per item per round.
     let mut t = vec![vec![Vec::new(); 3]; 2];
@@ -120,12 +136,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    println!("{:<10} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10}", "op", "plain us/item", "items/s", "cached us/item", "ratio", "uncached us", "ratio");
+    println!(
+        "{:<10} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10}",
+        "op", "plain us/item", "items/s", "cached us/item", "ratio", "uncached us", "ratio"
+    );
     for (op, row) in ["put_item", "get_item"].iter().zip(t.iter_mut()) {
         let m: Vec<f64> = row.iter_mut().map(|v| median(v)).collect();
         println!(
             "{op:<10} {:>14.0} {:>10.0} {:>14.0} {:>10.3} {:>14.0} {:>10.3}",
-            m[0], 1e6 / m[0], m[1], m[1] / m[0], m[2], m[2] / m[0]
+            m[0],
+            1e6 / m[0],
+            m[1],
+            m[1] / m[0],
+            m[2],
+            m[2] / m[0]
         );
     }
     println!("caching CMM: {:?}", cmm.stats());
