@@ -12,7 +12,7 @@ export CI="${CI:-false}"
 # A fresh SoftHSM configuration for this run; the test harness creates its own
 # token directories below it, never inside the repository.
 SOFTHSM_RUN_DIR=$(mktemp -d -t hsm-keyring-ci.XXXXXX)
-trap 'rm -rf "$SOFTHSM_RUN_DIR"' EXIT
+trap 'bash ci/dynalite.sh stop; rm -rf "$SOFTHSM_RUN_DIR"' EXIT
 mkdir -p "$SOFTHSM_RUN_DIR/tokens"
 printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$SOFTHSM_RUN_DIR" \
   >"$SOFTHSM_RUN_DIR/softhsm2.conf"
@@ -36,6 +36,19 @@ step "S3 interop peer (amazon-s3-encryption-client-python, ci/s3-peer.sh)"
 HSM_KEYRING_S3_PEER_PYTHON=$(bash ci/s3-peer.sh)
 export HSM_KEYRING_S3_PEER_PYTHON
 echo "    python:   $HSM_KEYRING_S3_PEER_PYTHON"
+step_done
+
+# A DynamoDB-API server (dynalite) for the encrypted table client's tests;
+# under CI=true a server that does not start fails the run.
+step "DynamoDB-API server for tests (dynalite)"
+if HSM_KEYRING_DYNAMODB_ENDPOINT=$(bash ci/dynalite.sh start); then
+  export HSM_KEYRING_DYNAMODB_ENDPOINT
+  echo "    dynalite: $HSM_KEYRING_DYNAMODB_ENDPOINT"
+elif [ "$CI" = true ]; then
+  exit 1
+else
+  echo "    dynalite did not start: the table client's tests are skipped"
+fi
 step_done
 
 step "format"
@@ -70,6 +83,20 @@ step_done
 step "fuzz smoke (each target for ${FUZZ_SECONDS:-60} s on fuzz/seeds)"
 bash ci/fuzz.sh
 step_done
+
+if [ -n "${HSM_KEYRING_DYNAMODB_ENDPOINT:-}" ]; then
+  step "example: encrypted_table against dynalite, with a SoftHSM token"
+  mkdir -p "$SOFTHSM_RUN_DIR/example-tokens"
+  printf 'directories.tokendir = %s/example-tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$SOFTHSM_RUN_DIR" \
+    >"$SOFTHSM_RUN_DIR/example.conf"
+  SOFTHSM2_CONF="$SOFTHSM_RUN_DIR/example.conf" softhsm2-util --init-token --free --label example \
+    --so-pin 5678 --pin 1234 >/dev/null
+  printf 1234 >"$SOFTHSM_RUN_DIR/example.pin"
+  SOFTHSM2_CONF="$SOFTHSM_RUN_DIR/example.conf" \
+    HSM_KEYRING_TOKEN_URI="pkcs11:token=example?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$SOFTHSM_RUN_DIR/example.pin" \
+    cargo run --quiet --features dynamodb-client --example encrypted_table
+  step_done
+fi
 
 step "demo (ci/demo.sh)"
 bash ci/demo.sh

@@ -161,6 +161,18 @@ pub enum Error {
         /// What did not verify, naming the fields that could have been altered.
         reason: String,
     },
+    /// A DynamoDB request failed at the service or on the way to it
+    /// (feature `dynamodb-client`).
+    #[error("DynamoDB {operation} failed: {reason}")]
+    DynamoDb {
+        /// The operation (`PutItem`, `Query`, ...).
+        operation: &'static str,
+        /// The service's error code, when it answered
+        /// (`ConditionalCheckFailedException`, ...).
+        code: Option<String>,
+        /// The SDK's description.
+        reason: String,
+    },
     /// Reading or writing the underlying stream failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -227,7 +239,7 @@ impl Error {
             | Error::InvalidUri { .. }
             | Error::InvalidKey { .. }
             | Error::Config { .. } => ErrorKind::Usage,
-            Error::Crypto { .. } => ErrorKind::Internal,
+            Error::Crypto { .. } | Error::DynamoDb { .. } => ErrorKind::Internal,
             Error::Io(e) => match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
                 Some(inner) => inner.kind(),
                 None => ErrorKind::Usage,

@@ -4,6 +4,8 @@
 
 pub mod cmm;
 pub mod crypto;
+#[cfg(feature = "dynamodb-client")]
+pub mod dynamodb_client;
 pub(crate) mod edk;
 mod error;
 pub mod format;

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# put_item / get_item through the encrypted table client against the plain
+# client, on dynalite, with an AES key on a fresh SoftHSM token.
+#   bash bench/table.sh            (ROUNDS=9 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=$(mktemp -d -t hsm-keyring-table-bench.XXXXXX)
+trap 'bash ci/dynalite.sh stop; rm -rf "$DIR"' EXIT
+export HSM_KEYRING_DYNALITE_PIDFILE="$DIR/dynalite.pid"
+HSM_KEYRING_DYNAMODB_ENDPOINT=$(bash ci/dynalite.sh start)
+export HSM_KEYRING_DYNAMODB_ENDPOINT
+mkdir -p "$DIR/tokens"
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$DIR" >"$DIR/softhsm2.conf"
+export SOFTHSM2_CONF="$DIR/softhsm2.conf"
+softhsm2-util --init-token --free --label bench --so-pin 5678 --pin 1234 >/dev/null
+printf 1234 >"$DIR/pin"
+export HSM_KEYRING_TOKEN_URI="pkcs11:token=bench?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$DIR/pin"
+cargo run --quiet --release --features dynamodb-client --example table_bench

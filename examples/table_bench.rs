@@ -1,0 +1,157 @@
+//! `put_item` / `get_item` through `EncryptedClient` against the plain SDK
+//! client on the same DynamoDB-API server (run by `bench/table.sh`).
+//!
+//! 1 KiB items with 10 attributes (key, sort key, 6 encrypted, 2 signed
+//! only), an AES key on a SoftHSM token, with a caching CMM and without.
+//! Rounds interleave plain, cached and uncached writes and reads of the
+//! same 50 primary keys (a cached data key serves only its own primary
+//! key); each round's time per item is recorded and the medians printed,
+//! with their ratio to the plain client's.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use hsm_keyring::cmm::CachingCmm;
+use hsm_keyring::dynamodb_client::{aws_sdk_dynamodb, EncryptedClient};
+use hsm_keyring::items::legacy::LegacyPolicy;
+use hsm_keyring::items::{to_sdk_item, AttributeValue, CryptoAction, Item, TableConfig};
+use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11Uri, Token};
+
+const KEYS: usize = 50;
+
+fn item(i: usize) -> Item {
+    let mut item = Item::from([
+        ("pk".to_owned(), AttributeValue::S(format!("customer-{i:04}"))),
+        ("sk".to_owned(), AttributeValue::N("1".into())),
+    ]);
+    for a in 0..8 {
+        item.insert(format!("attr{a}"), AttributeValue::S(format!("{a}").repeat(120)));
+    }
+    item
+}
+
+fn key(i: usize) -> Item {
+    Item::from([
+        ("pk".to_owned(), AttributeValue::S(format!("customer-{i:04}"))),
+        ("sk".to_owned(), AttributeValue::N("1".into())),
+    ])
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let endpoint = std::env::var("HSM_KEYRING_DYNAMODB_ENDPOINT")?;
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(9);
+    let token = Token::open(&Pkcs11Uri::parse(&std::env::var("HSM_KEYRING_TOKEN_URI")?)?)?;
+    let key_uri = token.generate_aes_key("bench-table-key", None)?;
+    let keyring = || Pkcs11AesKeyring::new(token.clone(), &key_uri);
+
+    let sdk = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "bench"))
+        .build();
+    let plain = aws_sdk_dynamodb::Client::from_conf(sdk);
+    let table = format!("bench-{}", std::process::id());
+    plain
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build()?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("sk").attribute_type(ScalarAttributeType::N).build()?,
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build()?)
+        .key_schema(KeySchemaElement::builder().attribute_name("sk").key_type(KeyType::Range).build()?)
+        .send()
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let actions = |b: hsm_keyring::items::TableConfigBuilder| {
+        b.sort_key("sk")
+            .action("attr6", CryptoAction::SignOnly)
+            .action("attr7", CryptoAction::SignOnly)
+            .default_action(CryptoAction::EncryptAndSign)
+    };
+    let cmm = Arc::new(
+        CachingCmm::builder_for_keyring(keyring()?)
+            .max_age(Duration::from_secs(600))
+            .max_messages_per_key(100_000)
+            .build()?,
+    );
+    let cached = actions(TableConfig::builder(&table, "pk")).cmm(cmm.clone()).build()?;
+    let uncached = actions(TableConfig::builder(&table, "pk")).keyring(keyring()?).build()?;
+    let cached = EncryptedClient::new(plain.clone()).table(&table, cached, LegacyPolicy::ForbidLegacy);
+    let uncached = EncryptedClient::new(plain.clone()).table(&table, uncached, LegacyPolicy::ForbidLegacy);
+    let items: Vec<Item> = (0..KEYS).map(item).collect();
+    let size =
+        to_sdk_item(&items[0]).iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(1)).sum::<usize>();
+    println!(
+        "items: {} attributes, {size} bytes of names and values (plain); {KEYS} keys; {rounds} rounds",
+        items[0].len()
+    );
+
+    // [plain, cached, uncached] x [put, get], microseconds per item per round.
+    let mut t = vec![vec![Vec::new(); 3]; 2];
+    for round in 0..=rounds {
+        for (c, client) in [None, Some(&cached), Some(&uncached)].into_iter().enumerate() {
+            let start = Instant::now();
+            for it in &items {
+                match client {
+                    None => {
+                        plain.put_item().table_name(&table).set_item(Some(to_sdk_item(it))).send().await?;
+                    }
+                    Some(e) => {
+                        e.put_item(e.inner().put_item().table_name(&table), it).await?;
+                    }
+                }
+            }
+            let put = start.elapsed().as_secs_f64() * 1e6 / KEYS as f64;
+            let start = Instant::now();
+            for i in 0..KEYS {
+                let k = Some(to_sdk_item(&key(i)));
+                match client {
+                    None => {
+                        plain.get_item().table_name(&table).set_key(k).send().await?.item.ok_or("missing item")?;
+                    }
+                    Some(e) => {
+                        e.get_item(e.inner().get_item().table_name(&table).set_key(k)).await?.ok_or("missing item")?;
+                    }
+                }
+            }
+            let get = start.elapsed().as_secs_f64() * 1e6 / KEYS as f64;
+            if round > 0 {
+                // Round 0 warms the connection pool and the cache.
+                t[0][c].push(put);
+                t[1][c].push(get);
+            }
+        }
+    }
+    println!(
+        "{:<10} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10}",
+        "op", "plain us/item", "items/s", "cached us/item", "ratio", "uncached us", "ratio"
+    );
+    for (op, row) in ["put_item", "get_item"].iter().zip(t.iter_mut()) {
+        let m: Vec<f64> = row.iter_mut().map(|v| median(v)).collect();
+        println!(
+            "{op:<10} {:>14.0} {:>10.0} {:>14.0} {:>10.3} {:>14.0} {:>10.3}",
+            m[0],
+            1e6 / m[0],
+            m[1],
+            m[1] / m[0],
+            m[2],
+            m[2] / m[0]
+        );
+    }
+    println!("caching CMM: {:?}", cmm.stats());
+    Ok(())
+}
