@@ -31,6 +31,14 @@ echo "    kryoptic: $HSM_KEYRING_KRYOPTIC_MODULE"
 echo "    faults:   $HSM_KEYRING_FAULT_MODULE"
 step_done
 
+# The S3-API server for the `s3` tests (stopped on exit); under CI=true a
+# server that does not start fails the run, elsewhere those tests skip.
+step "S3-API server for tests (ci/s3-server.sh)"
+trap 'bash ci/s3-server.sh stop; rm -rf "$SOFTHSM_RUN_DIR"' EXIT
+if s3_env=$(bash ci/s3-server.sh start); then eval "$s3_env"; echo "    $HSM_KEYRING_S3_ENDPOINT"
+elif [ "$CI" = true ]; then exit 1; else echo "    not started: the S3 tests will skip"; fi
+step_done
+
 step "format"
 cargo fmt --all -- --check
 step_done

@@ -49,6 +49,10 @@ pub enum Command {
     /// Encrypt or decrypt DynamoDB items (JSON Lines of DynamoDB JSON).
     #[command(subcommand)]
     Item(crate::items::ItemCommand),
+    /// Put and get S3 objects encrypted client-side (Amazon S3 Encryption Client format).
+    #[cfg(feature = "s3")]
+    #[command(subcommand)]
+    S3(crate::s3::S3Command),
     /// Manage keys in a token.
     #[command(subcommand)]
     Keys(KeysCommand),

@@ -11,6 +11,8 @@ mod context;
 mod exit;
 mod io;
 mod items;
+#[cfg(feature = "s3")]
+mod s3;
 mod spec;
 mod tokens;
 
@@ -32,6 +34,8 @@ fn run(cli: &Cli) -> Result<(), exit::CliError> {
         Command::Decrypt(a) => commands::decrypt(cli, &mut tokens, a),
         Command::Inspect(a) => commands::inspect(cli, a),
         Command::Item(c) => items::run(cli, &mut tokens, c),
+        #[cfg(feature = "s3")]
+        Command::S3(c) => s3::run(cli, &mut tokens, c),
         Command::Keys(k) => commands::keys(cli, &mut tokens, k),
         Command::DevToken(DevTokenCommand::Init { force, .. }) => {
             commands::dev_token_init(cli, &mut tokens, &dev_dir, *force)
