@@ -31,6 +31,13 @@ echo "    kryoptic: $HSM_KEYRING_KRYOPTIC_MODULE"
 echo "    faults:   $HSM_KEYRING_FAULT_MODULE"
 step_done
 
+# The Python S3 Encryption Client for tests/s3_peer.rs (a venv under target/).
+step "S3 interop peer (amazon-s3-encryption-client-python, ci/s3-peer.sh)"
+HSM_KEYRING_S3_PEER_PYTHON=$(bash ci/s3-peer.sh)
+export HSM_KEYRING_S3_PEER_PYTHON
+echo "    python:   $HSM_KEYRING_S3_PEER_PYTHON"
+step_done
+
 # The S3-API server for the `s3` tests (stopped on exit); under CI=true a
 # server that does not start fails the run, elsewhere those tests skip.
 step "S3-API server for tests (ci/s3-server.sh)"

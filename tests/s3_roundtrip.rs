@@ -37,6 +37,7 @@ fn every_format_and_keyring_round_trips_through_object_metadata() {
                 let plaintext = data(len);
                 let (body, metadata) = crypto.encrypt(&plaintext).unwrap();
                 assert_eq!(body.len(), len + 16, "{name} {format:?}");
+                assert_eq!(metadata.plaintext_len(body.len() as u64), Some(len as u64));
                 let map = metadata.to_object_metadata().unwrap();
                 assert_eq!(S3Metadata::location(&map), MetadataLocation::ObjectMetadata);
                 let parsed = S3Metadata::from_object_metadata(&map).unwrap();
@@ -280,5 +281,14 @@ proptest! {
         let err = crypto.decrypting_reader(&metadata, &body[..]).unwrap().read_to_end(&mut out).unwrap_err();
         let inner = err.get_ref().and_then(|e| e.downcast_ref::<Error>()).unwrap();
         prop_assert_eq!(inner.kind(), ErrorKind::NotAuthentic);
+    }
+}
+
+#[test]
+fn debug_output_shows_no_key_material() {
+    let keyring = S3Keyring::aes(&[0xAB; 32]).unwrap();
+    let crypto = S3Crypto::new(keyring.clone());
+    for text in [format!("{keyring:?}"), format!("{crypto:?}"), format!("{:?}", crypto.encryptor().unwrap())] {
+        assert!(!text.contains("171") && !text.to_lowercase().contains("abab"), "{text}");
     }
 }

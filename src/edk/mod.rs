@@ -28,6 +28,7 @@ pub(crate) mod intermediate;
 mod name;
 pub mod raw_aes_wire;
 mod s3_aes_gcm;
+pub(crate) mod s3_legacy;
 mod s3_rsa_oaep;
 
 pub(crate) use esdk_raw_aes::EsdkRawAes;

@@ -196,3 +196,35 @@ pub(crate) fn tag_failed() -> Error {
             .into(),
     }
 }
+
+/// Decrypt a legacy V1 body: AES-CBC with PKCS#5 padding under the data key.
+/// Not authenticated: a bad padding is the only failure it can detect.
+pub(crate) fn decrypt_v1(keyring: &S3Keyring, metadata: &S3Metadata, body: &[u8]) -> Result<Vec<u8>> {
+    use cbc::cipher::block_padding::Pkcs7;
+    use cbc::cipher::{BlockDecryptMut, KeyIvInit};
+
+    let data_key = keyring.unwrap_legacy(metadata)?;
+    let (key, iv) = (data_key.as_bytes(), metadata.iv.as_slice());
+    let mut buf = Zeroizing::new(body.to_vec());
+    let bad_iv = |_| Error::crypto("AES-CBC key or IV length");
+    let out = match key.len() {
+        16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
+            .map_err(bad_iv)?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf),
+        24 => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
+            .map_err(bad_iv)?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf),
+        _ => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .map_err(bad_iv)?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf),
+    };
+    let len = out
+        .map_err(|_| Error::S3Authentication {
+            reason: "the legacy AES-CBC body has no valid padding: altered or truncated body, altered `x-amz-iv`, \
+                     or another data key (V1 objects are not authenticated)"
+                .into(),
+        })?
+        .len();
+    buf.truncate(len);
+    Ok(std::mem::take(&mut *buf))
+}

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use super::metadata::{S3Format, S3Metadata, WrapAlgorithm, MATDESC, V2_EDK, V3_EDK, V3_MATDESC, V3_WRAP, WRAP};
 use crate::crypto::{RsaPrivateKey, RsaPublicKey};
-use crate::edk::{S3AesGcm, S3RsaOaep};
+use zeroize::Zeroizing;
+
+use crate::edk::{s3_legacy, S3AesGcm, S3RsaOaep};
 use crate::error::{Error, Result};
 use crate::master_keys::{AesKey, MemoryAesKey, MemoryRsaKey, RsaKey};
 use crate::materials::DataKey;
@@ -29,18 +31,35 @@ enum WrapKey {
 /// `x-amz-matdesc`) and, on decrypt, only opens objects carrying exactly
 /// that description (a stricter check than the reference clients, which
 /// use it only to choose a key); a keyring without one opens any.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Keyring {
     key: WrapKey,
+    /// The AES key bytes of a memory key, for the legacy V1 wrappings only.
+    legacy_aes: Option<Arc<Zeroizing<Vec<u8>>>>,
     material_description: BTreeMap<String, String>,
     description: String,
+}
+
+impl std::fmt::Debug for S3Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key itself is never printed (memory keys redact themselves;
+        // the legacy copy of the AES bytes is not shown at all).
+        f.debug_struct("S3Keyring")
+            .field("description", &self.description)
+            .field("wrap", &self.wrap_algorithm())
+            .field("material_description", &self.material_description)
+            .finish()
+    }
 }
 
 impl S3Keyring {
     /// An AES wrapping key (16, 24 or 32 bytes) in memory.
     pub fn aes(key: &[u8]) -> Result<Self> {
         let bits = key.len() * 8;
-        Ok(Self::from_aes_key(Arc::new(MemoryAesKey::new(key)?), format!("S3 AES/GCM keyring (AES-{bits}, memory)")))
+        let mut keyring =
+            Self::from_aes_key(Arc::new(MemoryAesKey::new(key)?), format!("S3 AES/GCM keyring (AES-{bits}, memory)"));
+        keyring.legacy_aes = Some(Arc::new(Zeroizing::new(key.to_vec())));
+        Ok(keyring)
     }
 
     /// An RSA key pair (or public key only: encrypt only) in memory.
@@ -80,6 +99,7 @@ impl S3Keyring {
     pub fn from_aes_key(key: Arc<dyn AesKey>, description: impl Into<String>) -> Self {
         S3Keyring {
             key: WrapKey::Aes(S3AesGcm { key }),
+            legacy_aes: None,
             material_description: BTreeMap::new(),
             description: description.into(),
         }
@@ -89,6 +109,7 @@ impl S3Keyring {
     pub fn from_rsa_key(key: Arc<dyn RsaKey>, description: impl Into<String>) -> Self {
         S3Keyring {
             key: WrapKey::Rsa(S3RsaOaep { key }),
+            legacy_aes: None,
             material_description: BTreeMap::new(),
             description: description.into(),
         }
@@ -125,6 +146,45 @@ impl S3Keyring {
             WrapKey::Aes(layout) => layout.wrap(data_key, binding),
             WrapKey::Rsa(layout) => layout.wrap(data_key, binding),
         }
+    }
+
+    /// Unwrap the data key of a legacy V1 object (`AESWrap`, `AES` with a
+    /// memory AES key; `RSA` with any RSA key).
+    pub(crate) fn unwrap_legacy(&self, metadata: &S3Metadata) -> Result<DataKey> {
+        let edk = &metadata.encrypted_data_key;
+        let name = metadata.wrap.name();
+        let key = match (&self.key, name) {
+            (WrapKey::Aes(_), "AESWrap" | "AES") => {
+                let Some(bytes) = &self.legacy_aes else {
+                    return Err(Error::keyring(
+                        &self.description,
+                        format!("the legacy `{name}` wrapping needs the AES key in memory; this key cannot do it"),
+                    ));
+                };
+                if name == "AESWrap" {
+                    s3_legacy::unwrap_aes_wrap(bytes, edk)?
+                } else {
+                    s3_legacy::unwrap_aes_ecb(bytes, edk)?
+                }
+            }
+            (WrapKey::Rsa(layout), "RSA") => s3_legacy::unwrap_rsa_pkcs1(&layout.key, edk).map_err(|e| match e {
+                Error::Keyring { reason, .. } => Error::keyring(
+                    &self.description,
+                    format!("`x-amz-key` did not open (wrong key, or `x-amz-key` altered): {reason}"),
+                ),
+                other => other,
+            })?,
+            _ => {
+                return Err(Error::keyring(
+                    &self.description,
+                    format!("`{WRAP}` says the data key is wrapped with {name}; this keyring cannot unwrap that"),
+                ))
+            }
+        };
+        if !matches!(key.len(), 16 | 24 | 32) {
+            return Err(Error::keyring(&self.description, "`x-amz-key` did not open to an AES key"));
+        }
+        Ok(key)
     }
 
     /// Unwrap the data key of `metadata`: "not this key" (the kind

@@ -188,7 +188,10 @@ fn json_map(map: &ObjectMetadata, key: &str) -> Result<BTreeMap<String, String>>
 impl S3Metadata {
     /// Where the metadata of an object with user metadata `object` is:
     /// in it when it holds a wrapped data key (`x-amz-3`, `x-amz-key-v2` or
-    /// `x-amz-key`), else in the instruction file.
+    /// `x-amz-key`), else in the instruction file. A V2 object with an
+    /// instruction file carries no encryption metadata at all, so an object
+    /// that is not encrypted also reports the instruction file: a missing
+    /// `<key>.instruction` then means "not encrypted".
     pub fn location(object: &ObjectMetadata) -> MetadataLocation {
         if [V3_EDK, V2_EDK, V1_EDK].iter().any(|k| object.contains_key(*k)) {
             MetadataLocation::ObjectMetadata
@@ -283,7 +286,12 @@ impl S3Metadata {
         }
         let wrap = match (format, map.get(WRAP)) {
             (_, Some(name)) => WrapAlgorithm::from_name(name),
-            (S3Format::V1, None) => WrapAlgorithm::Other("AES".into()),
+            // As the Java client: without a wrapping algorithm a V1 key is
+            // RSA when longer than 48 bytes (an AES-256 key plus padding), else AES.
+            (S3Format::V1, None) => {
+                let long = B64.decode(get(map, edk_key)?).is_ok_and(|k| k.len() > 48);
+                WrapAlgorithm::Other(if long { "RSA" } else { "AES" }.into())
+            }
             (_, None) => return Err(bad(WRAP, "missing")),
         };
         if format == S3Format::V2 {
@@ -332,6 +340,17 @@ impl S3Metadata {
     /// authenticated by the format: it names a key, it proves nothing.
     pub fn material_description(&self) -> &BTreeMap<String, String> {
         &self.material_description
+    }
+
+    /// The plaintext length of a body of `body_len` bytes (for V3 and V2,
+    /// the body less its 16-byte tag; `None` for a body shorter than the
+    /// tag, and for V1, whose padding is known only once decrypted).
+    /// Ranged reads map plaintext offsets to the same body offsets.
+    pub fn plaintext_len(&self, body_len: u64) -> Option<u64> {
+        match self.format {
+            S3Format::V1 => None,
+            _ => body_len.checked_sub(crate::crypto::TAG_LEN as u64),
+        }
     }
 
     /// Every metadata entry, for the object's user metadata.

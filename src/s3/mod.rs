@@ -85,7 +85,9 @@ impl S3Crypto {
     }
 
     /// Allow reading legacy V1 (AES-CBC, unauthenticated) objects, as the
-    /// reference clients' legacy opt-in does. Off by default.
+    /// reference clients' legacy opt-in does, with [`decrypt`](Self::decrypt)
+    /// only. Their key wrappings: `AESWrap` and `AES` (ECB) with a memory
+    /// AES key, `RSA` (PKCS#1 v1.5) with any RSA key. Off by default.
     pub fn with_legacy_reads(mut self, enable: bool) -> Self {
         self.legacy_reads = enable;
         self
@@ -143,18 +145,21 @@ impl S3Crypto {
     }
 
     fn check_readable(&self, metadata: &S3Metadata) -> Result<()> {
-        if metadata.format == S3Format::V1 {
-            if !self.legacy_reads {
-                return Err(Error::PolicyViolation {
-                    reason: "this object is in the legacy V1 format (AES-CBC, `x-amz-key`), not authenticated; \
-                             enable legacy reads to open it"
-                        .into(),
-                });
-            }
-            return Err(Error::S3Metadata {
-                field: "x-amz-key".into(),
-                reason: "legacy V1 objects are recognised but not decrypted by this version".into(),
+        if metadata.format == S3Format::V1 && !self.legacy_reads {
+            return Err(Error::PolicyViolation {
+                reason: "this object is in the legacy V1 format (AES-CBC, `x-amz-key`), not authenticated; \
+                         enable legacy reads to open it"
+                    .into(),
             });
+        }
+        Ok(())
+    }
+
+    /// V1 objects decrypt in one shot only.
+    fn refuse_v1(&self, metadata: &S3Metadata) -> Result<()> {
+        self.check_readable(metadata)?;
+        if metadata.format == S3Format::V1 {
+            return Err(Error::config("legacy V1 objects are decrypted in one shot only (`decrypt`)"));
         }
         Ok(())
     }
@@ -162,13 +167,18 @@ impl S3Crypto {
     /// Unwrap the data key of an object (and check its commitment) and
     /// return a chunk-by-chunk decryptor.
     pub fn decryptor(&self, metadata: &S3Metadata) -> Result<ObjectDecryptor> {
-        self.check_readable(metadata)?;
+        self.refuse_v1(metadata)?;
         ObjectDecryptor::new(&self.keyring, metadata)
     }
 
     /// Decrypt a whole body (ciphertext || tag). Nothing is returned unless
     /// the tag verifies.
+    /// Legacy V1 objects (with the opt-in) decrypt here, unauthenticated.
     pub fn decrypt(&self, metadata: &S3Metadata, body: &[u8]) -> Result<Vec<u8>> {
+        self.check_readable(metadata)?;
+        if metadata.format == S3Format::V1 {
+            return content::decrypt_v1(&self.keyring, metadata, body);
+        }
         let mut decryptor = self.decryptor(metadata)?;
         let split = body.len().checked_sub(TAG_LEN).ok_or_else(|| Error::S3Authentication {
             reason: format!("a body of {} bytes is shorter than its 16-byte tag (truncated)", body.len()),
@@ -224,7 +234,7 @@ impl S3Crypto {
                         .into(),
             });
         }
-        self.check_readable(metadata)?;
+        self.refuse_v1(metadata)?;
         let content = content::open_object(&self.keyring, metadata)?;
         let mut plaintext = ciphertext.to_vec();
         gcm::ctr_at(&content.key, &content.iv, offset)?.apply(&mut plaintext)?;
