@@ -255,6 +255,15 @@ fn token_aes_key_and_errors() {
     work.fails(2, &["get", &format!("s3://{bucket}/absent"), "x.bin", "-w", AES]);
     assert!(!Path::new(&work.path("x.bin")).exists());
     work.fails(2, &["put", "in.bin", &url, "-w", "type=rsa,path=k.pem,padding=oaep-sha256"]);
+    // A plain object: exit 1, says it is not encrypted.
+    let client = plain_client(&endpoint);
+    runtime().block_on(async {
+        let body = ByteStream::from_static(b"plain");
+        client.put_object().bucket(&bucket).key("plain").body(body).send().await.unwrap();
+    });
+    let err = work.fails(1, &["get", &format!("s3://{bucket}/plain"), "x.bin", "-w", AES]);
+    assert!(err.contains("not encrypted"), "{err}");
+    assert!(!work.path("x.bin").exists());
 }
 
 #[test]

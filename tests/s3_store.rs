@@ -154,6 +154,11 @@ fn missing_object_or_instruction_file_is_a_store_error() {
         mem.delete(&Path::from(instruction_file_key(key.as_ref()))).await.unwrap();
         let err = store.get_bytes(&key).await.unwrap_err();
         assert!(err.to_string().contains(".instruction"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Malformed);
+        // A plain object (no encryption metadata, no instruction file).
+        mem.put(&Path::from("plain"), PutPayload::from_static(b"not encrypted")).await.unwrap();
+        let err = store.get_bytes(&Path::from("plain")).await.unwrap_err();
+        assert!(err.to_string().contains("not encrypted"), "{err}");
     });
 }
 

@@ -343,13 +343,24 @@ async fn get(cli: &Cli, tokens: &mut Tokens, args: &GetArgs) -> Result<(), CliEr
     let malformed = |e| CliError::from_lib(&format!("get {}", args.url), e);
     let metadata = match S3Metadata::location(&fields) {
         MetadataLocation::InstructionFile => {
-            let instruction = client
-                .get_object()
-                .bucket(&bucket)
-                .key(instruction_file_key(&key))
-                .send()
-                .await
-                .map_err(|e| s3_error("GetObject (instruction file)", &args.url, e))?;
+            let instruction =
+                client.get_object().bucket(&bucket).key(instruction_file_key(&key)).send().await.map_err(|e| {
+                    if e.as_service_error().is_some_and(|e| e.is_no_such_key()) {
+                        CliError::from_lib(
+                            &format!("get {}", args.url),
+                            hsm_keyring::Error::S3Metadata {
+                                field: "instruction file".into(),
+                                reason: format!(
+                                    "the object carries no encryption metadata and `{}` does not exist: \
+                                     the object is not encrypted, or its instruction file is missing",
+                                    instruction_file_key(&key)
+                                ),
+                            },
+                        )
+                    } else {
+                        s3_error("GetObject (instruction file)", &args.url, e)
+                    }
+                })?;
             let bytes = instruction
                 .body
                 .collect()

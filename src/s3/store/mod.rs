@@ -222,14 +222,13 @@ impl S3Store {
             MetadataLocation::ObjectMetadata => S3Metadata::from_object_metadata(object),
             MetadataLocation::InstructionFile => {
                 let instruction_key = Path::from(instruction_file_key(key.as_ref()));
-                let body = self
-                    .store
-                    .get(&instruction_key)
-                    .await
-                    .map_err(|e| store_error("get", instruction_key.as_ref(), e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| store_error("get", instruction_key.as_ref(), e))?;
+                let body = match self.store.get(&instruction_key).await {
+                    Err(object_store::Error::NotFound { .. }) => return Err(not_encrypted(instruction_key.as_ref())),
+                    other => other.map_err(|e| store_error("get", instruction_key.as_ref(), e))?,
+                }
+                .bytes()
+                .await
+                .map_err(|e| store_error("get", instruction_key.as_ref(), e))?;
                 let json = std::str::from_utf8(&body).map_err(|_| Error::S3Metadata {
                     field: "instruction file".into(),
                     reason: "not UTF-8 text".into(),
@@ -323,6 +322,17 @@ impl S3Store {
         writer.write_all(&held).await?;
         writer.flush().await?;
         Ok(written + held.len() as u64)
+    }
+}
+
+/// An object without encryption metadata whose instruction file is missing.
+pub(crate) fn not_encrypted(instruction_key: &str) -> Error {
+    Error::S3Metadata {
+        field: "instruction file".into(),
+        reason: format!(
+            "the object carries no encryption metadata and `{instruction_key}` does not exist: \
+             the object is not encrypted, or its instruction file is missing"
+        ),
     }
 }
 
