@@ -46,9 +46,9 @@ run() {
   local name=$1; shift
   local t0 t1
   t0=$(date +%s.%N)
-  /usr/bin/time -v -o "$work/$name.time" "$@"
+  /usr/bin/time -v -o "$work/time.$name" "$@"
   t1=$(date +%s.%N)
-  echo "$(echo "$t1 - $t0" | bc) $(awk -F: '/Maximum resident/ {gsub(/ /,"",$2); print $2}' "$work/$name.time")" >"$work/$name"
+  echo "$(echo "$t1 - $t0" | bc) $(awk -F: '/Maximum resident/ {gsub(/ /,"",$2); print $2}' "$work/time.$name")" >"$work/$name"
 }
 
 best() { sort -n "$work"/$1.* | head -1; }
