@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Every check and every test, the SoftHSM ones included.
-# Installs what it needs (softhsm2, bc) on Debian when missing.
+# Installs what it needs (softhsm2, bc, python3-venv) on Debian when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib.sh
 
-ensure_packages softhsm2 bc
+ensure_packages softhsm2 bc python3-venv
 export CARGO_TERM_COLOR=never
 export CI="${CI:-false}"
 
