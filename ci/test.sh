@@ -12,7 +12,7 @@ export CI="${CI:-false}"
 # A fresh SoftHSM configuration for this run; the test harness creates its own
 # token directories below it, never inside the repository.
 SOFTHSM_RUN_DIR=$(mktemp -d -t hsm-keyring-ci.XXXXXX)
-trap 'bash ci/dynalite.sh stop; rm -rf "$SOFTHSM_RUN_DIR"' EXIT
+trap 'bash ci/s3-server.sh stop; bash ci/dynalite.sh stop; rm -rf "$SOFTHSM_RUN_DIR"' EXIT
 mkdir -p "$SOFTHSM_RUN_DIR/tokens"
 printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$SOFTHSM_RUN_DIR" \
   >"$SOFTHSM_RUN_DIR/softhsm2.conf"
@@ -49,6 +49,13 @@ elif [ "$CI" = true ]; then
 else
   echo "    dynalite did not start: the table client's tests are skipped"
 fi
+step_done
+
+# The S3-API server for the `s3` tests (stopped on exit); under CI=true a
+# server that does not start fails the run, elsewhere those tests skip.
+step "S3-API server for tests (ci/s3-server.sh)"
+if s3_env=$(bash ci/s3-server.sh start); then eval "$s3_env"; echo "    $HSM_KEYRING_S3_ENDPOINT"
+elif [ "$CI" = true ]; then exit 1; else echo "    not started: the S3 tests will skip"; fi
 step_done
 
 step "format"

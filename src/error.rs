@@ -173,6 +173,17 @@ pub enum Error {
         /// The SDK's description.
         reason: String,
     },
+    /// An object store (S3, GCS, Azure, local files, ...) refused or failed
+    /// an operation on an object.
+    #[error("object store: {operation} `{key}`: {reason}")]
+    Store {
+        /// The operation (`put`, `get`, `upload part 3`, ...).
+        operation: String,
+        /// The object key.
+        key: String,
+        /// What the store said.
+        reason: String,
+    },
     /// Reading or writing the underlying stream failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -238,6 +249,7 @@ impl Error {
             | Error::PolicyViolation { .. }
             | Error::InvalidUri { .. }
             | Error::InvalidKey { .. }
+            | Error::Store { .. }
             | Error::Config { .. } => ErrorKind::Usage,
             Error::Crypto { .. } | Error::DynamoDb { .. } => ErrorKind::Internal,
             Error::Io(e) => match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {

@@ -51,6 +51,10 @@ pub enum Command {
     Item(crate::items::ItemCommand),
     /// Replace the encrypted data keys of messages (key rotation) without touching their bodies.
     Rewrap(crate::rewrap::RewrapArgs),
+    /// Put and get S3 objects encrypted client-side (Amazon S3 Encryption Client format).
+    #[cfg(feature = "s3")]
+    #[command(subcommand)]
+    S3(crate::s3::S3Command),
     /// Manage keys in a token.
     #[command(subcommand)]
     Keys(KeysCommand),

@@ -14,6 +14,8 @@ mod items;
 mod legacy_items;
 mod pipe;
 mod rewrap;
+#[cfg(feature = "s3")]
+mod s3;
 mod spec;
 mod tokens;
 
@@ -36,6 +38,8 @@ fn run(cli: &Cli) -> Result<(), exit::CliError> {
         Command::Inspect(a) => commands::inspect(cli, a),
         Command::Item(c) => items::run(cli, &mut tokens, c),
         Command::Rewrap(a) => rewrap::run(cli, &mut tokens, a),
+        #[cfg(feature = "s3")]
+        Command::S3(c) => s3::run(cli, &mut tokens, c),
         Command::Keys(k) => commands::keys(cli, &mut tokens, k),
         Command::DevToken(DevTokenCommand::Init { force, .. }) => {
             commands::dev_token_init(cli, &mut tokens, &dev_dir, *force)

@@ -113,6 +113,17 @@ const COMMA_HINT: &str = "a comma inside a value must be percent-encoded (`%2C` 
 impl KeySpec {
     /// Parse `type=...,uri=...` etc.
     pub fn parse(text: &str) -> Result<Self, CliError> {
+        Self::parse_with(text, true)
+    }
+
+    /// Parse a spec whose raw keys need no namespace, name or padding (the
+    /// S3 format stores none): missing ones are left empty.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    pub fn parse_unnamed(text: &str) -> Result<Self, CliError> {
+        Self::parse_with(text, false)
+    }
+
+    fn parse_with(text: &str, names_required: bool) -> Result<Self, CliError> {
         let shown = redact(text);
         let err = |what: String| CliError::usage(format!("wrapping key spec `{shown}`: {what}"));
         let list = split(text).map_err(|e| match e {
@@ -145,6 +156,7 @@ impl KeySpec {
         let mut take = |k: &str| fields.remove(k).filter(|v| !v.is_empty()).map(str::to_owned);
         let kind = take("type").ok_or_else(|| err("no type= (pkcs11, aes or rsa)".into()))?;
         let need = |v: Option<String>, k: &str| v.ok_or_else(|| err(format!("type={kind} needs {k}=")));
+        let named = |v: Option<String>, k: &str| if names_required { need(v, k) } else { Ok(v.unwrap_or_default()) };
         let spec = match kind.as_str() {
             "pkcs11" => KeySpec::Pkcs11 {
                 uri: need(take("uri"), "uri")?,
@@ -154,14 +166,14 @@ impl KeySpec {
             },
             "aes" => KeySpec::Aes {
                 path: PathBuf::from(need(take("path"), "path")?),
-                namespace: need(take("namespace"), "namespace")?,
-                name: need(take("name"), "name")?,
+                namespace: named(take("namespace"), "namespace")?,
+                name: named(take("name"), "name")?,
             },
             "rsa" => KeySpec::Rsa {
                 path: PathBuf::from(need(take("path"), "path")?),
-                namespace: need(take("namespace"), "namespace")?,
-                name: need(take("name"), "name")?,
-                padding: need(take("padding"), "padding")?,
+                namespace: named(take("namespace"), "namespace")?,
+                name: named(take("name"), "name")?,
+                padding: named(take("padding"), "padding")?,
             },
             other => return Err(err(format!("unknown type `{other}` (expected pkcs11, aes or rsa)"))),
         };

@@ -386,7 +386,7 @@ pub fn matching_keys(token: &Token, uri: &Pkcs11Uri) -> Result<Vec<KeyInfo>, Cli
 }
 
 /// Find the kind of the key a URI names (AES, RSA, EC).
-fn key_kind(token: &Token, uri: &Pkcs11Uri) -> Result<KeyKind, CliError> {
+pub fn key_kind(token: &Token, uri: &Pkcs11Uri) -> Result<KeyKind, CliError> {
     match uri.object_type {
         Some(ObjectType::SecretKey) => return Ok(KeyKind::Aes),
         Some(ObjectType::Private | ObjectType::Public) if uri.object.is_none() && uri.id.is_none() => {}

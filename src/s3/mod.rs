@@ -34,6 +34,8 @@ mod content;
 mod gcm;
 mod keyring;
 mod metadata;
+#[cfg(feature = "object-store")]
+pub mod store;
 mod stream;
 
 use std::fs;
