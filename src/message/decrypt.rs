@@ -138,16 +138,16 @@ impl FrameOpener {
     }
 }
 
-pub(crate) fn header_info(h: &Header) -> HeaderInfo {
+pub(crate) fn header_info(h: Header) -> HeaderInfo {
     HeaderInfo {
         version: h.version,
         algorithm_suite: h.suite,
-        message_id: h.message_id.clone(),
-        encryption_context: h.encryption_context.clone(),
-        encrypted_data_keys: h.encrypted_data_keys.clone(),
+        header_len: h.len(),
+        message_id: h.message_id,
+        encryption_context: h.encryption_context,
+        encrypted_data_keys: h.encrypted_data_keys,
         content_type: h.content_type,
         frame_length: h.frame_length,
-        header_len: h.len(),
     }
 }
 

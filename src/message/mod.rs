@@ -475,6 +475,6 @@ impl Client {
     pub fn inspect<R: Read>(&self, mut input: R) -> Result<HeaderInfo> {
         let limits = HeaderLimits { max_encrypted_data_keys: None, ..self.header_limits() };
         let (header, _) = decrypt::read_header(&mut input, &limits)?;
-        Ok(decrypt::header_info(&header))
+        Ok(decrypt::header_info(header))
     }
 }

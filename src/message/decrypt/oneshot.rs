@@ -74,7 +74,7 @@ fn decrypt_append(
     if r.remaining() > 0 {
         return Err(trailing(r.offset()));
     }
-    Ok(header_info(&header))
+    Ok(header_info(header))
 }
 
 /// The frames of a large body on worker threads: every frame is parsed

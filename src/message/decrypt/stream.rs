@@ -122,11 +122,12 @@ impl<R: Read> DecryptingReader<R> {
         let offset = header.len() as u64;
         let par = (client.workers > 1 && header.content_type == ContentType::Framed)
             .then(|| parallel::ParallelOpener::new(client.workers, header.frame_length));
+        let content_type = header.content_type;
         Ok(DecryptingReader {
             input: Input { inner, ahead, ahead_pos: 0, offset },
-            info: header_info(&header),
+            info: header_info(header),
             opener,
-            content_type: header.content_type,
+            content_type,
             buf: Scratch::default(),
             footer: Scratch::default(),
             out_start: 0,
