@@ -293,6 +293,29 @@ macro_rules! conformance {
                     // The compressed form of the same key verifies too.
                     let compressed = b::ec_compress_point(curve, &point).unwrap();
                     b::ecdsa_verify_digest(curve, &compressed, &digest, &der).unwrap();
+                    // The other y (the negated point) does not.
+                    let mut negated = compressed.clone();
+                    negated[0] ^= 1;
+                    assert!(matches!(
+                        b::ecdsa_verify_digest(curve, &negated, &digest, &der),
+                        Err(Error::Signature { .. })
+                    ));
+                    // An x of no point on the curve, or not below p, is refused.
+                    let off_curve = (1..=255u8)
+                        .map(|i| {
+                            let mut c = compressed.clone();
+                            c[1] ^= i;
+                            c
+                        })
+                        .find(|c| b::ec_compress_point(curve, c).is_err())
+                        .expect("about half of all x have no point");
+                    assert!(matches!(
+                        b::ecdsa_verify_digest(curve, &off_curve, &digest, &der),
+                        Err(Error::Signature { .. })
+                    ));
+                    let mut too_large = vec![0xff; compressed.len()];
+                    too_large[0] = 2;
+                    assert!(b::ecdsa_verify_digest(curve, &too_large, &digest, &der).is_err());
                     let mut other = digest.clone();
                     other[0] ^= 1;
                     assert!(matches!(b::ecdsa_verify_digest(curve, &point, &other, &der), Err(Error::Signature { .. })));

@@ -294,6 +294,20 @@ pub(crate) fn ec_compress_point(curve: SignatureCurve, sec1: &[u8]) -> Result<Ve
     })
 }
 
+/// Decompress a SEC1 public point (compressed or uncompressed input) to its
+/// uncompressed form, checking that it is on `curve`.
+pub(crate) fn ec_decompress_point(curve: SignatureCurve, sec1: &[u8]) -> Result<Vec<u8>> {
+    let bad = |_| Error::InvalidKey { reason: format!("not a valid {curve:?} public point") };
+    Ok(match curve {
+        SignatureCurve::P256 => {
+            p256::PublicKey::from_sec1_bytes(sec1).map_err(bad)?.to_encoded_point(false).as_bytes().to_vec()
+        }
+        SignatureCurve::P384 => {
+            p384::PublicKey::from_sec1_bytes(sec1).map_err(bad)?.to_encoded_point(false).as_bytes().to_vec()
+        }
+    })
+}
+
 pub(crate) fn ec_public_key_pem(curve: SignatureCurve, sec1: &[u8]) -> Result<String> {
     let bad = |_| Error::InvalidKey { reason: format!("not a valid {curve:?} public point") };
     let pem_err = |e: p384::pkcs8::spki::Error| Error::crypto(format!("PEM encoding: {e}"));

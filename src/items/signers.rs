@@ -47,10 +47,21 @@ fn untrusted() -> Error {
 }
 
 /// Refuse `key` (a SEC1 point) unless it is in `trusted`.
+///
+/// A compressed key (the form items store) is compared as it is: the
+/// trusted keys are valid compressed points, so an equal key is one too, and
+/// the footer check parses it once. Only another encoding is converted.
 pub(crate) fn check_key(trusted: &[Vec<u8>], key: &[u8]) -> Result<()> {
-    let compressed = ec_compress_point(SignatureCurve::P384, key)
-        .map_err(|_| Error::Signature { reason: "the item's verification key is not a P-384 point".into() })?;
-    if trusted.contains(&compressed) {
+    let compressed_len = SignatureCurve::P384.compressed_point_len();
+    let converted;
+    let compressed = if key.len() == compressed_len && matches!(key[0], 2 | 3) {
+        key
+    } else {
+        converted = ec_compress_point(SignatureCurve::P384, key)
+            .map_err(|_| Error::Signature { reason: "the item's verification key is not a P-384 point".into() })?;
+        &converted[..]
+    };
+    if trusted.iter().any(|t| t[..] == *compressed) {
         Ok(())
     } else {
         Err(untrusted())
@@ -77,4 +88,40 @@ pub(crate) fn check_header(trusted: Option<&[Vec<u8>]>, header: &Header) -> Resu
         .decode(encoded)
         .map_err(|_| Error::Signature { reason: format!("`{PUBLIC_KEY_FIELD}` is not valid base64") })?;
     check_key(trusted, &key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SoftwareSigner;
+
+    #[test]
+    fn check_key_compares_compressed_keys_and_converts_others() {
+        let signer = SoftwareSigner::generate(SignatureCurve::P384);
+        let other = SoftwareSigner::generate(SignatureCurve::P384).public_key();
+        let public = signer.public_key();
+        use p384::elliptic_curve::sec1::ToEncodedPoint;
+        let uncompressed = p384::PublicKey::from_sec1_bytes(&public).unwrap().to_encoded_point(false);
+        // Trusted as uncompressed, found compressed, and the other way round.
+        let trusted = compress_trusted(vec![uncompressed.as_bytes().to_vec()]).unwrap();
+        check_key(&trusted, &public).unwrap();
+        check_key(&trusted, uncompressed.as_bytes()).unwrap();
+        let trusted = compress_trusted(vec![public.clone()]).unwrap();
+        check_key(&trusted, &public).unwrap();
+        check_key(&trusted, uncompressed.as_bytes()).unwrap();
+        assert!(matches!(check_key(&trusted, &other), Err(Error::Signature { .. })));
+        // The same x with the other y is another key.
+        let mut negated = public.clone();
+        negated[0] ^= 1;
+        assert!(matches!(check_key(&trusted, &negated), Err(Error::Signature { .. })));
+        // Bytes of a compressed point's length that are no point, and other garbage.
+        let mut garbage = vec![2u8; public.len()];
+        garbage[1..].fill(0xff);
+        assert!(matches!(check_key(&trusted, &garbage), Err(Error::Signature { .. })));
+        assert!(matches!(check_key(&trusted, &public[1..]), Err(Error::Signature { .. })));
+        assert!(matches!(check_key(&trusted, b""), Err(Error::Signature { .. })));
+        let mut not_a_point = public.clone();
+        not_a_point[0] = 4;
+        assert!(matches!(check_key(&trusted, &not_a_point), Err(Error::Signature { .. })));
+    }
 }
