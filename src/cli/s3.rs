@@ -102,14 +102,14 @@ pub struct GetArgs {
 }
 
 pub fn run(cli: &Cli, tokens: &mut Tokens, cmd: &S3Command) -> Result<(), CliError> {
+    if let S3Command::Rewrap(a) = cmd {
+        return rewrap::run(cli, tokens, a);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| CliError::token(format!("cannot start the I/O runtime: {e}")))?;
-    if let S3Command::Rewrap(a) = cmd {
-        return rewrap::run(cli, tokens, a);
-    }
     match cmd {
         S3Command::Put(a) => runtime.block_on(put(cli, tokens, a)),
         S3Command::Get(a) => runtime.block_on(get(cli, tokens, a)),

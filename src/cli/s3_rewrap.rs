@@ -15,6 +15,7 @@ use aws_sdk_s3::Client;
 use clap::Args;
 use hsm_keyring::rewrap::bulk::{self, Checkpoint, Outcome, RewrapSource};
 use hsm_keyring::rewrap::{S3Rewrapped, S3Rewrapper};
+use hsm_keyring::s3::store::DEFAULT_PART_SIZE;
 use hsm_keyring::s3::{
     instruction_file_key, MetadataLocation, ObjectMetadata, S3Metadata, INSTRUCTION_FILE_MARKER,
     INSTRUCTION_FILE_SUFFIX,
@@ -37,8 +38,17 @@ pub struct RewrapArgs {
     /// Material description the current key requires, KEY=VALUE, repeatable.
     #[arg(long, value_name = "KEY=VALUE")]
     pub from_context: Vec<String>,
-    #[command(flatten)]
-    pub common: S3Common,
+    /// The new wrapping key: `type=pkcs11,uri=URI`, `type=aes,path=FILE` or
+    /// `type=rsa,path=FILE.pem` (OAEP-SHA1).
+    #[arg(short = 'w', long = "wrapping-key", value_name = "SPEC")]
+    pub wrapping_key: String,
+    /// Material description written with the new key, KEY=VALUE, repeatable.
+    #[arg(short, long = "context", value_name = "KEY=VALUE")]
+    pub context: Vec<String>,
+    /// S3-compatible endpoint instead of AWS (e.g. http://127.0.0.1:9000).
+    /// Plain HTTP and path-style requests only for loopback addresses.
+    #[arg(long, value_name = "URL", env = "HSM_KEYRING_S3_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
     /// With a prefix: how many objects are rewrapped at a time.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub jobs: usize,
@@ -164,20 +174,21 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, args: &RewrapArgs) -> Result<(), CliE
         .split_once('/')
         .filter(|(b, _)| !b.is_empty())
         .ok_or_else(|| CliError::usage(format!("`{}` is not s3://BUCKET/KEY or s3://BUCKET/PREFIX/", args.url)))?;
-    let from_common = S3Common {
-        endpoint_url: None,
-        wrapping_key: args.from.clone(),
-        context: args.from_context.clone(),
-        part_size: args.common.part_size,
+    let common = |wrapping_key: &str, context: &[String]| S3Common {
+        endpoint_url: args.endpoint_url.clone(),
+        wrapping_key: wrapping_key.to_owned(),
+        context: context.to_vec(),
+        part_size: DEFAULT_PART_SIZE,
     };
-    let from = keyring(tokens, &from_common)?;
-    let to = keyring(tokens, &args.common)?;
+    let from = keyring(tokens, &common(&args.from, &args.from_context))?;
+    let to_common = common(&args.wrapping_key, &args.context);
+    let to = keyring(tokens, &to_common)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| CliError::token(format!("cannot start the I/O runtime: {e}")))?;
-    let client = runtime.block_on(client(&args.common))?;
+    let client = runtime.block_on(client(&to_common))?;
     let source = S3Source {
         runtime: &runtime,
         client,
