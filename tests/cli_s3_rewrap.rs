@@ -206,3 +206,36 @@ fn prefix_with_checkpoint_then_all_skipped() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("failed 20"));
     assert_eq!(work.get("p/obj-07", NEW), Some(b"plain 7".to_vec()));
 }
+
+#[test]
+fn other_user_metadata_and_content_type_kept() {
+    let endpoint = endpoint_or_skip!();
+    let work = Work::new(&endpoint, "rewrap-keep");
+    work.put("k", b"kept", &[]);
+    let (_, mut md) = work.raw("k");
+    md.insert("owner".into(), "me".into());
+    runtime().block_on(async {
+        work.client
+            .copy_object()
+            .bucket(&work.bucket)
+            .key("k")
+            .copy_source(format!("{}/k", work.bucket))
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .set_metadata(Some(md))
+            .content_type("text/plain")
+            .send()
+            .await
+            .unwrap()
+    });
+    work.ok(&["rewrap", &work.url("k"), "--from", OLD, "-w", NEW, "--context", "gen=2"]);
+    let head =
+        runtime().block_on(async { work.client.head_object().bucket(&work.bucket).key("k").send().await.unwrap() });
+    assert_eq!(head.content_type(), Some("text/plain"));
+    let md = head.metadata().unwrap();
+    assert_eq!(md.get("owner").map(String::as_str), Some("me"));
+    assert_eq!(md.get("x-amz-m").map(String::as_str), Some(r#"{"gen":"2"}"#));
+    // The new material description is required on get.
+    let out = work.run(&["get", &work.url("k"), "-", "-w", NEW, "--context", "gen=2"]);
+    assert_eq!(out.stdout, b"kept");
+    assert_eq!(work.run(&["get", &work.url("k"), "-", "-w", NEW, "--context", "gen=3"]).status.code(), Some(1));
+}
