@@ -1,4 +1,4 @@
-//! `hsm-keyring s3 put|get`: objects encrypted client-side as the Amazon S3
+//! `hsm-keyring s3 put|get|rewrap`: objects encrypted client-side as the Amazon S3
 //! Encryption Client does, through the AWS SDK's S3 client (credentials and
 //! region from the usual environment variables and profile files).
 
@@ -28,6 +28,9 @@ use crate::spec::KeySpec;
 use crate::tokens::{key_kind, kind_text, Tokens};
 use crate::Cli;
 
+#[path = "s3_rewrap.rs"]
+mod rewrap;
+
 /// Plaintext bytes released to a stream only after the tag verified.
 const STREAM_HOLD_BACK: usize = 64 * 1024;
 
@@ -37,6 +40,10 @@ pub enum S3Command {
     Put(PutArgs),
     /// Decrypt s3://BUCKET/KEY into FILE (or stdout: `-`); a failure leaves no output file.
     Get(GetArgs),
+    /// Move s3://BUCKET/KEY (or every object under s3://BUCKET/PREFIX/) from
+    /// the --from key to the -w key: only the wrapped data key changes, the
+    /// body is never read (server-side copy, or the instruction file only).
+    Rewrap(rewrap::RewrapArgs),
 }
 
 /// Where and with which key.
@@ -95,6 +102,9 @@ pub struct GetArgs {
 }
 
 pub fn run(cli: &Cli, tokens: &mut Tokens, cmd: &S3Command) -> Result<(), CliError> {
+    if let S3Command::Rewrap(a) = cmd {
+        return rewrap::run(cli, tokens, a);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -103,6 +113,7 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, cmd: &S3Command) -> Result<(), CliErr
     match cmd {
         S3Command::Put(a) => runtime.block_on(put(cli, tokens, a)),
         S3Command::Get(a) => runtime.block_on(get(cli, tokens, a)),
+        S3Command::Rewrap(_) => Ok(()),
     }
 }
 

@@ -25,6 +25,10 @@
 //! `aws_dbe_head`, the footer's HMACs (and 0x6701 signature, with a
 //! long-lived signer) recomputed, every attribute value unchanged.
 //!
+//! [`S3Rewrapper`] does the same for S3 objects (Amazon S3 Encryption
+//! Client formats): new wrapped key and material description in the
+//! metadata, the body never read.
+//!
 //! [`bulk`] rewraps many objects (files of a directory tree, lines of a file)
 //! with bounded concurrency and a resumable checkpoint, from any
 //! [`bulk::RewrapSource`].
@@ -32,7 +36,9 @@
 pub mod bulk;
 mod item;
 mod message;
+mod s3;
 mod signed;
 
 pub use item::ItemRewrapper;
 pub use message::{Rewrapped, Rewrapper};
+pub use s3::{S3Rewrapped, S3Rewrapper};

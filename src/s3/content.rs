@@ -82,9 +82,15 @@ pub(crate) fn new_object(keyring: &S3Keyring, format: S3Format) -> Result<(S3Met
 /// Unwrap the data key of an object and check its commitment (V3).
 pub(crate) fn open_object(keyring: &S3Keyring, metadata: &S3Metadata) -> Result<ContentKey> {
     let data_key = keyring.unwrap(metadata)?;
+    content_key(&data_key, metadata)
+}
+
+/// The content key of an object from its opened data key (V3: after
+/// checking the key commitment).
+pub(crate) fn content_key(data_key: &DataKey, metadata: &S3Metadata) -> Result<ContentKey> {
     match metadata.format {
         S3Format::V3 => {
-            let (content, commitment) = derive_v3(&data_key, &metadata.message_id)?;
+            let (content, commitment) = derive_v3(data_key, &metadata.message_id)?;
             if !bool::from(commitment.ct_eq(&metadata.commitment)) {
                 return Err(Error::S3Authentication {
                     reason: "the key commitment `x-amz-d` does not match the data key and message id \
@@ -96,7 +102,7 @@ pub(crate) fn open_object(keyring: &S3Keyring, metadata: &S3Metadata) -> Result<
         }
         S3Format::V2 => {
             let iv: [u8; IV_LEN] = metadata.iv.as_slice().try_into().map_err(|_| Error::crypto("IV length"))?;
-            Ok(ContentKey { key: key_array(&data_key)?, iv, aad: &[] })
+            Ok(ContentKey { key: key_array(data_key)?, iv, aad: &[] })
         }
         S3Format::V1 => Err(Error::config("V1 objects are not opened here")),
     }

@@ -42,6 +42,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
 
+pub(crate) use content::{content_key, open_object};
 pub use content::{ObjectDecryptor, ObjectEncryptor};
 pub use keyring::S3Keyring;
 pub use metadata::{
