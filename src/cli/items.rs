@@ -130,7 +130,26 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), 
         return Err(CliError::usage("--legacy is for item decrypt: items are always written in the new format"));
     }
     let legacy = crate::legacy_items::policy(&args.legacy, tokens, &config)?;
-    let input = open_input(args.input.as_deref(), cli.quiet, if encrypt { "encrypting" } else { "decrypting" })?;
+    let what = if encrypt { "encrypting" } else { "decrypting" };
+    map_item_lines(cli, args, what, |item| {
+        let out = match (&legacy, encrypt) {
+            (_, true) => encrypt_item(&config, item),
+            (Some(policy), false) => decrypt_any_item(&config, policy, item),
+            (None, false) => decrypt_item(&config, item),
+        };
+        out.map_err(|e| e.to_string())
+    })
+}
+
+/// Read DynamoDB JSON lines from `-i`, write `f` of each item to `-o`. A
+/// line that fails is named on stderr and left out; the command then exits 1.
+pub fn map_item_lines(
+    cli: &Cli,
+    args: &ItemArgs,
+    what: &str,
+    mut f: impl FnMut(&Item) -> Result<Item, String>,
+) -> Result<(), CliError> {
+    let input = open_input(args.input.as_deref(), cli.quiet, what)?;
     let mut output = Output::create(args.output.as_deref())?;
     let mut failed = 0usize;
     for (index, line) in BufReader::with_capacity(64 * 1024, input.reader).lines().enumerate() {
@@ -139,15 +158,7 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), 
         if line.trim().is_empty() {
             continue;
         }
-        let result = item_from_json(&line).and_then(|item| {
-            let out = match (&legacy, encrypt) {
-                (_, true) => encrypt_item(&config, &item),
-                (Some(policy), false) => decrypt_any_item(&config, policy, &item),
-                (None, false) => decrypt_item(&config, &item),
-            };
-            out.map_err(|e| e.to_string())
-        });
-        match result {
+        match item_from_json(&line).and_then(|item| f(&item)) {
             Ok(item) => {
                 let text = serde_json::to_string(&item_to_json(&item)).map_err(|e| CliError::usage(e.to_string()))?;
                 writeln!(output, "{text}").map_err(|e| CliError::usage(format!("writing output: {e}")))?;

@@ -1,6 +1,6 @@
 //! `hsm-keyring rewrap`: key rotation of messages without touching their bodies.
 
-use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::io::{self, BufReader, IsTerminal};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -164,12 +164,17 @@ fn run_dir(cli: &Cli, rewrapper: Rewrapper, dir: &std::path::Path, args: &Rewrap
     let summary =
         bulk::run(&source, args.jobs, checkpoint.as_ref(), &progress).map_err(|e| CliError::from_lib("rewrap", e))?;
     bar.finish_and_clear();
+    report(cli, &summary, "keys", "files")
+}
+
+/// Print a bulk run's failures and summary; exit 1 when anything failed.
+pub fn report(cli: &Cli, summary: &bulk::Summary, keys: &str, objects: &str) -> Result<(), CliError> {
     for (id, reason) in &summary.failed {
         eprintln!("hsm-keyring: {id}: {reason}");
     }
     if !cli.quiet {
         eprintln!(
-            "rewrapped {}, skipped {} (already under the new keys), done by an earlier run {}, failed {}",
+            "rewrapped {}, skipped {} (already under the new {keys}), done by an earlier run {}, failed {}",
             summary.rewrapped,
             summary.skipped,
             summary.resumed,
@@ -179,7 +184,10 @@ fn run_dir(cli: &Cli, rewrapper: Rewrapper, dir: &std::path::Path, args: &Rewrap
     if summary.failed.is_empty() {
         Ok(())
     } else {
-        Err(CliError { kind: Kind::Decrypt, message: format!("{} files could not be rewrapped", summary.failed.len()) })
+        Err(CliError {
+            kind: Kind::Decrypt,
+            message: format!("{} {objects} could not be rewrapped", summary.failed.len()),
+        })
     }
 }
 
@@ -218,35 +226,5 @@ pub fn run_items(cli: &Cli, tokens: &mut Tokens, args: &ItemRewrapArgs) -> Resul
     if let Some(uri) = &args.signer {
         rewrapper = rewrapper.with_signer(Arc::new(tokens.signer(uri)?));
     }
-    let input = open_input(table.input.as_deref(), cli.quiet, "rewrapping")?;
-    let mut output = Output::create(table.output.as_deref())?;
-    let mut failed = 0usize;
-    for (index, line) in BufReader::with_capacity(64 * 1024, input.reader).lines().enumerate() {
-        let number = index + 1;
-        let line = line.map_err(|e| CliError::usage(format!("reading line {number}: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let result =
-            crate::items::item_from_json(&line).and_then(|item| rewrapper.rewrap(&item).map_err(|e| e.to_string()));
-        match result {
-            Ok(item) => {
-                let text = serde_json::to_string(&crate::items::item_to_json(&item))
-                    .map_err(|e| CliError::usage(e.to_string()))?;
-                writeln!(output, "{text}").map_err(|e| CliError::usage(format!("writing output: {e}")))?;
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("hsm-keyring: line {number}: {}", crate::spec::redact_line(&e));
-            }
-        }
-    }
-    output.commit()?;
-    if failed > 0 {
-        return Err(CliError {
-            kind: Kind::Decrypt,
-            message: format!("{failed} item(s) failed, nothing was written for them"),
-        });
-    }
-    Ok(())
+    crate::items::map_item_lines(cli, table, "rewrapping", |item| rewrapper.rewrap(item).map_err(|e| e.to_string()))
 }

@@ -23,7 +23,7 @@ use hsm_keyring::s3::{
 use hsm_keyring::Error;
 
 use super::{client, keyring, S3Common};
-use crate::exit::{CliError, Kind};
+use crate::exit::CliError;
 use crate::tokens::Tokens;
 use crate::Cli;
 
@@ -224,24 +224,5 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, args: &RewrapArgs) -> Result<(), CliE
     };
     let summary =
         bulk::run(&source, args.jobs, checkpoint.as_ref(), &progress).map_err(|e| CliError::from_lib("rewrap", e))?;
-    for (id, reason) in &summary.failed {
-        eprintln!("hsm-keyring: {id}: {reason}");
-    }
-    if !cli.quiet {
-        eprintln!(
-            "rewrapped {}, skipped {} (already under the new key), done by an earlier run {}, failed {}",
-            summary.rewrapped,
-            summary.skipped,
-            summary.resumed,
-            summary.failed.len()
-        );
-    }
-    if summary.failed.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError {
-            kind: Kind::Decrypt,
-            message: format!("{} objects could not be rewrapped", summary.failed.len()),
-        })
-    }
+    crate::rewrap::report(cli, &summary, "key", "objects")
 }

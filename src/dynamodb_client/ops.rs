@@ -1,5 +1,7 @@
 //! Single-item calls, queries, scans and transactions.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
@@ -11,7 +13,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::expr::{check, Refuse};
-use super::{service, EncryptedClient, SdkItem};
+use super::{service, EncryptedClient, SdkItem, Table};
 use crate::error::{Error, Result};
 use crate::items::{from_sdk_item, Item};
 
@@ -57,19 +59,13 @@ impl EncryptedClient {
     /// `GetItem`, the item decrypted and verified (`None` when there is none).
     pub async fn get_item(&self, request: GetItemFluentBuilder) -> Result<Option<Item>> {
         let input = request.as_input();
-        let table = self.table_of(input.get_table_name().as_ref()).cloned();
-        if let Some(t) = &table {
-            let name = input.get_table_name().as_deref().unwrap_or_default();
-            let names = input.get_expression_attribute_names().as_ref();
-            check(
-                &t.config,
-                name,
-                "projection expression",
-                input.get_projection_expression().as_ref(),
-                names,
-                Refuse::Encrypted,
-            )?;
-        }
+        let table = self.table_of(input.get_table_name().as_ref());
+        refuse_encrypted(
+            table,
+            input.get_table_name(),
+            input.get_expression_attribute_names(),
+            [("projection expression", input.get_projection_expression())],
+        )?;
         let out = request.send().await.map_err(service("GetItem"))?;
         let Some(stored) = out.item else { return Ok(None) };
         match table {
@@ -82,55 +78,37 @@ impl EncryptedClient {
     /// may not name encrypted attributes.
     pub async fn query(&self, request: QueryFluentBuilder) -> Result<Page> {
         let input = request.as_input();
-        let table = self.table_of(input.get_table_name().as_ref()).cloned();
-        if let Some(t) = &table {
-            let name = input.get_table_name().as_deref().unwrap_or_default();
-            let names = input.get_expression_attribute_names().as_ref();
-            for (what, e) in [
+        let table = self.table_of(input.get_table_name().as_ref());
+        refuse_encrypted(
+            table,
+            input.get_table_name(),
+            input.get_expression_attribute_names(),
+            [
                 ("key condition expression", input.get_key_condition_expression()),
                 ("filter expression", input.get_filter_expression()),
                 ("projection expression", input.get_projection_expression()),
-            ] {
-                check(&t.config, name, what, e.as_ref(), names, Refuse::Encrypted)?;
-            }
-        }
+            ],
+        )?;
         let out = request.send().await.map_err(service("Query"))?;
-        let items = out.items.unwrap_or_default();
-        Ok(Page {
-            items: match table {
-                None => items.into_iter().map(from_sdk_item).collect::<Result<_>>()?,
-                Some(t) => t.decrypt(items)?,
-            },
-            last_evaluated_key: out.last_evaluated_key,
-            scanned_count: out.scanned_count,
-        })
+        page(table, out.items, out.last_evaluated_key, out.scanned_count)
     }
 
     /// One page of `Scan`, decrypted. Filter and projection may not name
     /// encrypted attributes.
     pub async fn scan(&self, request: ScanFluentBuilder) -> Result<Page> {
         let input = request.as_input();
-        let table = self.table_of(input.get_table_name().as_ref()).cloned();
-        if let Some(t) = &table {
-            let name = input.get_table_name().as_deref().unwrap_or_default();
-            let names = input.get_expression_attribute_names().as_ref();
-            for (what, e) in [
+        let table = self.table_of(input.get_table_name().as_ref());
+        refuse_encrypted(
+            table,
+            input.get_table_name(),
+            input.get_expression_attribute_names(),
+            [
                 ("filter expression", input.get_filter_expression()),
                 ("projection expression", input.get_projection_expression()),
-            ] {
-                check(&t.config, name, what, e.as_ref(), names, Refuse::Encrypted)?;
-            }
-        }
+            ],
+        )?;
         let out = request.send().await.map_err(service("Scan"))?;
-        let items = out.items.unwrap_or_default();
-        Ok(Page {
-            items: match table {
-                None => items.into_iter().map(from_sdk_item).collect::<Result<_>>()?,
-                Some(t) => t.decrypt(items)?,
-            },
-            last_evaluated_key: out.last_evaluated_key,
-            scanned_count: out.scanned_count,
-        })
+        page(table, out.items, out.last_evaluated_key, out.scanned_count)
     }
 
     /// `DeleteItem`; its condition may not name encrypted attributes. The
@@ -241,4 +219,38 @@ impl EncryptedClient {
             .await
             .map_err(service("TransactWriteItems"))
     }
+}
+
+/// Refuse, before anything is sent, read expressions of a configured table
+/// that name encrypted attributes.
+fn refuse_encrypted<const N: usize>(
+    table: Option<&Table>,
+    name: &Option<String>,
+    names: &Option<HashMap<String, String>>,
+    expressions: [(&str, &Option<String>); N],
+) -> Result<()> {
+    let Some(t) = table else { return Ok(()) };
+    let name = name.as_deref().unwrap_or_default();
+    for (what, e) in expressions {
+        check(&t.config, name, what, e.as_ref(), names.as_ref(), Refuse::Encrypted)?;
+    }
+    Ok(())
+}
+
+/// One page of a query or scan, decrypted when the table is configured.
+fn page(
+    table: Option<&Table>,
+    items: Option<Vec<SdkItem>>,
+    last_evaluated_key: Option<SdkItem>,
+    scanned_count: i32,
+) -> Result<Page> {
+    let items = items.unwrap_or_default();
+    Ok(Page {
+        items: match table {
+            None => items.into_iter().map(from_sdk_item).collect::<Result<_>>()?,
+            Some(t) => t.decrypt(items)?,
+        },
+        last_evaluated_key,
+        scanned_count,
+    })
 }
