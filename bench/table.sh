@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # put_item / get_item through the encrypted table client against the plain
 # client, on dynalite, with an AES key on a fresh SoftHSM token.
-#   bash bench/table.sh            (ROUNDS=9 by default)
+#   bash bench/table.sh            (ROUNDS=9, KEYS=50 items per round by default; SUITE=0x6700|0x6701, default 0x6701)
+# The example runs on the aws-lc backend, as the command does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=$(mktemp -d -t hsm-keyring-table-bench.XXXXXX)
@@ -15,4 +16,4 @@ export SOFTHSM2_CONF="$DIR/softhsm2.conf"
 softhsm2-util --init-token --free --label bench --so-pin 5678 --pin 1234 >/dev/null
 printf 1234 >"$DIR/pin"
 export HSM_KEYRING_TOKEN_URI="pkcs11:token=bench?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$DIR/pin"
-cargo run --quiet --release --features dynamodb-client --example table_bench
+${BENCH_WRAP:-} cargo run --quiet --release --features dynamodb-client,aws-lc --example table_bench

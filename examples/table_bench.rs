@@ -3,10 +3,14 @@
 //!
 //! 1 KiB items with 10 attributes (key, sort key, 6 encrypted, 2 signed
 //! only), an AES key on a SoftHSM token, with a caching CMM and without.
-//! Rounds interleave plain, cached and uncached writes and reads of the
-//! same 50 primary keys (a cached data key serves only its own primary
+//! Rounds interleave plain, cached and uncached writes and reads (each round
+//! starting with the next of the three) of the
+//! same primary keys (`KEYS`, 50 by default) (a cached data key serves only its own primary
 //! key); each round's time per item is recorded and the medians printed,
-//! with their ratio to the plain client's.
+//! with their ratio to the plain client's. A fourth row, "stored", has the
+//! plain client write and read items encrypted beforehand (no encryption in
+//! the loop): the share of the difference that comes from the larger item
+//! the server stores and sends, not from the encryption itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +23,6 @@ use hsm_keyring::items::legacy::LegacyPolicy;
 use hsm_keyring::items::{to_sdk_item, AttributeValue, CryptoAction, Item, TableConfig};
 use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11Uri, Token};
 
-const KEYS: usize = 50;
 
 fn item(i: usize) -> Item {
     let mut item = Item::from([
@@ -48,6 +51,8 @@ fn median(v: &mut [f64]) -> f64 {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let endpoint = std::env::var("HSM_KEYRING_DYNAMODB_ENDPOINT")?;
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(9);
+    // Items (primary keys) written and read per client per round.
+    let keys: usize = std::env::var("KEYS").ok().and_then(|r| r.parse().ok()).unwrap_or(50);
     let token = Token::open(&Pkcs11Uri::parse(&std::env::var("HSM_KEYRING_TOKEN_URI")?)?)?;
     let key_uri = token.generate_aes_key("bench-table-key", None)?;
     let keyring = || Pkcs11AesKeyring::new(token.clone(), &key_uri);
@@ -76,8 +81,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    // SUITE=0x6700 (no per-item ECDSA signature) or 0x6701 (the default).
+    let suite = match std::env::var("SUITE").as_deref() {
+        Ok("0x6700") => hsm_keyring::AlgorithmSuite::from_item_id(0x6700)?,
+        Ok("0x6701") | Err(_) => hsm_keyring::AlgorithmSuite::from_item_id(0x6701)?,
+        Ok(other) => return Err(format!("SUITE={other}: expected 0x6700 or 0x6701").into()),
+    };
     let actions = |b: hsm_keyring::items::TableConfigBuilder| {
-        b.sort_key("sk")
+        b.suite(suite)
+            .sort_key("sk")
             .action("attr6", CryptoAction::SignOnly)
             .action("attr7", CryptoAction::SignOnly)
             .default_action(CryptoAction::EncryptAndSign)
@@ -92,21 +104,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let uncached = actions(TableConfig::builder(&table, "pk")).keyring(keyring()?).build()?;
     let cached = EncryptedClient::new(plain.clone()).table(&table, cached, LegacyPolicy::ForbidLegacy);
     let uncached = EncryptedClient::new(plain.clone()).table(&table, uncached, LegacyPolicy::ForbidLegacy);
-    let items: Vec<Item> = (0..KEYS).map(item).collect();
+    let items: Vec<Item> = (0..keys).map(item).collect();
+    // The same items encrypted once, under other primary keys, for the plain
+    // client to store and read as they are: what the larger encrypted item
+    // costs the server and the SDK, without any encryption in the loop.
+    let stored_cfg = actions(TableConfig::builder(&table, "pk")).keyring(keyring()?).build()?;
+    let stored: Vec<_> = (0..keys)
+        .map(|i| {
+            let mut it = item(i);
+            it.insert("pk".to_owned(), AttributeValue::S(format!("stored-{i:04}")));
+            hsm_keyring::items::encrypt_item(&stored_cfg, &it).map(|e| to_sdk_item(&e))
+        })
+        .collect::<Result<_, _>>()?;
+    let stored_key = |i: usize| {
+        let mut k = key(i);
+        k.insert("pk".to_owned(), AttributeValue::S(format!("stored-{i:04}")));
+        Some(to_sdk_item(&k))
+    };
     let size =
         to_sdk_item(&items[0]).iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(1)).sum::<usize>();
     println!(
-        "items: {} attributes, {size} bytes of names and values (plain); {KEYS} keys; {rounds} rounds",
+        "items: {} attributes, {size} bytes of names and values (plain); {keys} keys; {rounds} rounds; suite {suite:?}",
         items[0].len()
     );
 
-    // [plain, cached, uncached] x [put, get], microseconds per item per round.
-    let mut t = vec![vec![Vec::new(); 3]; 2];
+    // [plain, cached, uncached, stored] x [put, get], microseconds per item per round.
+    let mut t = vec![vec![Vec::new(); 4]; 2];
     for round in 0..=rounds {
-        for (c, client) in [None, Some(&cached), Some(&uncached)].into_iter().enumerate() {
+        let clients = [None, Some(&cached), Some(&uncached), None];
+        // Each round starts with a different client, so that whatever the
+        // server does between rounds falls on all of them alike.
+        for c in (0..4).map(|k| (k + round) % 4) {
+            let client = clients[c];
             let start = Instant::now();
-            for it in &items {
+            for (i, it) in items.iter().enumerate() {
                 match client {
+                    None if c == 3 => {
+                        plain.put_item().table_name(&table).set_item(Some(stored[i].clone())).send().await?;
+                    }
                     None => {
                         plain.put_item().table_name(&table).set_item(Some(to_sdk_item(it))).send().await?;
                     }
@@ -115,11 +150,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
             }
-            let put = start.elapsed().as_secs_f64() * 1e6 / KEYS as f64;
+            let put = start.elapsed().as_secs_f64() * 1e6 / keys as f64;
             let start = Instant::now();
-            for i in 0..KEYS {
+            for i in 0..keys {
                 let k = Some(to_sdk_item(&key(i)));
                 match client {
+                    None if c == 3 => {
+                        plain.get_item().table_name(&table).set_key(stored_key(i)).send().await?.item.ok_or("missing")?;
+                    }
                     None => {
                         plain.get_item().table_name(&table).set_key(k).send().await?.item.ok_or("missing item")?;
                     }
@@ -128,7 +166,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
             }
-            let get = start.elapsed().as_secs_f64() * 1e6 / KEYS as f64;
+            let get = start.elapsed().as_secs_f64() * 1e6 / keys as f64;
             if round > 0 {
                 // Round 0 warms the connection pool and the cache.
                 t[0][c].push(put);
@@ -137,19 +175,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!(
-        "{:<10} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10}",
-        "op", "plain us/item", "items/s", "cached us/item", "ratio", "uncached us", "ratio"
+        "{:<10} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10}",
+        "op", "plain us/item", "items/s", "cached us/item", "ratio", "uncached us", "ratio", "stored us", "ratio"
     );
     for (op, row) in ["put_item", "get_item"].iter().zip(t.iter_mut()) {
         let m: Vec<f64> = row.iter_mut().map(|v| median(v)).collect();
         println!(
-            "{op:<10} {:>14.0} {:>10.0} {:>14.0} {:>10.3} {:>14.0} {:>10.3}",
+            "{op:<10} {:>14.0} {:>10.0} {:>14.0} {:>10.3} {:>14.0} {:>10.3} {:>14.0} {:>10.3}",
             m[0],
             1e6 / m[0],
             m[1],
             m[1] / m[0],
             m[2],
-            m[2] / m[0]
+            m[2] / m[0],
+            m[3],
+            m[3] / m[0]
         );
     }
     println!("caching CMM: {:?}", cmm.stats());
