@@ -44,7 +44,7 @@ pub enum ItemCommand {
     /// Every item that fails is named by its line number; then no output
     /// file is written (to stdout, the other items are) and the command
     /// exits 1. A summary (rewrapped, skipped, failed) ends the run.
-    Rewrap(crate::rewrap::ItemRewrapArgs),
+    Rewrap(Box<crate::rewrap::ItemRewrapArgs>),
 }
 
 #[derive(Debug, Args)]
