@@ -205,3 +205,26 @@ fn a_killed_item_rewrap_resumes_and_rewraps_each_item_once() {
     assert!(err.contains(&format!("rewrapped 0, skipped {count}")), "{err}");
     assert_eq!(w.read("again.jsonl"), out);
 }
+
+#[test]
+fn token_items_are_rewrapped_between_two_token_keys_on_many_threads() {
+    let Some(w) = Work::with_dev_token() else { return };
+    w.ok(["keys", "generate", "--type", "aes-256", "--label", "rotated"]);
+    let old = format!("type=pkcs11,uri={}", cli_support::DEV_WRAP_URI);
+    let new = "type=pkcs11,uri=pkcs11:token=hsm-keyring-dev;object=rotated;type=secret-key";
+    plain_items(&w, "plain.jsonl", 120);
+    w.ok(args("encrypt", &["-w", &old], "plain.jsonl", "old.jsonl", &[]));
+    let a =
+        args("rewrap", &["--from", &old, "-w", new], "old.jsonl", "new.jsonl", &["--jobs", "8", "--checkpoint", "c"]);
+    let err = stderr_of(&w, &a, 0);
+    assert!(err.contains("rewrapped 120, skipped 0"), "{err}");
+    assert!(!w.file("c").exists() && w.partials().is_empty());
+    w.ok(args("decrypt", &["-w", new], "new.jsonl", "back.jsonl", &[]));
+    assert_eq!(lines(&w, "back.jsonl"), lines(&w, "plain.jsonl"));
+    let err = stderr_of(&w, &args("decrypt", &["-w", &old], "new.jsonl", "no.jsonl", &["-q"]), 1);
+    assert!(err.contains("120 item(s) failed"), "{err}");
+    // Again: every item is already under the new key.
+    let err = stderr_of(&w, &args("rewrap", &["--from", &old, "-w", new], "new.jsonl", "again.jsonl", &[]), 0);
+    assert!(err.contains("rewrapped 0, skipped 120"), "{err}");
+    assert_eq!(w.read("again.jsonl"), w.read("new.jsonl"));
+}
