@@ -126,7 +126,9 @@ pub(crate) fn map_ordered(
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let result = f(strip_newline(&raw));
+                // A panic must not leave the writer waiting for this line.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(strip_newline(&raw))))
+                    .unwrap_or_else(|_| Err(Error::config("rewrapping this line panicked")));
                 if done_tx.send((index, raw, result)).is_err() {
                     break;
                 }
@@ -224,5 +226,14 @@ mod tests {
         assert_eq!(summary.failed[0], ("line 8".to_owned(), "invalid configuration: bad line".to_owned()));
         assert_eq!(seen.get(), 521);
         assert!(rewrap_lines(&mut &b"a\n"[..], &mut Vec::new(), 0, &upper, &|_| {}).is_err());
+    }
+
+    #[test]
+    fn a_panicking_line_fails_alone() {
+        let f = |line: &[u8]| if line == b"boom" { panic!("boom") } else { upper(line) };
+        let mut out = Vec::new();
+        let summary = rewrap_lines(&mut &b"a\nboom\nb\n"[..], &mut out, 2, &f, &|_| {}).unwrap();
+        assert_eq!(out, b"A\nB\n");
+        assert_eq!(summary.failed[0].0, "line 2");
     }
 }
