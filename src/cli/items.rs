@@ -37,7 +37,14 @@ pub enum ItemCommand {
     Decrypt(ItemDecryptArgs),
     /// Replace the encrypted data keys of items (key rotation): every
     /// attribute value is kept byte for byte, header and footer are rewritten.
-    Rewrap(crate::rewrap::ItemRewrapArgs),
+    ///
+    /// Items are rewrapped on --jobs threads and written in input order. An
+    /// item already under the new keys (the --from keys no longer open it,
+    /// the -w keys do) is copied through unchanged and counted as skipped.
+    /// Every item that fails is named by its line number; then no output
+    /// file is written (to stdout, the other items are) and the command
+    /// exits 1. A summary (rewrapped, skipped, failed) ends the run.
+    Rewrap(Box<crate::rewrap::ItemRewrapArgs>),
 }
 
 #[derive(Debug, Args)]

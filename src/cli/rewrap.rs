@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 use hsm_keyring::keyrings::MultiKeyring;
 use hsm_keyring::rewrap::bulk::{self, Checkpoint, DirSource, Outcome};
+use hsm_keyring::rewrap::lines::{self, LineOutcome, LinesCheckpoint};
 use hsm_keyring::rewrap::{ItemRewrapper, Rewrapper};
 use hsm_keyring::{Client, Keyring};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -152,19 +153,23 @@ fn run_dir(cli: &Cli, rewrapper: Rewrapper, dir: &std::path::Path, args: &Rewrap
     if let Some(p) = &args.checkpoint {
         source = source.exclude(p);
     }
-    let bar = if cli.quiet || !io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("rewrapping {pos} files {per_sec} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        )
-    };
+    let bar = progress_bar(cli, "files");
     let progress = |_: &str, _: &hsm_keyring::Result<Outcome>| bar.inc(1);
     let summary =
         bulk::run(&source, args.jobs, checkpoint.as_ref(), &progress).map_err(|e| CliError::from_lib("rewrap", e))?;
     bar.finish_and_clear();
     report(cli, &summary, "keys", "files")
+}
+
+/// The progress of a bulk run on stderr when it is a terminal (and not --quiet).
+fn progress_bar(cli: &Cli, objects: &str) -> ProgressBar {
+    if cli.quiet || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+        ProgressStyle::with_template(&format!("rewrapping {{pos}} {objects} {{per_sec}} {{msg}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    )
 }
 
 /// Print a bulk run's failures and summary; exit 1 when anything failed.
@@ -208,6 +213,18 @@ pub struct ItemRewrapArgs {
     /// replaces the item's.
     #[arg(long, value_name = "URI")]
     pub signer: Option<String>,
+    /// Items rewrapped at a time, each on a thread of its own (default: the
+    /// number of cores); output lines stay in input order, and at most
+    /// 2 × N items are held in memory.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Make the run resumable (needs -i FILE and -o FILE): the output is
+    /// appended to OUT.partial and FILE records, every 256 items, how much
+    /// of the input is done. Run the same command again after an
+    /// interruption to continue where it stopped; the input must not change
+    /// in between. At the end OUT.partial becomes OUT and FILE is removed.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
 }
 
 pub fn run_items(cli: &Cli, tokens: &mut Tokens, args: &ItemRewrapArgs) -> Result<(), CliError> {
@@ -226,5 +243,52 @@ pub fn run_items(cli: &Cli, tokens: &mut Tokens, args: &ItemRewrapArgs) -> Resul
     if let Some(uri) = &args.signer {
         rewrapper = rewrapper.with_signer(Arc::new(tokens.signer(uri)?));
     }
-    crate::items::map_item_lines(cli, table, "rewrapping", |item| rewrapper.rewrap(item).map_err(|e| e.to_string()))
+    let jobs = match args.jobs {
+        Some(0) => return Err(CliError::usage("--jobs must be at least 1")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let f = |line: &[u8]| -> hsm_keyring::Result<LineOutcome> {
+        let malformed = |reason: String| hsm_keyring::Error::MalformedItem { reason };
+        let text = std::str::from_utf8(line).map_err(|_| malformed("the line is not UTF-8".into()))?;
+        let item = crate::items::item_from_json(text).map_err(malformed)?;
+        Ok(match rewrapper.rewrap_or_skip(&item)? {
+            Some(new) => LineOutcome::Rewrapped(
+                serde_json::to_vec(&crate::items::item_to_json(&new)).map_err(|e| malformed(e.to_string()))?,
+            ),
+            None => LineOutcome::Skipped,
+        })
+    };
+    let bar = progress_bar(cli, "items");
+    let progress = |_: u64| bar.inc(1);
+    let fail = |e| CliError::from_lib("rewrap", e);
+    let mut summary = match &args.checkpoint {
+        Some(path) => {
+            let (Some(input), Some(output)) = (&table.input, &table.output) else {
+                return Err(CliError::usage("--checkpoint needs the input and output as files: -i FILE -o FILE"));
+            };
+            if [input, output].iter().any(|p| p.as_os_str() == "-") {
+                return Err(CliError::usage("--checkpoint needs the input and output as files: -i FILE -o FILE"));
+            }
+            let run = LinesCheckpoint::open(path, input, output)
+                .map_err(|e| CliError::usage(format!("--checkpoint {}: {e}", path.display())))?;
+            run.run(jobs, &f, &progress).map_err(fail)?
+        }
+        None => {
+            let input = open_input(table.input.as_deref(), true, "rewrapping")?;
+            let mut input = BufReader::with_capacity(64 * 1024, input.reader);
+            let mut output = Output::create(table.output.as_deref())?;
+            let summary = lines::rewrap_lines(&mut input, &mut output, jobs, &f, &progress).map_err(fail)?;
+            // With failures a file output is dropped: its temporary file is removed.
+            if summary.failed.is_empty() {
+                output.commit()?;
+            }
+            summary
+        }
+    };
+    bar.finish_and_clear();
+    for failure in &mut summary.failed {
+        failure.1 = crate::spec::redact_line(&failure.1);
+    }
+    report(cli, &summary, "keys", "items")
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
+use crate::cmm::DefaultCmm;
 use crate::error::{Error, Result};
 use crate::items::decrypt::{verify_item, Verified};
 use crate::items::footer::{self, record_hash, RecordField};
@@ -20,6 +21,8 @@ use crate::Keyring;
 pub struct ItemRewrapper {
     from: TableConfig,
     to: Arc<dyn Keyring>,
+    /// `from` with the `to` keyrings: what opens an item already rewrapped.
+    to_config: TableConfig,
     signer: Option<Arc<dyn FooterSigner>>,
 }
 
@@ -27,7 +30,8 @@ impl ItemRewrapper {
     /// `to` is given the data key to wrap: a
     /// [`MultiKeyring`](crate::keyrings::MultiKeyring) there must have no generator.
     pub fn new(from: TableConfig, to: Arc<dyn Keyring>) -> Self {
-        ItemRewrapper { from, to, signer: None }
+        let to_config = TableConfig { cmm: Arc::new(DefaultCmm::new(to.clone())), ..from.clone() };
+        ItemRewrapper { from, to, to_config, signer: None }
     }
 
     /// Rewrap items of the signing suite 0x6701 too: this long-lived signer
@@ -35,6 +39,26 @@ impl ItemRewrapper {
     pub fn with_signer(mut self, signer: Arc<dyn FooterSigner>) -> Self {
         self.signer = Some(signer);
         self
+    }
+
+    /// True when the `from` keyrings cannot open `item` and the `to`
+    /// keyrings can (header, commitment and footer verified): it was
+    /// already rewrapped.
+    pub fn is_already_rewrapped(&self, item: &Item) -> bool {
+        verify_item(&self.from, item).is_err() && verify_item(&self.to_config, item).is_ok()
+    }
+
+    /// [`rewrap`](Self::rewrap) `item`, or `None` when it is already under
+    /// the new keys (the `from` keyrings no longer open it, the `to` ones
+    /// do), so that it is never rewrapped twice. An item the `from` keyrings
+    /// still open is rewrapped. On any other failure the error of the
+    /// `from` keyrings is returned.
+    pub fn rewrap_or_skip(&self, item: &Item) -> Result<Option<Item>> {
+        match self.rewrap(item) {
+            Ok(new) => Ok(Some(new)),
+            Err(_) if verify_item(&self.to_config, item).is_ok() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Verify `item` with the `from` configuration (header, commitment,

@@ -29,12 +29,15 @@
 //! Client formats): new wrapped key and material description in the
 //! metadata, the body never read.
 //!
-//! [`bulk`] rewraps many objects (files of a directory tree, lines of a file)
-//! with bounded concurrency and a resumable checkpoint, from any
-//! [`bulk::RewrapSource`].
+//! [`bulk`] rewraps many objects (files of a directory tree, objects of a
+//! bucket) with bounded concurrency and a resumable checkpoint, from any
+//! [`bulk::RewrapSource`]; [`lines`] does the same for the lines of a file
+//! (DynamoDB items as JSON lines), written in input order.
 
 pub mod bulk;
 mod item;
+pub mod lines;
+mod lines_checkpoint;
 mod message;
 mod s3;
 mod signed;
