@@ -11,87 +11,20 @@
 mod common;
 mod legacy_support;
 
-use cryptoki::object::{Attribute, KeyType, ObjectClass};
 use hsm_keyring::items::legacy::{decrypt_legacy_item, LegacyMaterials, SIGNATURE_ATTRIBUTE};
 use hsm_keyring::master_keys::{LegacyUnwrapKey, MemoryHmacKey, MemoryLegacyRsaKey};
 use hsm_keyring::pkcs11::{Pkcs11AesWrapKey, Pkcs11HmacKey, Pkcs11LegacyRsaKey, Pkcs11Uri, Token};
 use hsm_keyring::ErrorKind;
-use legacy_support::{aes_key, altered, canonical, hmac_key, peer_items, rsa_private_pem, rsa_public_pem, PeerItem};
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+use legacy_support::{altered, canonical, hmac_key, peer_items, rsa_private_pem, rsa_public_pem, PeerItem};
 
 use common::{Backend, TestToken};
-
-fn other_rsa_private_pem() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/interop-rsa-2048-other-private.pem"))
-        .unwrap()
-}
-
-/// Import an RSA key pair (private key with `CKA_DECRYPT`, public key with
-/// `CKA_VERIFY`) under `label`.
-fn import_rsa(s: &cryptoki::session::Session, label: &str, pem: &str) {
-    let private = rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap();
-    let be = |n: &rsa::BigUint| n.to_bytes_be();
-    s.create_object(&[
-        Attribute::Class(ObjectClass::PUBLIC_KEY),
-        Attribute::KeyType(KeyType::RSA),
-        Attribute::Modulus(be(private.n())),
-        Attribute::PublicExponent(be(private.e())),
-        Attribute::Token(true),
-        Attribute::Verify(true),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ])
-    .unwrap_or_else(|e| panic!("import the public key {label}: {e}"));
-    s.create_object(&[
-        Attribute::Class(ObjectClass::PRIVATE_KEY),
-        Attribute::KeyType(KeyType::RSA),
-        Attribute::Modulus(be(private.n())),
-        Attribute::PublicExponent(be(private.e())),
-        Attribute::PrivateExponent(be(private.d())),
-        Attribute::Prime1(be(&private.primes()[0])),
-        Attribute::Prime2(be(&private.primes()[1])),
-        Attribute::Exponent1(be(private.dp().unwrap())),
-        Attribute::Exponent2(be(private.dq().unwrap())),
-        Attribute::Coefficient(be(&private.crt_coefficient().unwrap())),
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Decrypt(true),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ])
-    .unwrap_or_else(|e| panic!("import the private key {label}: {e}"));
-}
 
 /// The process's Kryoptic token with the peer's keys (and another RSA key)
 /// imported once.
 fn setup() -> Option<(Token, &'static TestToken)> {
     static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let t = common::test_token(Backend::Kryoptic)?;
-    DONE.get_or_init(|| {
-        let s = t.raw_session();
-        let secret = |label: &str, kind: KeyType, value: Vec<u8>, unwrap: bool, verify: bool| {
-            s.create_object(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(kind),
-                Attribute::Value(value),
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Unwrap(unwrap),
-                Attribute::Verify(verify),
-                Attribute::Label(label.as_bytes().to_vec()),
-            ])
-            .unwrap_or_else(|e| panic!("import {label}: {e}"));
-        };
-        secret("legacy-wrap", KeyType::AES, aes_key(), true, false);
-        secret("legacy-wrap-other", KeyType::AES, vec![0x22; 32], true, false);
-        secret("legacy-hmac", KeyType::GENERIC_SECRET, hmac_key(), false, true);
-        secret("legacy-hmac-other", KeyType::GENERIC_SECRET, vec![0x33; 32], false, true);
-        import_rsa(&s, "legacy-rsa", &rsa_private_pem());
-        import_rsa(&s, "legacy-rsa-other", &other_rsa_private_pem());
-    });
+    DONE.get_or_init(|| legacy_support::import_peer_keys(&t.raw_session()));
     Some((Token::open(&Pkcs11Uri::parse(&t.token_uri()).unwrap()).unwrap(), t))
 }
 
