@@ -2,6 +2,7 @@
 //! the legacy client's Python package and items in the new format.
 
 mod cli_support;
+mod common;
 mod legacy_support;
 
 use cli_support::{bytes, Work};
@@ -145,6 +146,58 @@ fn decrypt_legacy_refuses_a_tampered_item_and_bad_options() {
     let mut on_encrypt = base("encrypt", &k.new, "items.jsonl", "o.jsonl");
     on_encrypt.extend(["--legacy", "--legacy-sign", &k.hmac]);
     assert!(usage_error(&work, &on_encrypt).contains("decrypt"));
+}
+
+#[test]
+fn decrypt_legacy_with_rsa_oaep_sha256_and_hmac_keys_in_kryoptic() {
+    // Kryoptic runs RSA-OAEP with SHA-256 (SoftHSM does not): the command
+    // unwraps and verifies the peer's RSA items with the key pair in the
+    // token, and its AES-wrapped HMAC items with the token's AES and HMAC keys.
+    let Some(t) = common::test_token(common::Backend::Kryoptic) else { return };
+    legacy_support::import_peer_keys(&t.raw_session());
+    let work = Work::new();
+    let k = keys(&work);
+    let peer = peer_items();
+    // The URIs hold no comma: the legacy key specs take them unquoted.
+    let spec = |label: &str, object_type: &str| format!("type=pkcs11,uri={}", t.key_uri(label, object_type));
+    for (wrap, sign, wrap_key, sign_key) in [
+        ("rsa-oaep", "rsa-sign", spec("legacy-rsa", "private"), spec("legacy-rsa", "public")),
+        ("aes-wrap", "hmac", spec("legacy-wrap", "secret-key"), spec("legacy-hmac", "secret-key")),
+    ] {
+        let legacy: Vec<&PeerItem> = peer.iter().filter(|i| i.wrap == wrap && i.sign == sign).collect();
+        assert!(legacy.len() >= 2, "{wrap} {sign}");
+        let input: String = legacy.iter().map(|i| stored_line(i) + "\n").collect();
+        work.write("items.jsonl", input.as_bytes());
+        let mut args = vec!["--insecure-pin-in-uri"];
+        args.extend(base("decrypt", &k.new, "items.jsonl", "out.jsonl"));
+        args.extend(["--legacy", "--legacy-wrap", &wrap_key, "--legacy-sign", &sign_key]);
+        work.ok(&args);
+        let expected: Vec<_> = legacy.iter().map(|i| canonical(&i.expected)).collect();
+        assert_eq!(output(&work, "out.jsonl").iter().map(canonical).collect::<Vec<_>>(), expected, "{wrap}");
+
+        // A tampered first item fails alone (exit 1); the others are written.
+        let mut v: serde_json::Value = serde_json::from_str(&stored_line(legacy[0])).unwrap();
+        v["public"]["S"] = serde_json::Value::from("signed, not encrypted!");
+        let rest: String = legacy[1..].iter().map(|i| stored_line(i) + "\n").collect();
+        work.write("tampered.jsonl", format!("{v}\n{rest}").as_bytes());
+        let mut args = vec!["--insecure-pin-in-uri"];
+        args.extend(base("decrypt", &k.new, "tampered.jsonl", "out2.jsonl"));
+        args.extend(["--legacy", "--legacy-wrap", &wrap_key, "--legacy-sign", &sign_key]);
+        let stderr = item_failures(&work, &args);
+        assert!(stderr.contains("line 1") && stderr.contains("item authentication failed"), "{wrap}: {stderr}");
+        assert!(!stderr.contains("line 2"), "{wrap}: {stderr}");
+        assert_eq!(output(&work, "out2.jsonl").len(), legacy.len() - 1, "{wrap}");
+    }
+    // Another RSA key in the token: every RSA item is "not this key" (exit
+    // 1), not a token fault (exit 3).
+    let rsa: Vec<&PeerItem> = peer.iter().filter(|i| i.wrap == "rsa-oaep").collect();
+    work.write("rsa.jsonl", rsa.iter().map(|i| stored_line(i) + "\n").collect::<String>().as_bytes());
+    let (other, public) = (spec("legacy-rsa-other", "private"), spec("legacy-rsa", "public"));
+    let mut args = vec!["--insecure-pin-in-uri"];
+    args.extend(base("decrypt", &k.new, "rsa.jsonl", "out3.jsonl"));
+    args.extend(["--legacy", "--legacy-wrap", &other, "--legacy-sign", &public]);
+    let stderr = item_failures(&work, &args);
+    assert!(stderr.contains(&format!("{} item(s) failed", rsa.len())), "{stderr}");
 }
 
 /// Run a command refused as misused (exit 2); its stderr.

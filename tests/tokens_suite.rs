@@ -145,7 +145,14 @@ token_suite! {
         match t.backend {
             // Kryoptic runs OAEP-SHA-256 both ways.
             Backend::Kryoptic => {
-                wrap_unwrap(&keyring);
+                let edks = wrap_unwrap(&keyring);
+                // A bad padding comes back as CKR_DEVICE_ERROR; on a healthy
+                // session that is the token's refusal: "not this key".
+                let mut bad = edks[0].clone();
+                bad.ciphertext[7] ^= 0x10;
+                let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+                let err = keyring.on_decrypt(DecryptionMaterials::new(suite, context()), &[bad]).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::NotThisKey, "{err}");
                 wrap_unwrap(&keyring.with_wrap_mode(RsaWrapMode::InProcess).unwrap());
             }
             // SoftHSM 2.6 runs OAEP with SHA-1 only: its profile refuses

@@ -12,6 +12,15 @@ Usage (all files are paths; metadata files are JSON objects of strings):
   peer.py encrypt --key SPEC --format v3|v2 --in PLAIN --body OUT
                   --meta OUT.json [--instruction OUT.json] [--matdesc JSON]
   peer.py decrypt --key SPEC --body IN --meta IN.json [--instruction IN.json] --out PLAIN
+  peer.py put --key SPEC --endpoint URL --bucket B --object K --in PLAIN [--part-size N]
+  peer.py get --key SPEC --endpoint URL --bucket B --object K --out PLAIN
+                the package's own client (S3EncryptionClient over boto3)
+                against an S3-API server, V3 with metadata in the object:
+                `put` is its upload_file (multipart in parts of N bytes,
+                default 8 MiB, two parts in memory at a time); `get` is its
+                get_object, which authenticates before it releases anything
+                and so holds the whole object in memory. Credentials and
+                region from the usual AWS_* variables.
 KEY SPEC: aes:HEX | rsa:PEM-PATH.
   peer.py serve: one command per line on stdin, as a JSON list of the
                 arguments above; one JSON line back per command:
@@ -204,6 +213,53 @@ def decrypt(args):
         f.write(plaintext)
 
 
+def raw_wrap_headers(params, **kwargs):
+    """The package labels every V3 EDK it writes as KMS (`x-amz-w` 12, the
+    context in `x-amz-t`); a raw keyring writes its own algorithm and the
+    material description, as encrypt() does (before-call hook, after the
+    package's own)."""
+    headers = params.get("headers", {})
+    prefix = "x-amz-meta-"
+    if headers.get(prefix + "x-amz-w") == "12":
+        headers[prefix + "x-amz-w"] = "02"
+        context = headers.pop(prefix + "x-amz-t", None)
+        if context is not None:
+            headers[prefix + "x-amz-m"] = context
+
+
+def s3_client(args):
+    """The package's client over a boto3 client for the server at --endpoint."""
+    import boto3
+    from botocore.config import Config
+    from s3_encryption import S3EncryptionClient, S3EncryptionClientConfig
+
+    # Checksums only where S3 requires them, as hsm-keyring's S3 client does.
+    config = Config(
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    plain = boto3.client("s3", endpoint_url=args.endpoint, config=config)
+    client = S3EncryptionClient(plain, S3EncryptionClientConfig(keyring=keyring(args.key, True)))
+    for event in ("before-call.s3.PutObject", "before-call.s3.CreateMultipartUpload"):
+        plain.meta.events.register(event, raw_wrap_headers)
+    return client
+
+
+def put(args):
+    part = args.part_size
+    s3_client(args).upload_file(
+        args.inp, args.bucket, args.object, multipart_threshold=part, multipart_chunksize=part
+    )
+
+
+def get(args):
+    body = s3_client(args).get_object(Bucket=args.bucket, Key=args.object)["Body"]
+    with open(args.out, "wb") as f:
+        for chunk in body.iter_chunks(1 << 20):
+            f.write(chunk)
+
+
 def parser():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,6 +277,17 @@ def parser():
     d.add_argument("--meta", required=True)
     d.add_argument("--instruction")
     d.add_argument("--out", required=True)
+    for name in ("put", "get"):
+        c = sub.add_parser(name)
+        c.add_argument("--key", required=True)
+        c.add_argument("--endpoint", required=True)
+        c.add_argument("--bucket", required=True)
+        c.add_argument("--object", required=True)
+        if name == "put":
+            c.add_argument("--in", dest="inp", required=True)
+            c.add_argument("--part-size", type=int, default=8 * 1024 * 1024)
+        else:
+            c.add_argument("--out", required=True)
     sub.add_parser("serve")
     return parser
 
@@ -228,7 +295,7 @@ def parser():
 def run(args):
     """0 when done, else 3 with the package's refusal."""
     try:
-        encrypt(args) if args.command == "encrypt" else decrypt(args)
+        {"encrypt": encrypt, "decrypt": decrypt, "put": put, "get": get}[args.command](args)
         return 0, None
     except Exception as e:  # the package's refusals come as several exception types
         return 3, f"refused: {type(e).__name__}: {e}"

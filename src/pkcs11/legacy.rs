@@ -11,6 +11,7 @@
 //!   `C_Decrypt` with the private key, `CKM_SHA256_RSA_PKCS` through
 //!   `C_Verify` with the public key. SoftHSM 2.6 runs OAEP with SHA-1 only,
 //!   so there the unwrap is refused by the token; verification works.
+//!   Kryoptic runs both (`tests/legacy_items_kryoptic.rs`).
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};

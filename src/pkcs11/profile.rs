@@ -56,6 +56,12 @@ pub struct Profile {
     pub object_id_len: usize,
     /// Keys can be generated and imported through PKCS#11.
     pub creates_keys: bool,
+    /// The token answers `CKR_DEVICE_ERROR` when a decryption or unwrap
+    /// finds ciphertext that does not open (Kryoptic passes OpenSSL's
+    /// failure on, a bad RSA-OAEP padding included): on a healthy session
+    /// that answer to an unwrap is the token's refusal ("not this key"), as
+    /// `CKR_ENCRYPTED_DATA_INVALID` is, not a device fault.
+    pub device_error_refuses: bool,
 }
 
 impl Profile {
@@ -64,9 +70,10 @@ impl Profile {
         Profile { name: "softhsm", rsa_paddings: &[RsaPadding::Pkcs1, RsaPadding::OaepSha1], ..Self::base("softhsm") }
     }
 
-    /// Kryoptic: caller IVs, every OAEP hash.
+    /// Kryoptic: caller IVs, every OAEP hash; ciphertext that does not open
+    /// is refused with `CKR_DEVICE_ERROR`.
     pub fn kryoptic() -> Self {
-        Self::base("kryoptic")
+        Profile { device_error_refuses: true, ..Self::base("kryoptic") }
     }
 
     /// AWS CloudHSM: the token generates the GCM IV into the parameter;
@@ -113,6 +120,7 @@ impl Profile {
             rsa_paddings: ALL_PADDINGS,
             object_id_len: 8,
             creates_keys: true,
+            device_error_refuses: false,
         }
     }
 
@@ -354,6 +362,8 @@ mod tests {
         assert_eq!(Profile::cloudhsm().public_key_private, None);
         assert_eq!(Profile::yubihsm2().object_id_len, 2);
         assert!(!Profile::kmsp11().creates_keys && !Profile::kmsp11().standard_aes_gcm);
+        assert!(Profile::kryoptic().device_error_refuses);
+        assert!(!Profile::softhsm().device_error_refuses && !Profile::generic().device_error_refuses);
         assert!(Profile::kryoptic().supports_padding(RsaPadding::OaepSha512));
     }
 }

@@ -182,13 +182,14 @@ enum Next {
     Report,
 }
 
-fn triage(err: &CkError, session: &Session, unwrap: bool) -> Next {
+fn triage(err: &CkError, session: &Session, unwrap: bool, device_error_refuses: bool) -> Next {
     let CkError::Pkcs11(rv, f) = err else { return Next::Report };
     if session_lost(*rv) {
         return Next::Recover;
     }
     let stale_handle = matches!(rv, RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid);
-    let refusal = unwrap && is_refusal(*rv) && is_unwrap_call(*f);
+    let refused_rv = is_refusal(*rv) || (device_error_refuses && *rv == RvError::DeviceError);
+    let refusal = unwrap && refused_rv && is_unwrap_call(*f);
     if !(stale_handle || refusal || passing(*rv)) {
         return Next::Report;
     }
@@ -298,7 +299,7 @@ impl Token {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            let next = triage(&err, lease.session(), unwrap);
+            let next = triage(&err, lease.session(), unwrap, self.inner.profile.device_error_refuses);
             let Some(wait) = budget.take(next) else {
                 return Err(match next {
                     Next::Refused => refused(ctx.ck(err)),

@@ -182,3 +182,70 @@ pub fn altered(value: &AttributeValue) -> AttributeValue {
         other => panic!("unexpected value {other:?}"),
     }
 }
+
+fn other_rsa_private_pem() -> String {
+    std::fs::read_to_string(data("interop-rsa-2048-other-private.pem")).unwrap()
+}
+
+/// Import into a token, through a logged-in read-write session: the peer's
+/// AES wrapping key (`legacy-wrap`, `CKA_UNWRAP`), HMAC key (`legacy-hmac`,
+/// `CKA_VERIFY`) and RSA key pair (`legacy-rsa`: private with `CKA_DECRYPT`,
+/// public with `CKA_VERIFY`), and one other key of each (`...-other`).
+pub fn import_peer_keys(s: &cryptoki::session::Session) {
+    use cryptoki::object::{Attribute, KeyType, ObjectClass};
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+
+    let secret = |label: &str, kind: KeyType, value: Vec<u8>, unwrap: bool, verify: bool| {
+        s.create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(kind),
+            Attribute::Value(value),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Unwrap(unwrap),
+            Attribute::Verify(verify),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
+        .unwrap_or_else(|e| panic!("import {label}: {e}"));
+    };
+    secret("legacy-wrap", KeyType::AES, aes_key(), true, false);
+    secret("legacy-wrap-other", KeyType::AES, vec![0x22; 32], true, false);
+    secret("legacy-hmac", KeyType::GENERIC_SECRET, hmac_key(), false, true);
+    secret("legacy-hmac-other", KeyType::GENERIC_SECRET, vec![0x33; 32], false, true);
+    for (label, pem) in [("legacy-rsa", rsa_private_pem()), ("legacy-rsa-other", other_rsa_private_pem())] {
+        let private = rsa::RsaPrivateKey::from_pkcs8_pem(&pem).unwrap();
+        let be = |n: &rsa::BigUint| n.to_bytes_be();
+        s.create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Modulus(be(private.n())),
+            Attribute::PublicExponent(be(private.e())),
+            Attribute::Token(true),
+            Attribute::Verify(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
+        .unwrap_or_else(|e| panic!("import the public key {label}: {e}"));
+        s.create_object(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Modulus(be(private.n())),
+            Attribute::PublicExponent(be(private.e())),
+            Attribute::PrivateExponent(be(private.d())),
+            Attribute::Prime1(be(&private.primes()[0])),
+            Attribute::Prime2(be(&private.primes()[1])),
+            Attribute::Exponent1(be(private.dp().unwrap())),
+            Attribute::Exponent2(be(private.dq().unwrap())),
+            Attribute::Coefficient(be(&private.crt_coefficient().unwrap())),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Decrypt(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
+        .unwrap_or_else(|e| panic!("import the private key {label}: {e}"));
+    }
+}
