@@ -5,7 +5,9 @@
 //! metadata in the object and in an instruction file, sizes 0, 1 and
 //! 16 MiB, with a material description; a token AES key read back by the
 //! peer holding the same key material; tampered bodies and metadata refused
-//! by both.
+//! by both; objects of either writer moved from one key to another by
+//! [`S3Rewrapper`](hsm_keyring::rewrap::S3Rewrapper), read by the peer
+//! holding only the new key.
 //!
 //! The peer's interpreter comes from `HSM_KEYRING_S3_PEER_PYTHON`, or the
 //! virtual environment `ci/s3-peer.sh` makes under `target/`. Without one
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11Uri, Token, TokenOptions};
+use hsm_keyring::rewrap::{S3Rewrapped, S3Rewrapper};
 use hsm_keyring::s3::{MetadataLocation, ObjectMetadata, S3Crypto, S3Format, S3Keyring, S3Metadata};
 use hsm_keyring::ErrorKind;
 
@@ -304,6 +307,123 @@ fn token_aes_key_objects_are_read_by_the_peer() {
             assert_eq!(peer.decrypt(&key, &stored).unwrap(), b"from the token", "{format:?} {instruction}");
             let stored = peer.encrypt(&key, format, b"to the token", instruction, None);
             assert_eq!(read_ours(&crypto, &stored).unwrap(), b"to the token", "{format:?} {instruction}");
+        }
+    }
+}
+
+/// The object moved from `from` to `to` by hsm-keyring's rewrapper: new
+/// metadata in the object's form (object metadata or instruction file), the
+/// same body.
+fn rewrap(from: &S3Keyring, to: &S3Keyring, stored: &Stored) -> hsm_keyring::Result<Stored> {
+    let metadata = match &stored.instruction {
+        Some(json) => S3Metadata::from_instruction_file(&stored.metadata, json)?,
+        None => S3Metadata::from_object_metadata(&stored.metadata)?,
+    };
+    let new = match S3Rewrapper::new(from.clone(), to.clone()).rewrap(&metadata)? {
+        S3Rewrapped::Rewrapped(new) => new,
+        other => panic!("expected a rewrap, got {other:?}"),
+    };
+    Ok(match stored.instruction {
+        Some(_) => {
+            let (object, json) = new.to_instruction_file()?;
+            Stored { body: stored.body.clone(), metadata: object, instruction: Some(json) }
+        }
+        None => Stored { body: stored.body.clone(), metadata: new.to_object_metadata()?, instruction: None },
+    })
+}
+
+/// Key rotation read by the peer: objects written under AES key A (by
+/// hsm-keyring, and by the peer), rewrapped by hsm-keyring to AES key B
+/// (with a material description) or RSA key B, V3 and V2, object metadata
+/// and instruction file, are read by the peer holding only B; the peer
+/// holding only A refuses them, as it refuses B's object with an altered
+/// wrapped key.
+#[test]
+fn rewrapped_objects_are_read_by_the_peer() {
+    let mut peer = Peer::new(peer_or_skip!());
+    let old = aes(&[0x41; 32]);
+    let new_keys = [("aes-256", aes(&[0x42; 32]), Some(matdesc())), ("rsa-2048", rsa(RSA_2048), None)];
+    let mut cells = 0;
+    for (name, new, desc) in &new_keys {
+        let to = match desc {
+            Some(d) => new.keyring.clone().with_material_description(d.clone()),
+            None => new.keyring.clone(),
+        };
+        for format in [S3Format::V3, S3Format::V2] {
+            for instruction in [false, true] {
+                for peer_writes in [false, true] {
+                    for len in [0usize, 70_001] {
+                        let writer = if peer_writes { "peer" } else { "hsm-keyring" };
+                        let what =
+                            format!("{writer} writes, A -> {name}, {format:?} instruction={instruction} len={len}");
+                        let plaintext = sample(len);
+                        let stored = if peer_writes {
+                            peer.encrypt(&old, format, &plaintext, instruction, None)
+                        } else {
+                            ours(
+                                &S3Crypto::new(old.keyring.clone()).with_format(format).unwrap(),
+                                &plaintext,
+                                instruction,
+                            )
+                        };
+                        assert_eq!(peer.decrypt(&old, &stored).unwrap(), plaintext, "{what}: before");
+                        let rewrapped = rewrap(&old.keyring, &to, &stored).unwrap_or_else(|e| panic!("{what}: {e}"));
+                        assert_eq!(
+                            rewrapped.instruction.is_some(),
+                            instruction,
+                            "{what}: the metadata stays where it was"
+                        );
+                        if let (Some(desc), Some(json)) = (desc, &rewrapped.instruction) {
+                            assert!(json.contains(&desc["purpose"]), "{what}: the new material description is written");
+                        }
+                        assert_eq!(
+                            peer.decrypt(new, &rewrapped).unwrap(),
+                            plaintext,
+                            "{what}: the peer reads it with B"
+                        );
+                        assert_eq!(
+                            read_ours(&S3Crypto::new(to.clone()), &rewrapped).unwrap(),
+                            plaintext,
+                            "{what}: hsm-keyring reads it with B"
+                        );
+                        let refused = peer.decrypt(&old, &rewrapped);
+                        assert!(refused.is_err(), "{what}: the peer still opens it with the dropped key A");
+                        let mut altered = Stored {
+                            body: rewrapped.body.clone(),
+                            metadata: rewrapped.metadata.clone(),
+                            instruction: rewrapped.instruction.clone(),
+                        };
+                        alter_wrapped_key(&mut altered, format);
+                        assert!(
+                            peer.decrypt(new, &altered).is_err(),
+                            "{what}: the peer accepted an altered wrapped key"
+                        );
+                        cells += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!("s3 peer rewrap: {cells} cells passed, 0 failed");
+}
+
+/// Flip a bit in the wrapped data key, wherever the object keeps it.
+fn alter_wrapped_key(stored: &mut Stored, format: S3Format) {
+    let field = if format == S3Format::V3 { "x-amz-3" } else { "x-amz-key-v2" };
+    match &mut stored.instruction {
+        Some(json) => {
+            let mut map: BTreeMap<String, serde_json::Value> = serde_json::from_str(json).unwrap();
+            let value = map.get_mut(field).unwrap();
+            let mut bytes = base64_decode(value.as_str().unwrap());
+            bytes[5] ^= 1;
+            *value = base64_encode(&bytes).into();
+            *json = serde_json::to_string(&map).unwrap();
+        }
+        None => {
+            let value = stored.metadata.get_mut(field).unwrap();
+            let mut bytes = base64_decode(value);
+            bytes[5] ^= 1;
+            *value = base64_encode(&bytes);
         }
     }
 }
