@@ -208,11 +208,10 @@ fn run_dir(cli: &Cli, rewrapper: Rewrapper, dir: &std::path::Path, args: &Rewrap
             Ok(Outcome::Skipped) => "already under the new keys",
             _ => return,
         };
-        if !verbose {
-        } else if bar.is_hidden() {
-            eprintln!("{id}: {what}");
-        } else {
-            bar.println(format!("{id}: {what}"));
+        match (verbose, bar.is_hidden()) {
+            (false, _) => {}
+            (true, true) => eprintln!("{id}: {what}"),
+            (true, false) => bar.println(format!("{id}: {what}")),
         }
     };
     let summary =

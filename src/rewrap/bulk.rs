@@ -3,7 +3,8 @@
 //!
 //! A [`RewrapSource`] lists its objects by stable identifiers and rewraps
 //! one of them atomically (the old object stays whole until the new one
-//! replaces it). [`run`] hands the identifiers to `jobs` worker threads and
+//! replaces it) or recoverably (a journaled in-place header rewrite that the
+//! next run finishes). [`run`] hands the identifiers to `jobs` worker threads and
 //! records each completion in a [`Checkpoint`]: one line, written and synced
 //! before the next is reported, so a run that is killed and started again
 //! skips what was already done. An object rewritten but not yet recorded
@@ -39,7 +40,7 @@ pub enum Outcome {
 pub trait RewrapSource: Sync {
     /// Identifiers of every object, in a stable order.
     fn list(&self) -> Result<Vec<String>>;
-    /// Rewrap one object in place, atomically.
+    /// Rewrap one object in place, atomically or recoverably.
     fn rewrap(&self, id: &str) -> Result<Outcome>;
 }
 

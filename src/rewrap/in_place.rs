@@ -106,7 +106,7 @@ impl Rewrapper {
     /// Rewrap the message file at `path` in place: only its header rewritten
     /// when the suite does not sign and the new header has the old one's
     /// length, the whole file rewritten through a temporary file and a
-    /// rename otherwise (see the [module docs](self) for the journal that
+    /// rename otherwise (see the [module docs](crate::rewrap::in_place) for the journal that
     /// makes the in-place rewrite crash-safe, and how a later call recovers
     /// from an interrupted one). A file that the `from` keyrings no longer
     /// open but the `to` keyrings do is left alone

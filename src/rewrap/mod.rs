@@ -21,7 +21,7 @@
 //! * A message written with required-but-unstored encryption context pairs
 //!   is refused as well (the pairs are not in the message to re-authenticate).
 //!
-//! [`Rewrapper::rewrap_file_in_place`] rotates a message file where it
+//! [`Rewrapper::rewrap_file_in_place`] ([`in_place`]) rotates a message file where it
 //! lies: when the suite does not sign and the new header has the old one's
 //! length, only the header bytes are rewritten (under a journal that makes
 //! the rewrite crash-safe), otherwise the file is rewritten through a
@@ -41,7 +41,7 @@
 //! (DynamoDB items as JSON lines), written in input order.
 
 pub mod bulk;
-mod in_place;
+pub mod in_place;
 mod item;
 mod journal;
 pub mod lines;
