@@ -153,7 +153,20 @@ fn a_signed_message_is_rewrapped_with_a_token_signer() {
     // The same file: the footer is recomputed, so the file is rewritten whole.
     let err = ok_stderr(
         &w,
-        &["rewrap", "-i", "old.msg", "-o", "old.msg", "--from", OLD, "-w", NEW, "--signer", cli_support::DEV_SIGN_URI, "-v"],
+        &[
+            "rewrap",
+            "-i",
+            "old.msg",
+            "-o",
+            "old.msg",
+            "--from",
+            OLD,
+            "-w",
+            NEW,
+            "--signer",
+            cli_support::DEV_SIGN_URI,
+            "-v",
+        ],
     );
     assert!(err.contains("rewritten whole") && err.contains("signs"), "{err}");
     assert!(!w.file(".old.msg.rewrap-journal").exists());

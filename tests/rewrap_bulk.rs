@@ -115,7 +115,8 @@ fn a_directory_source_rewrites_headers_in_place_and_counts_them() {
 
     // Back to a key of a longer name: whole files, counted as rewrapped but not in place.
     let longer = Arc::new(RawAesKeyring::new("rot", "longer", &[3; 32]).unwrap());
-    let outcome = Rewrapper::new(client.clone(), new.clone(), longer.clone()).rewrap_file_in_place(&files[0].0).unwrap();
+    let outcome =
+        Rewrapper::new(client.clone(), new.clone(), longer.clone()).rewrap_file_in_place(&files[0].0).unwrap();
     assert!(matches!(outcome.method, InPlaceMethod::Copied(_)), "{outcome:?}");
     let source = DirSource::new(dir.path(), Rewrapper::new(client.clone(), new, longer.clone())).exclude(&ckpt);
     let summary = run(&source, 2, None, &|_, _| {}).unwrap();
