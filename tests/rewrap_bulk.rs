@@ -70,3 +70,57 @@ fn every_object_is_done_once_and_a_second_run_resumes() {
     assert!(!Checkpoint::open(&path).unwrap().is_done("o0"));
     assert!(run(&source, 0, None, &|_, _| {}).is_err());
 }
+
+#[test]
+fn a_directory_source_rewrites_headers_in_place_and_counts_them() {
+    use hsm_keyring::keyrings::RawAesKeyring;
+    use hsm_keyring::rewrap::bulk::DirSource;
+    use hsm_keyring::rewrap::{InPlaceMethod, Rewrapper};
+    use hsm_keyring::{AlgorithmSuite, Client, EncryptionContext};
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::builder().algorithm_suite(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey).build().unwrap();
+    let old = Arc::new(RawAesKeyring::new("rot", "old", &[1; 32]).unwrap());
+    let new = Arc::new(RawAesKeyring::new("rot", "new", &[2; 32]).unwrap());
+    let ctx = EncryptionContext::default();
+    let mut files = Vec::new();
+    for i in 0..5 {
+        let plain = vec![i as u8; 10_000 + i];
+        let path = dir.path().join(format!("m{i}"));
+        std::fs::write(&path, client.encrypt_with_keyring(&*old, &plain, &ctx).unwrap()).unwrap();
+        files.push((path, plain));
+    }
+    let inodes: Vec<u64> = files.iter().map(|(p, _)| std::fs::metadata(p).unwrap().ino()).collect();
+    let rewrapper = Rewrapper::new(client.clone(), old.clone(), new.clone());
+    let ckpt = dir.path().join("ckpt");
+    let source = DirSource::new(dir.path(), rewrapper.clone()).exclude(&ckpt);
+    let summary = run(&source, 2, Some(&Checkpoint::open(&ckpt).unwrap()), &|_, _| {}).unwrap();
+    assert_eq!((summary.rewrapped, summary.in_place, summary.skipped, summary.failed.len()), (5, 5, 0, 0));
+    for ((path, plain), ino) in files.iter().zip(&inodes) {
+        assert_eq!(std::fs::metadata(path).unwrap().ino(), *ino);
+        let now = std::fs::read(path).unwrap();
+        assert_eq!(&client.decrypt_with_keyring(&*new, &now, &ctx).unwrap().plaintext, plain);
+        assert!(client.decrypt_with_keyring(&*old, &now, &ctx).is_err());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let summary = run(&source, 2, Some(&Checkpoint::open(&ckpt).unwrap()), &|_, _| {}).unwrap();
+    assert_eq!((summary.rewrapped, summary.resumed), (0, 5));
+
+    // Back to a key of a longer name: whole files, counted as rewrapped but not in place.
+    let longer = Arc::new(RawAesKeyring::new("rot", "longer", &[3; 32]).unwrap());
+    let outcome =
+        Rewrapper::new(client.clone(), new.clone(), longer.clone()).rewrap_file_in_place(&files[0].0).unwrap();
+    assert!(matches!(outcome.method, InPlaceMethod::Copied(_)), "{outcome:?}");
+    let source = DirSource::new(dir.path(), Rewrapper::new(client.clone(), new, longer.clone())).exclude(&ckpt);
+    let summary = run(&source, 2, None, &|_, _| {}).unwrap();
+    assert_eq!((summary.rewrapped, summary.in_place, summary.skipped), (4, 0, 1));
+    let now = std::fs::read(&files[3].0).unwrap();
+    assert_eq!(client.decrypt_with_keyring(&*longer, &now, &ctx).unwrap().plaintext, files[3].1);
+}

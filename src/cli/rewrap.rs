@@ -8,7 +8,7 @@ use clap::Args;
 use hsm_keyring::keyrings::MultiKeyring;
 use hsm_keyring::rewrap::bulk::{self, Checkpoint, DirSource, Outcome};
 use hsm_keyring::rewrap::lines::{self, LineOutcome, LinesCheckpoint};
-use hsm_keyring::rewrap::{ItemRewrapper, Rewrapper};
+use hsm_keyring::rewrap::{InPlaceMethod, InPlaceOutcome, ItemRewrapper, Rewrapper};
 use hsm_keyring::{Client, Keyring};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -26,16 +26,24 @@ use crate::Cli;
 /// for byte, never decrypted. Messages of signing suites are refused (their
 /// per-message signing key was not kept) unless --signer is given. A failure
 /// writes nothing.
+///
+/// When the output is the input file itself (-i F -o F, or --dir), the suite
+/// does not sign and the new header has the old one's length, only the
+/// header is rewritten, in place, under a journal (.F.rewrap-journal) that a
+/// later run uses to finish an interrupted rewrite; otherwise the file is
+/// rewritten whole and renamed over the old one.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").args(["input", "dir"])))]
 pub struct RewrapArgs {
     /// Input message (default: stdin).
     #[arg(short, long, value_name = "FILE", conflicts_with = "dir")]
     pub input: Option<PathBuf>,
-    /// Output file (default: stdout), written to a temporary file and renamed on success.
+    /// Output file (default: stdout), written to a temporary file and renamed
+    /// on success; the input file itself to rewrap in place.
     #[arg(short, long, value_name = "FILE", conflicts_with = "dir")]
     pub output: Option<PathBuf>,
-    /// Rewrap every regular file under DIR in place (each replaced atomically).
+    /// Rewrap every regular file under DIR in place (its header rewritten
+    /// under a journal, or the file replaced atomically).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Key that opens the data key now, repeatable: a SPEC as for -w, or the
@@ -64,6 +72,9 @@ pub struct RewrapArgs {
     /// those already recorded, so that an interrupted run resumes.
     #[arg(long, value_name = "FILE", requires = "dir")]
     pub checkpoint: Option<PathBuf>,
+    /// Say how each file was rewritten: header in place, or copied (and why).
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Commitment policy for the messages read.
     #[arg(long, value_enum, default_value_t = PolicyArg::RequireEncryptRequireDecrypt)]
     pub commitment_policy: PolicyArg,
@@ -124,6 +135,15 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, args: &RewrapArgs) -> Result<(), CliE
             client.decrypt_stream(&cmm, &Default::default(), BufReader::with_capacity(64 * 1024, f)).map_err(fail)?;
         io::copy(&mut reader, &mut io::sink()).map_err(|e| fail(hsm_keyring::Error::from(e)))?;
     }
+    if let (Some(input), Some(output)) = (&args.input, &args.output) {
+        if same_file(input, output) {
+            let outcome = rewrapper.rewrap_file_in_place(input).map_err(fail)?;
+            if args.verbose && !cli.quiet {
+                say_in_place(input, &outcome);
+            }
+            return Ok(());
+        }
+    }
     let mut output = Output::create(args.output.as_deref())?;
     // On an error `output` is dropped and its temporary file removed.
     match (args.input.as_deref().filter(|p| *p != std::path::Path::new("-")), output.file_writer()) {
@@ -142,6 +162,31 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, args: &RewrapArgs) -> Result<(), CliE
     output.commit()
 }
 
+/// True when `a` and `b` name one existing file (same device and inode).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if [a, b].iter().any(|p| p.as_os_str() == "-") {
+        return false;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
+}
+
+fn say_in_place(path: &std::path::Path, outcome: &InPlaceOutcome) {
+    if outcome.recovered {
+        eprintln!("{}: finished an interrupted in-place rewrite (journal)", path.display());
+    }
+    let what = match &outcome.method {
+        InPlaceMethod::InPlace => "header rewritten in place".to_owned(),
+        InPlaceMethod::Copied(reason) => format!("rewritten whole and renamed ({reason})"),
+        InPlaceMethod::AlreadyRewrapped => "already under the new keys: left as it was".to_owned(),
+        _ => "rewrapped".to_owned(),
+    };
+    eprintln!("{}: {what}", path.display());
+}
+
 fn run_dir(cli: &Cli, rewrapper: Rewrapper, dir: &std::path::Path, args: &RewrapArgs) -> Result<(), CliError> {
     let checkpoint = match &args.checkpoint {
         Some(p) => {
@@ -154,7 +199,21 @@ fn run_dir(cli: &Cli, rewrapper: Rewrapper, dir: &std::path::Path, args: &Rewrap
         source = source.exclude(p);
     }
     let bar = progress_bar(cli, "files");
-    let progress = |_: &str, _: &hsm_keyring::Result<Outcome>| bar.inc(1);
+    let verbose = args.verbose && !cli.quiet;
+    let progress = |id: &str, r: &hsm_keyring::Result<Outcome>| {
+        bar.inc(1);
+        let what = match r {
+            Ok(Outcome::RewrappedInPlace) => "header rewritten in place",
+            Ok(Outcome::Rewrapped) => "rewritten whole and renamed",
+            Ok(Outcome::Skipped) => "already under the new keys",
+            _ => return,
+        };
+        match (verbose, bar.is_hidden()) {
+            (false, _) => {}
+            (true, true) => eprintln!("{id}: {what}"),
+            (true, false) => bar.println(format!("{id}: {what}")),
+        }
+    };
     let summary =
         bulk::run(&source, args.jobs, checkpoint.as_ref(), &progress).map_err(|e| CliError::from_lib("rewrap", e))?;
     bar.finish_and_clear();
@@ -185,6 +244,13 @@ pub fn report(cli: &Cli, summary: &bulk::Summary, keys: &str, objects: &str) -> 
             summary.resumed,
             summary.failed.len()
         );
+        if objects == "files" && summary.rewrapped > 0 {
+            eprintln!(
+                "header rewritten in place {}, file rewritten whole {}",
+                summary.in_place,
+                summary.rewrapped - summary.in_place
+            );
+        }
     }
     if summary.failed.is_empty() {
         Ok(())

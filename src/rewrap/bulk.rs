@@ -3,7 +3,8 @@
 //!
 //! A [`RewrapSource`] lists its objects by stable identifiers and rewraps
 //! one of them atomically (the old object stays whole until the new one
-//! replaces it). [`run`] hands the identifiers to `jobs` worker threads and
+//! replaces it) or recoverably (a journaled in-place header rewrite that the
+//! next run finishes). [`run`] hands the identifiers to `jobs` worker threads and
 //! records each completion in a [`Checkpoint`]: one line, written and synced
 //! before the next is reported, so a run that is killed and started again
 //! skips what was already done. An object rewritten but not yet recorded
@@ -14,12 +15,12 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::Rewrapper;
+use super::{InPlaceMethod, Rewrapper, JOURNAL_SUFFIX};
 use crate::error::{Error, Result};
 
 /// What happened to one object.
@@ -28,6 +29,9 @@ use crate::error::{Error, Result};
 pub enum Outcome {
     /// Rewritten under the new keys.
     Rewrapped,
+    /// Rewritten under the new keys by rewriting only its header, in place
+    /// (counted among the rewrapped objects too).
+    RewrappedInPlace,
     /// Already under the new keys: left as it was.
     Skipped,
 }
@@ -36,7 +40,7 @@ pub enum Outcome {
 pub trait RewrapSource: Sync {
     /// Identifiers of every object, in a stable order.
     fn list(&self) -> Result<Vec<String>>;
-    /// Rewrap one object in place, atomically.
+    /// Rewrap one object in place, atomically or recoverably.
     fn rewrap(&self, id: &str) -> Result<Outcome>;
 }
 
@@ -46,6 +50,8 @@ pub trait RewrapSource: Sync {
 pub struct Summary {
     /// Objects rewritten in this run.
     pub rewrapped: usize,
+    /// How many of `rewrapped` had only their header rewritten, in place.
+    pub in_place: usize,
     /// Objects found already under the new keys.
     pub skipped: usize,
     /// Objects the checkpoint recorded as done by an earlier run.
@@ -94,7 +100,7 @@ impl Checkpoint {
 
     fn record(&self, id: &str, outcome: Outcome) -> Result<()> {
         let word = match outcome {
-            Outcome::Rewrapped => "rewrapped",
+            Outcome::Rewrapped | Outcome::RewrappedInPlace => "rewrapped",
             Outcome::Skipped => "skipped",
         };
         let mut f = self.file.lock().map_err(|_| Error::config("checkpoint lock poisoned"))?;
@@ -136,6 +142,10 @@ pub fn run(
                 if let Ok(mut sum) = summary.lock() {
                     match result {
                         Ok(Outcome::Rewrapped) => sum.rewrapped += 1,
+                        Ok(Outcome::RewrappedInPlace) => {
+                            sum.rewrapped += 1;
+                            sum.in_place += 1;
+                        }
                         Ok(Outcome::Skipped) => sum.skipped += 1,
                         Err(e) => sum.failed.push((id.clone(), e.to_string())),
                     }
@@ -151,10 +161,14 @@ pub fn run(
 /// Suffix of the temporary files [`DirSource`] writes (and never lists).
 pub const PARTIAL_SUFFIX: &str = ".rewrap.partial";
 
-/// The regular files of a directory tree, rewrapped in place (identifiers
-/// are paths relative to the root; symbolic links are not followed; files
-/// whose names end in [`PARTIAL_SUFFIX`] and the names in `exclude` are left
-/// out).
+/// The regular files of a directory tree, each rewrapped where it lies with
+/// [`Rewrapper::rewrap_file_in_place`]: only its header rewritten (under a
+/// journal) when the suite does not sign and the new header has the old
+/// one's length, otherwise through a temporary file renamed over it; a
+/// journal left by an interrupted run is recovered first. Identifiers are
+/// paths relative to the root; symbolic links are not followed; files whose
+/// names end in [`PARTIAL_SUFFIX`] or [`JOURNAL_SUFFIX`] and the names in
+/// `exclude` are left out.
 #[derive(Debug)]
 pub struct DirSource {
     root: PathBuf,
@@ -186,6 +200,7 @@ impl DirSource {
             } else if ty.is_file() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.ends_with(PARTIAL_SUFFIX)
+                    || name.ends_with(JOURNAL_SUFFIX)
                     || self.exclude.iter().any(|x| fs::canonicalize(&path).ok().as_ref() == Some(x))
                 {
                     continue;
@@ -206,28 +221,11 @@ impl RewrapSource for DirSource {
     }
 
     fn rewrap(&self, id: &str) -> Result<Outcome> {
-        let path = self.root.join(id);
-        let input = BufReader::with_capacity(64 * 1024, File::open(&path)?);
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.{}{PARTIAL_SUFFIX}", std::process::id()));
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        let mut out = BufWriter::with_capacity(64 * 1024, file);
-        let result = self.rewrapper.rewrap_stream(input, &mut out).and_then(|_| {
-            let file = out.into_inner().map_err(|e| Error::Io(e.into_error()))?;
-            file.sync_all()?;
-            Ok(())
-        });
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            let header = File::open(&path).map(BufReader::new)?;
-            return match self.rewrapper.is_already_rewrapped(header) {
-                Ok(true) => Ok(Outcome::Skipped),
-                _ => Err(e),
-            };
-        }
-        fs::rename(&tmp, &path)?;
-        File::open(dir)?.sync_all()?;
-        Ok(Outcome::Rewrapped)
+        let outcome = self.rewrapper.rewrap_file_in_place(&self.root.join(id))?;
+        Ok(match outcome.method {
+            InPlaceMethod::InPlace => Outcome::RewrappedInPlace,
+            InPlaceMethod::AlreadyRewrapped => Outcome::Skipped,
+            _ => Outcome::Rewrapped,
+        })
     }
 }

@@ -10,6 +10,9 @@ use crate::materials::{DecryptMaterialsRequest, DecryptionMaterials, EncryptionM
 use crate::message::{decrypt, keys};
 use crate::{Client, DataKey, FooterSigner, Keyring};
 
+/// A new header, the materials that opened the old one, and the new EDK count.
+pub(super) type Built = (Vec<u8>, DecryptionMaterials, usize);
+
 /// Rewraps messages from one set of keyrings to another. Cheap to share
 /// between threads (`Send + Sync`).
 #[derive(Debug, Clone)]
@@ -52,6 +55,11 @@ impl Rewrapper {
         self
     }
 
+    /// The client whose header limits and commitment policy apply.
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The keyrings that open the data keys.
     pub fn from_keyring(&self) -> &Arc<dyn Keyring> {
         &self.from
@@ -75,19 +83,33 @@ impl Rewrapper {
     /// header verified and the new keyrings wrapped the data key; an error
     /// while copying the body leaves a partial output that the caller must
     /// discard (write to a temporary file and rename on success).
-    pub fn rewrap_stream<R: Read, W: Write>(&self, mut input: R, mut output: W) -> Result<Rewrapped> {
+    pub fn rewrap_stream<R: Read, W: Write>(&self, mut input: R, output: W) -> Result<Rewrapped> {
         let (header, rest) = decrypt::read_header(&mut input, &self.client.header_limits())?;
-        let (new_header, materials, edk_count) = self.build(&header)?;
+        let built = self.build(&header)?;
+        self.write_rewrapped(&header, built, &rest, input, output)
+    }
+
+    /// Write the new header of `built`, then the body after `header`: `rest`
+    /// (bytes already read past the header) and the remainder of `input`.
+    pub(super) fn write_rewrapped<R: Read, W: Write>(
+        &self,
+        header: &Header,
+        built: Built,
+        rest: &[u8],
+        mut input: R,
+        mut output: W,
+    ) -> Result<Rewrapped> {
+        let (new_header, materials, edk_count) = built;
         output.write_all(&new_header)?;
         let body_len = match (header.suite.signature(), &self.signer) {
             (Some(curve), Some(signer)) => {
                 let old_key = materials.verification_key().ok_or_else(|| Error::Signature {
                     reason: "the materials hold no verification key for a signed suite".into(),
                 })?;
-                signed::copy_and_resign(&header, &new_header, &rest, input, &mut output, curve, old_key, &**signer)?
+                signed::copy_and_resign(header, &new_header, rest, input, &mut output, curve, old_key, &**signer)?
             }
             _ => {
-                output.write_all(&rest)?;
+                output.write_all(rest)?;
                 let copied = io::copy(&mut input, &mut output)?;
                 output.flush()?;
                 rest.len() as u64 + copied
@@ -101,10 +123,15 @@ impl Rewrapper {
     /// the header.
     pub fn is_already_rewrapped<R: Read>(&self, mut input: R) -> Result<bool> {
         let (header, _) = decrypt::read_header(&mut input, &self.client.header_limits())?;
-        if self.open(&header, &*self.from).is_ok() {
-            return Ok(false);
+        Ok(self.header_is_rewrapped(&header))
+    }
+
+    /// True when `header` opens with the `to` keyrings and not with `from`.
+    pub(super) fn header_is_rewrapped(&self, header: &Header) -> bool {
+        if self.open(header, &*self.from).is_ok() {
+            return false;
         }
-        Ok(self.open(&header, &*self.to).is_ok())
+        self.open(header, &*self.to).is_ok()
     }
 
     /// The new header for `header` of an unsigned suite: its EDK section
@@ -119,7 +146,7 @@ impl Rewrapper {
     }
 
     /// The new header, the materials that opened the old one, and the new EDK count.
-    fn build(&self, header: &Header) -> Result<(Vec<u8>, DecryptionMaterials, usize)> {
+    pub(super) fn build(&self, header: &Header) -> Result<Built> {
         let suite = header.suite;
         let context = match (suite.is_signing(), &self.signer) {
             (false, _) => None,
@@ -188,7 +215,7 @@ impl Rewrapper {
 
     /// Open the data key of `header` with `keyring`, checking the commitment
     /// and the header authentication tag.
-    fn open(&self, header: &Header, keyring: &dyn Keyring) -> Result<(DecryptionMaterials, DataKey)> {
+    pub(super) fn open(&self, header: &Header, keyring: &dyn Keyring) -> Result<(DecryptionMaterials, DataKey)> {
         let suite = header.suite;
         let policy = self.client.commitment_policy();
         policy.check_decrypt(suite)?;

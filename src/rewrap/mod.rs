@@ -21,6 +21,12 @@
 //! * A message written with required-but-unstored encryption context pairs
 //!   is refused as well (the pairs are not in the message to re-authenticate).
 //!
+//! [`Rewrapper::rewrap_file_in_place`] ([`in_place`]) rotates a message file where it
+//! lies: when the suite does not sign and the new header has the old one's
+//! length, only the header bytes are rewritten (under a journal that makes
+//! the rewrite crash-safe), otherwise the file is rewritten through a
+//! temporary file and a rename.
+//!
 //! [`ItemRewrapper`] does the same for DynamoDB items: new EDKs in
 //! `aws_dbe_head`, the footer's HMACs (and 0x6701 signature, with a
 //! long-lived signer) recomputed, every attribute value unchanged.
@@ -35,13 +41,17 @@
 //! (DynamoDB items as JSON lines), written in input order.
 
 pub mod bulk;
+pub mod in_place;
 mod item;
+mod journal;
 pub mod lines;
 mod lines_checkpoint;
 mod message;
 mod s3;
 mod signed;
 
+pub use in_place::{CopyReason, InPlaceMethod, InPlaceOutcome};
 pub use item::ItemRewrapper;
+pub use journal::JOURNAL_SUFFIX;
 pub use message::{Rewrapped, Rewrapper};
 pub use s3::{S3Rewrapped, S3Rewrapper};
