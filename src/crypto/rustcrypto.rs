@@ -295,7 +295,9 @@ pub(crate) fn ec_compress_point(curve: SignatureCurve, sec1: &[u8]) -> Result<Ve
 }
 
 /// Decompress a SEC1 public point (compressed or uncompressed input) to its
-/// uncompressed form, checking that it is on `curve`.
+/// uncompressed form, checking that it is on `curve`. (Used by the aws-lc
+/// backend, whose own decompression is slower.)
+#[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
 pub(crate) fn ec_decompress_point(curve: SignatureCurve, sec1: &[u8]) -> Result<Vec<u8>> {
     let bad = |_| Error::InvalidKey { reason: format!("not a valid {curve:?} public point") };
     Ok(match curve {
