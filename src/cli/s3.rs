@@ -34,6 +34,9 @@ mod rewrap;
 /// Plaintext bytes released to a stream only after the tag verified.
 const STREAM_HOLD_BACK: usize = 64 * 1024;
 
+/// Body chunks of `s3 get` waiting between the download and the decryption thread.
+const GET_QUEUE: usize = 32;
+
 #[derive(Debug, Subcommand)]
 pub enum S3Command {
     /// Encrypt FILE (or stdin: `-`) into s3://BUCKET/KEY.
@@ -389,21 +392,56 @@ async fn get(cli: &Cli, tokens: &mut Tokens, args: &GetArgs) -> Result<(), CliEr
     let mut output = Output::create(Some(&args.output))?;
     let hold_back = if output.releases_early() { STREAM_HOLD_BACK } else { 0 };
     let bar = progress(cli, total, "get");
-    let mut held: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
-    let write_err = |e: std::io::Error| CliError::usage(format!("writing output: {}", crate::io::plain(&e)));
-    while let Some(chunk) =
-        body.try_next().await.map_err(|e| CliError::usage(format!("GetObject {}: {e}", args.url)))?
-    {
-        bar.inc(chunk.len() as u64);
-        held.extend_from_slice(&decryptor.update(&chunk).map_err(malformed)?);
-        if held.len() > hold_back {
-            let release = held.len() - hold_back;
-            output.write_all(&held[..release]).map_err(write_err)?;
-            held.drain(..release);
+    // Decryption and writing run on a thread of their own, beside the
+    // download, which hands over the body's chunks through a bounded queue
+    // (at most GET_QUEUE chunks of the HTTP client's size wait in it).
+    let (chunks, received) = std::sync::mpsc::sync_channel(GET_QUEUE);
+    let url = args.url.clone();
+    let worker = std::thread::Builder::new()
+        .name("hsm-keyring-s3-get".into())
+        .spawn(move || -> Result<Output, CliError> {
+            let malformed = |e| CliError::from_lib(&format!("get {url}"), e);
+            let write_err = |e: std::io::Error| CliError::usage(format!("writing output: {}", crate::io::plain(&e)));
+            let mut held: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
+            for chunk in received {
+                let chunk: bytes::Bytes = chunk;
+                let plain = decryptor.update(&chunk).map_err(malformed)?;
+                if held.is_empty() && plain.len() > hold_back {
+                    let release = plain.len() - hold_back;
+                    output.write_all(&plain[..release]).map_err(write_err)?;
+                    held.extend_from_slice(&plain[release..]);
+                } else {
+                    held.extend_from_slice(&plain);
+                    if held.len() > hold_back {
+                        let release = held.len() - hold_back;
+                        output.write_all(&held[..release]).map_err(write_err)?;
+                        held.drain(..release);
+                    }
+                }
+            }
+            decryptor.finish().map_err(malformed)?;
+            output.write_all(&held).map_err(write_err)?;
+            Ok(output)
+        })
+        .map_err(|e| CliError::usage(format!("cannot start a thread: {e}")))?;
+    let downloaded = async {
+        while let Some(chunk) =
+            body.try_next().await.map_err(|e| CliError::usage(format!("GetObject {}: {e}", args.url)))?
+        {
+            bar.inc(chunk.len() as u64);
+            if chunks.send(chunk).is_err() {
+                // The worker stopped on an error: it is reported below.
+                break;
+            }
         }
+        Ok::<(), CliError>(())
     }
+    .await;
+    drop(chunks);
+    let written = worker.join().map_err(|_| CliError::usage("the decryption thread stopped unexpectedly"))?;
     bar.finish_and_clear();
-    decryptor.finish().map_err(malformed)?;
-    output.write_all(&held).map_err(write_err)?;
-    output.commit()
+    // A failed download wins over what the worker made of the cut body; either
+    // way the output is dropped uncommitted (no file is left).
+    downloaded?;
+    written?.commit()
 }
