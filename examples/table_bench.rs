@@ -23,7 +23,6 @@ use hsm_keyring::items::legacy::LegacyPolicy;
 use hsm_keyring::items::{to_sdk_item, AttributeValue, CryptoAction, Item, TableConfig};
 use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11Uri, Token};
 
-
 fn item(i: usize) -> Item {
     let mut item = Item::from([
         ("pk".to_owned(), AttributeValue::S(format!("customer-{i:04}"))),
@@ -156,7 +155,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let k = Some(to_sdk_item(&key(i)));
                 match client {
                     None if c == 3 => {
-                        plain.get_item().table_name(&table).set_key(stored_key(i)).send().await?.item.ok_or("missing")?;
+                        plain
+                            .get_item()
+                            .table_name(&table)
+                            .set_key(stored_key(i))
+                            .send()
+                            .await?
+                            .item
+                            .ok_or("missing")?;
                     }
                     None => {
                         plain.get_item().table_name(&table).set_key(k).send().await?.item.ok_or("missing item")?;
