@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # put_item / get_item through the encrypted table client against the plain
 # client, on dynalite, with an AES key on a fresh SoftHSM token.
-#   bash bench/table.sh            (ROUNDS=9, KEYS=50 items per round by default; SUITE=0x6700|0x6701, default 0x6701)
+#   bash bench/table.sh            (ROUNDS=9, KEYS=50 items per round by default; SUITE=0x6700|0x6701, default 0x6701;
+#                                 SHARED_KEYS=1: the clients take turns on the same primary keys)
 # The example runs on the aws-lc backend, as the command does.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,13 +4,15 @@
 //! 1 KiB items with 10 attributes (key, sort key, 6 encrypted, 2 signed
 //! only), an AES key on a SoftHSM token, with a caching CMM and without.
 //! Rounds interleave plain, cached and uncached writes and reads (each round
-//! starting with the next of the three) of the
-//! same primary keys (`KEYS`, 50 by default) (a cached data key serves only its own primary
-//! key); each round's time per item is recorded and the medians printed,
-//! with their ratio to the plain client's. A fourth row, "stored", has the
-//! plain client write and read items encrypted beforehand (no encryption in
-//! the loop): the share of the difference that comes from the larger item
-//! the server stores and sends, not from the encryption itself.
+//! starting with the next client); each client writes and reads `KEYS` items
+//! (50 by default) of its own primary keys (`SHARED_KEYS=1`: the three take
+//! turns on the same keys, so each put replaces an item of another size); a
+//! cached data key serves only its own primary key. Each round's time per
+//! item is recorded and the medians printed, with their ratio to the plain
+//! client's. A fourth row, "stored", has the plain client write and read
+//! items encrypted beforehand (no encryption in the loop): the share of the
+//! difference that comes from the larger item the server stores and sends,
+//! not from the encryption itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,9 +25,9 @@ use hsm_keyring::items::legacy::LegacyPolicy;
 use hsm_keyring::items::{to_sdk_item, AttributeValue, CryptoAction, Item, TableConfig};
 use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11Uri, Token};
 
-fn item(i: usize) -> Item {
+fn item(prefix: &str, i: usize) -> Item {
     let mut item = Item::from([
-        ("pk".to_owned(), AttributeValue::S(format!("customer-{i:04}"))),
+        ("pk".to_owned(), AttributeValue::S(format!("{prefix}-{i:04}"))),
         ("sk".to_owned(), AttributeValue::N("1".into())),
     ]);
     for a in 0..8 {
@@ -34,9 +36,9 @@ fn item(i: usize) -> Item {
     item
 }
 
-fn key(i: usize) -> Item {
+fn key(prefix: &str, i: usize) -> Item {
     Item::from([
-        ("pk".to_owned(), AttributeValue::S(format!("customer-{i:04}"))),
+        ("pk".to_owned(), AttributeValue::S(format!("{prefix}-{i:04}"))),
         ("sk".to_owned(), AttributeValue::N("1".into())),
     ])
 }
@@ -103,28 +105,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let uncached = actions(TableConfig::builder(&table, "pk")).keyring(keyring()?).build()?;
     let cached = EncryptedClient::new(plain.clone()).table(&table, cached, LegacyPolicy::ForbidLegacy);
     let uncached = EncryptedClient::new(plain.clone()).table(&table, uncached, LegacyPolicy::ForbidLegacy);
-    let items: Vec<Item> = (0..keys).map(item).collect();
-    // The same items encrypted once, under other primary keys, for the plain
-    // client to store and read as they are: what the larger encrypted item
-    // costs the server and the SDK, without any encryption in the loop.
+    // Each client writes and reads items of its own primary keys, so that no
+    // put replaces an item of another size; SHARED_KEYS=1 has the plain,
+    // cached and uncached clients take turns on the same keys instead.
+    let shared = std::env::var("SHARED_KEYS").is_ok_and(|v| v == "1");
+    let prefixes: [&str; 4] =
+        if shared { ["customer", "customer", "customer", "stored"] } else { ["plain", "cached", "uncached", "stored"] };
+    let items: Vec<Vec<Item>> = prefixes.iter().map(|p| (0..keys).map(|i| item(p, i)).collect()).collect();
+    // The same items encrypted once, for the plain client to store and read as
+    // they are: what the larger encrypted item costs the server and the SDK,
+    // without any encryption in the loop.
     let stored_cfg = actions(TableConfig::builder(&table, "pk")).keyring(keyring()?).build()?;
-    let stored: Vec<_> = (0..keys)
-        .map(|i| {
-            let mut it = item(i);
-            it.insert("pk".to_owned(), AttributeValue::S(format!("stored-{i:04}")));
-            hsm_keyring::items::encrypt_item(&stored_cfg, &it).map(|e| to_sdk_item(&e))
-        })
+    let stored: Vec<_> = items[3]
+        .iter()
+        .map(|it| hsm_keyring::items::encrypt_item(&stored_cfg, it).map(|e| to_sdk_item(&e)))
         .collect::<Result<_, _>>()?;
-    let stored_key = |i: usize| {
-        let mut k = key(i);
-        k.insert("pk".to_owned(), AttributeValue::S(format!("stored-{i:04}")));
-        Some(to_sdk_item(&k))
-    };
     let size =
-        to_sdk_item(&items[0]).iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(1)).sum::<usize>();
+        to_sdk_item(&items[0][0]).iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(1)).sum::<usize>();
     println!(
-        "items: {} attributes, {size} bytes of names and values (plain); {keys} keys; {rounds} rounds; suite {suite:?}",
-        items[0].len()
+        "items: {} attributes, {size} bytes of names and values (plain); {keys} keys; {rounds} rounds; suite {suite:?}; \
+         shared keys: {shared}",
+        items[0][0].len()
     );
 
     // [plain, cached, uncached, stored] x [put, get], microseconds per item per round.
@@ -136,7 +137,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for c in (0..4).map(|k| (k + round) % 4) {
             let client = clients[c];
             let start = Instant::now();
-            for (i, it) in items.iter().enumerate() {
+            for (i, it) in items[c].iter().enumerate() {
                 match client {
                     None if c == 3 => {
                         plain.put_item().table_name(&table).set_item(Some(stored[i].clone())).send().await?;
@@ -152,18 +153,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let put = start.elapsed().as_secs_f64() * 1e6 / keys as f64;
             let start = Instant::now();
             for i in 0..keys {
-                let k = Some(to_sdk_item(&key(i)));
+                let k = Some(to_sdk_item(&key(prefixes[c], i)));
                 match client {
-                    None if c == 3 => {
-                        plain
-                            .get_item()
-                            .table_name(&table)
-                            .set_key(stored_key(i))
-                            .send()
-                            .await?
-                            .item
-                            .ok_or("missing")?;
-                    }
                     None => {
                         plain.get_item().table_name(&table).set_key(k).send().await?.item.ok_or("missing item")?;
                     }
