@@ -15,40 +15,15 @@ size_mib=${1:-256}
 cargo build --quiet --release --features cli,s3 --bin hsm-keyring
 bin=$PWD/target/release/hsm-keyring
 
-started_server=false
-if [ -z "${HSM_KEYRING_S3_ENDPOINT:-}" ]; then
-  eval "$(bash ci/s3-server.sh start)"
-  started_server=true
-fi
-work=$(mktemp -d -t hsm-keyring-s3-rewrap-bench.XXXXXX)
 proxy_pid=
-cleanup() {
-  if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-  if $started_server; then bash ci/s3-server.sh stop; fi
-}
-trap cleanup EXIT
-
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-mkdir -p "$work/tokens"
-printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$work" >"$work/softhsm2.conf"
-export SOFTHSM2_CONF="$work/softhsm2.conf"
-softhsm2-util --init-token --free --label s3-rewrap --pin 1234 --so-pin 5678 >/dev/null
-module=/usr/lib/softhsm/libsofthsm2.so
-token="pkcs11:token=s3-rewrap?module-path=$module&pin-value=1234"
-key() { echo "type=pkcs11,uri=\"pkcs11:token=s3-rewrap;object=$1;type=secret-key?module-path=$module&pin-value=1234\""; }
-for k in old-key new-key; do
-  "$bin" --quiet --insecure-pin-in-uri keys generate --type aes-256 --label "$k" --token "$token" >/dev/null
-done
-old=$(key old-key)
-new=$(key new-key)
+on_exit() { if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null || true; fi; }
+. bench/s3-setup.sh
+s3_setup s3-rewrap rewrap-bench old-key new-key
+old=$(key_spec old-key)
+new=$(key_spec new-key)
 s3() { "$bin" --quiet --insecure-pin-in-uri s3 "$@"; }
 
 head -c $((size_mib * 1024 * 1024)) /dev/urandom >"$work/in.bin"
-python3 - "$HSM_KEYRING_S3_ENDPOINT" <<'PY'
-import sys, urllib.request
-urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/rewrap-bench", method="PUT"))
-PY
 s3 put "$work/in.bin" s3://rewrap-bench/meta -w "$old" --endpoint-url "$HSM_KEYRING_S3_ENDPOINT"
 s3 put "$work/in.bin" s3://rewrap-bench/instr -w "$old" --instruction-file --endpoint-url "$HSM_KEYRING_S3_ENDPOINT"
 

@@ -25,35 +25,12 @@ bin=target/release/hsm-keyring
 plain=target/release/examples/s3_plain
 python=${HSM_KEYRING_S3_PEER_PYTHON:-$(bash ci/s3-peer.sh)}
 
-started_server=false
-if [ -z "${HSM_KEYRING_S3_ENDPOINT:-}" ]; then
-  eval "$(bash ci/s3-server.sh start)"
-  started_server=true
-fi
-work=$(mktemp -d -t hsm-keyring-s3-bench.XXXXXX)
-cleanup() { rm -rf "$work"; if $started_server; then bash ci/s3-server.sh stop; fi; }
-trap cleanup EXIT
-
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-mkdir -p "$work/tokens"
-printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$work" >"$work/softhsm2.conf"
-export SOFTHSM2_CONF="$work/softhsm2.conf"
-softhsm2-util --init-token --free --label s3-bench --pin 1234 --so-pin 5678 >/dev/null
-module=/usr/lib/softhsm/libsofthsm2.so
-token="pkcs11:token=s3-bench?module-path=$module&pin-value=1234"
-"$bin" --quiet --insecure-pin-in-uri keys generate --type aes-256 --label s3-bench-aes --token "$token" >/dev/null
-spec="type=pkcs11,uri=\"pkcs11:token=s3-bench;object=s3-bench-aes;type=secret-key?module-path=$module&pin-value=1234\""
+. bench/s3-setup.sh
+s3_setup s3-bench bench s3-bench-aes
+spec=$(key_spec s3-bench-aes)
 py_key="aes:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
 head -c $((size_mib * 1024 * 1024)) /dev/urandom >"$work/in.bin"
-# BUCKET_EXISTS=1: the server already has the bucket `bench` (servers that
-# refuse an unsigned CreateBucket, e.g. s3s-fs with keys, where it is a directory).
-if [ "${BUCKET_EXISTS:-0}" != 1 ]; then
-python3 - "$HSM_KEYRING_S3_ENDPOINT" <<'PY'
-import sys, urllib.request
-urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/bench", method="PUT"))
-PY
-fi
 
 # run NAME CMD...: wall seconds and max RSS (KiB) into $work/NAME.
 run() {

@@ -5,65 +5,15 @@
 //! plain client refused with no output file left.
 
 mod common;
+#[macro_use]
+mod s3_support;
 
 use std::path::Path;
 use std::process::Output;
-use std::sync::OnceLock;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::Client;
 use hsm_keyring::s3::{S3Crypto, S3Keyring, S3Metadata};
-
-fn endpoint() -> Option<String> {
-    match std::env::var("HSM_KEYRING_S3_ENDPOINT") {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("HSM_KEYRING_S3_ENDPOINT is not set; CI=true requires the S3 server (ci/s3-server.sh start)");
-            }
-            eprintln!("SKIPPED: no S3 server (run `eval \"$(ci/s3-server.sh start)\"`)");
-            None
-        }
-    }
-}
-
-macro_rules! endpoint_or_skip {
-    () => {
-        match endpoint() {
-            Some(e) => e,
-            None => return,
-        }
-    };
-}
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
-}
-
-const ENV: [(&str, &str); 3] =
-    [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_REGION", "us-east-1")];
-
-/// The plain S3 client, for setting up buckets and altering objects.
-fn plain_client(endpoint: &str) -> Client {
-    let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "tests");
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(creds)
-        .force_path_style(true)
-        .build();
-    Client::from_conf(config)
-}
-
-/// A fresh bucket for one test.
-fn bucket(endpoint: &str, name: &str) -> String {
-    let bucket = format!("{name}-{}", std::process::id());
-    let client = plain_client(endpoint);
-    runtime().block_on(async { client.create_bucket().bucket(&bucket).send().await.unwrap() });
-    bucket
-}
+use s3_support::{bucket, plain_client, runtime, ENV};
 
 struct Work {
     dir: tempfile::TempDir,
@@ -113,7 +63,7 @@ const AES: &str = "type=aes,path=aes.key";
 fn round_trips_sizes_formats_and_locations() {
     let endpoint = endpoint_or_skip!();
     let work = Work::new(&endpoint);
-    let bucket = bucket(&endpoint, "roundtrip");
+    let bucket = bucket(&plain_client(&endpoint), "roundtrip");
     for len in [0usize, 1, 3 * 1024 * 1024 + 5] {
         for format in ["v3", "v2"] {
             for instruction in [false, true] {
@@ -137,7 +87,7 @@ fn round_trips_sizes_formats_and_locations() {
 fn multipart_objects_and_pipes() {
     let endpoint = endpoint_or_skip!();
     let work = Work::new(&endpoint);
-    let bucket = bucket(&endpoint, "multipart");
+    let bucket = bucket(&plain_client(&endpoint), "multipart");
     let plain = data(12 * 1024 * 1024 + 99);
     std::fs::write(work.path("in.bin"), &plain).unwrap();
     let url = format!("s3://{bucket}/big");
@@ -174,7 +124,7 @@ fn multipart_objects_and_pipes() {
 fn altered_objects_are_refused_and_leave_no_file() {
     let endpoint = endpoint_or_skip!();
     let work = Work::new(&endpoint);
-    let bucket = bucket(&endpoint, "tamper");
+    let bucket = bucket(&plain_client(&endpoint), "tamper");
     std::fs::write(work.path("in.bin"), data(100_000)).unwrap();
     let client = plain_client(&endpoint);
     for (name, alter) in [("body", 0), ("metadata", 1), ("instruction", 2)] {
@@ -240,7 +190,7 @@ fn token_aes_key_and_errors() {
     hsm.aes_key_with_usages("s3-cli-aes", true, true);
     let spec = format!("type=pkcs11,uri=\"{}\"", hsm.key_uri("s3-cli-aes", "secret-key"));
     let work = Work::new(&endpoint);
-    let bucket = bucket(&endpoint, "token");
+    let bucket = bucket(&plain_client(&endpoint), "token");
     let plain = data(6 * 1024 * 1024);
     std::fs::write(work.path("in.bin"), &plain).unwrap();
     let url = format!("s3://{bucket}/token-object");

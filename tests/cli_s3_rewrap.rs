@@ -7,53 +7,15 @@
 
 use std::collections::HashMap;
 use std::process::Output;
-use std::sync::OnceLock;
 
 use aws_sdk_s3::Client;
+use s3_support::{bucket, plain_client, runtime, ENV};
 
-fn endpoint() -> Option<String> {
-    match std::env::var("HSM_KEYRING_S3_ENDPOINT") {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("HSM_KEYRING_S3_ENDPOINT is not set; CI=true requires the S3 server (ci/s3-server.sh start)");
-            }
-            eprintln!("SKIPPED: no S3 server (run `eval \"$(ci/s3-server.sh start)\"`)");
-            None
-        }
-    }
-}
+#[macro_use]
+mod s3_support;
 
-macro_rules! endpoint_or_skip {
-    () => {
-        match endpoint() {
-            Some(e) => e,
-            None => return,
-        }
-    };
-}
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
-}
-
-const ENV: [(&str, &str); 3] =
-    [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_REGION", "us-east-1")];
 const OLD: &str = "type=aes,path=old.key";
 const NEW: &str = "type=aes,path=new.key";
-
-fn plain_client(endpoint: &str) -> Client {
-    let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "tests");
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(creds)
-        .force_path_style(true)
-        .build();
-    Client::from_conf(config)
-}
 
 struct Work {
     dir: tempfile::TempDir,
@@ -68,9 +30,8 @@ impl Work {
         std::fs::write(dir.path().join("old.key"), [5u8; 32]).unwrap();
         std::fs::write(dir.path().join("new.key"), [6u8; 32]).unwrap();
         std::fs::write(dir.path().join("other.key"), [7u8; 32]).unwrap();
-        let bucket = format!("{name}-{}", std::process::id());
         let client = plain_client(endpoint);
-        runtime().block_on(async { client.create_bucket().bucket(&bucket).send().await.unwrap() });
+        let bucket = bucket(&client, name);
         Work { dir, endpoint: endpoint.to_owned(), bucket, client }
     }
 

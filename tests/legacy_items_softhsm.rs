@@ -6,67 +6,22 @@
 mod common;
 mod legacy_support;
 
-use cryptoki::object::{Attribute, KeyType, ObjectClass};
-use hsm_keyring::items::legacy::{decrypt_legacy_item, LegacyMaterials, SIGNATURE_ATTRIBUTE};
+use cryptoki::object::KeyType;
+use hsm_keyring::items::legacy::{decrypt_legacy_item, LegacyMaterials};
 use hsm_keyring::master_keys::{MemoryAesWrapKey, MemoryHmacKey};
 use hsm_keyring::pkcs11::{Pkcs11AesWrapKey, Pkcs11HmacKey, Pkcs11LegacyRsaKey, Pkcs11Uri, Token};
 use hsm_keyring::ErrorKind;
-use legacy_support::{aes_key, altered, canonical, hmac_key, peer_items, rsa_public_pem};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+use legacy_support::{aes_key, canonical, hmac_key, peer_items};
 
-/// Import the peer's keys (and two odd ones) once per process.
+/// Import the peer's keys (with one other key of each kind, and an AES key
+/// without `CKA_UNWRAP`) once per process.
 fn setup() -> Option<(Token, &'static common::SoftHsm)> {
     static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let hsm = common::softhsm()?;
     DONE.get_or_init(|| {
         let s = hsm.raw_session();
-        let secret = |label: &str, kind: KeyType, value: Vec<u8>, unwrap: bool, verify: bool| {
-            s.create_object(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(kind),
-                Attribute::Value(value),
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Unwrap(unwrap),
-                Attribute::Verify(verify),
-                Attribute::Label(label.as_bytes().to_vec()),
-            ])
-            .unwrap_or_else(|e| panic!("import {label}: {e}"));
-        };
-        secret("legacy-wrap", KeyType::AES, aes_key(), true, false);
-        secret("legacy-wrap-other", KeyType::AES, vec![0x22; 32], true, false);
-        secret("legacy-wrap-no-unwrap", KeyType::AES, aes_key(), false, false);
-        secret("legacy-hmac", KeyType::GENERIC_SECRET, hmac_key(), false, true);
-        let public = rsa::RsaPublicKey::from_public_key_pem(&rsa_public_pem()).unwrap();
-        s.create_object(&[
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::KeyType(KeyType::RSA),
-            Attribute::Modulus(public.n().to_bytes_be()),
-            Attribute::PublicExponent(public.e().to_bytes_be()),
-            Attribute::Token(true),
-            Attribute::Verify(true),
-            Attribute::Label(b"legacy-rsa".to_vec()),
-        ])
-        .expect("import the RSA public key");
-        let private = rsa::RsaPrivateKey::from_pkcs8_pem(&legacy_support::rsa_private_pem()).unwrap();
-        s.create_object(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::KeyType(KeyType::RSA),
-            Attribute::Modulus(private.n().to_bytes_be()),
-            Attribute::PublicExponent(private.e().to_bytes_be()),
-            Attribute::PrivateExponent(private.d().to_bytes_be()),
-            Attribute::Prime1(private.primes()[0].to_bytes_be()),
-            Attribute::Prime2(private.primes()[1].to_bytes_be()),
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Decrypt(true),
-            Attribute::Label(b"legacy-rsa".to_vec()),
-        ])
-        .expect("import the RSA private key");
+        legacy_support::import_peer_keys(&s);
+        legacy_support::import_secret(&s, "legacy-wrap-no-unwrap", KeyType::AES, aes_key(), false, false);
     });
     Some((Token::open(&Pkcs11Uri::parse(&hsm.token_uri()).unwrap()).unwrap(), hsm))
 }
@@ -96,12 +51,7 @@ fn token_keys_read_the_peers_aes_wrapped_items() {
         let plain = decrypt_legacy_item(&config, &item.stored).unwrap_or_else(|e| panic!("{}: {e}", item.case));
         assert_eq!(canonical(&plain), canonical(&item.expected), "{}", item.case);
         // The token verifies, so it refuses an altered signature and attribute.
-        for name in [SIGNATURE_ATTRIBUTE, "pk", "text"] {
-            let mut bad = item.stored.clone();
-            bad.insert(name.into(), altered(&item.stored[name]));
-            let err = decrypt_legacy_item(&config, &bad).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::NotAuthentic, "{}: `{name}`: {err}", item.case);
-        }
+        item.assert_alterations_refused(&config);
         read += 1;
     }
     assert!(read >= 4, "{read} items read");

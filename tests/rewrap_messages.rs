@@ -1,23 +1,20 @@
 //! Rewrapping messages: new EDKs, same body, for every message suite.
 
+mod support;
+
 use std::sync::Arc;
 
 use hsm_keyring::format::{parse_header, HeaderLimits};
 use hsm_keyring::keyrings::{MultiKeyring, RawAesKeyring};
 use hsm_keyring::rewrap::Rewrapper;
-use hsm_keyring::{AlgorithmSuite, Client, CommitmentPolicy, EncryptionContext, ErrorKind, Keyring};
+use hsm_keyring::{AlgorithmSuite, Client, EncryptionContext, ErrorKind, Keyring};
 
 fn aes(name: &str, byte: u8) -> Arc<dyn Keyring> {
     Arc::new(RawAesKeyring::new("rotation", name, &[byte; 32]).unwrap())
 }
 
 fn client(suite: AlgorithmSuite) -> Client {
-    let policy = if suite.is_committing() {
-        CommitmentPolicy::RequireEncryptRequireDecrypt
-    } else {
-        CommitmentPolicy::ForbidEncryptAllowDecrypt
-    };
-    Client::builder().commitment_policy(policy).algorithm_suite(suite).frame_length(100).build().unwrap()
+    support::client_for(suite, 100)
 }
 
 fn plaintext() -> Vec<u8> {

@@ -1,6 +1,8 @@
 //! Rewrapping signed messages with a long-lived signer: new EDKs, a new
 //! public key in the header, a recomputed footer, the same body.
 
+mod support;
+
 use std::sync::Arc;
 
 use hsm_keyring::crypto::SoftwareSigner;
@@ -8,8 +10,7 @@ use hsm_keyring::format::{parse_header, HeaderLimits};
 use hsm_keyring::keyrings::RawAesKeyring;
 use hsm_keyring::rewrap::Rewrapper;
 use hsm_keyring::{
-    AlgorithmSuite, Client, CommitmentPolicy, EncryptionContext, ErrorKind, FooterSigner, Keyring, SignatureCurve,
-    PUBLIC_KEY_FIELD,
+    AlgorithmSuite, Client, EncryptionContext, ErrorKind, FooterSigner, Keyring, SignatureCurve, PUBLIC_KEY_FIELD,
 };
 
 fn aes(name: &str, byte: u8) -> Arc<dyn Keyring> {
@@ -17,12 +18,7 @@ fn aes(name: &str, byte: u8) -> Arc<dyn Keyring> {
 }
 
 fn client(suite: AlgorithmSuite) -> Client {
-    let policy = if suite.is_committing() {
-        CommitmentPolicy::RequireEncryptRequireDecrypt
-    } else {
-        CommitmentPolicy::ForbidEncryptAllowDecrypt
-    };
-    Client::builder().commitment_policy(policy).algorithm_suite(suite).frame_length(64).build().unwrap()
+    support::client_for(suite, 64)
 }
 
 /// The bytes between the header and the footer.

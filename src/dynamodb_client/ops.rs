@@ -37,21 +37,16 @@ impl EncryptedClient {
     /// its own item, if set, is replaced.
     pub async fn put_item(&self, request: PutItemFluentBuilder, item: &Item) -> Result<PutItemOutput> {
         let input = request.as_input();
-        let stored = match self.table_of(input.get_table_name().as_ref()) {
+        let table = self.table_of(input.get_table_name().as_ref());
+        refuse_encrypted(
+            table,
+            input.get_table_name(),
+            input.get_expression_attribute_names(),
+            [("condition expression", input.get_condition_expression())],
+        )?;
+        let stored = match table {
             None => crate::items::to_sdk_item(item),
-            Some(table) => {
-                let name = input.get_table_name().as_deref().unwrap_or_default();
-                let names = input.get_expression_attribute_names().as_ref();
-                check(
-                    &table.config,
-                    name,
-                    "condition expression",
-                    input.get_condition_expression().as_ref(),
-                    names,
-                    Refuse::Encrypted,
-                )?;
-                table.encrypt_one(item)?
-            }
+            Some(table) => table.encrypt_one(item)?,
         };
         request.set_item(Some(stored)).send().await.map_err(service("PutItem"))
     }
@@ -115,18 +110,12 @@ impl EncryptedClient {
     /// output is the SDK's (old attributes, if asked for, as stored).
     pub async fn delete_item(&self, request: DeleteItemFluentBuilder) -> Result<DeleteItemOutput> {
         let input = request.as_input();
-        if let Some(t) = self.table_of(input.get_table_name().as_ref()) {
-            let name = input.get_table_name().as_deref().unwrap_or_default();
-            let names = input.get_expression_attribute_names().as_ref();
-            check(
-                &t.config,
-                name,
-                "condition expression",
-                input.get_condition_expression().as_ref(),
-                names,
-                Refuse::Encrypted,
-            )?;
-        }
+        refuse_encrypted(
+            self.table_of(input.get_table_name().as_ref()),
+            input.get_table_name(),
+            input.get_expression_attribute_names(),
+            [("condition expression", input.get_condition_expression())],
+        )?;
         request.send().await.map_err(service("DeleteItem"))
     }
 

@@ -93,13 +93,9 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Make the entries of the directory holding `path` durable.
 fn sync_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()?;
-    Ok(())
+    super::journal::sync_dir(super::journal::parent(path))
 }
 
 /// A checkpointed run of [`rewrap_lines`](super::lines::rewrap_lines) from

@@ -61,23 +61,7 @@ impl SoftHsm {
     /// A logged-in session opened through cryptoki directly, bypassing the
     /// crate: for reading attributes back and for making odd keys.
     pub fn raw_session(&self) -> Session {
-        let ctx = Pkcs11::new(&self.module).expect("load SoftHSM module");
-        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-            Err(e) => panic!("C_Initialize: {e}"),
-        }
-        let slot = ctx
-            .get_slots_with_token()
-            .expect("slots")
-            .into_iter()
-            .find(|s| ctx.get_token_info(*s).map(|i| i.label().trim_end() == TOKEN_LABEL).unwrap_or(false))
-            .expect("test token present");
-        let session = ctx.open_rw_session(slot).expect("open session");
-        match session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => panic!("C_Login: {e}"),
-        }
-        session
+        raw_session(&self.module, TOKEN_LABEL)
     }
 }
 
@@ -178,4 +162,26 @@ macro_rules! softhsm_or_skip {
             None => return,
         }
     };
+}
+
+/// A logged-in read-write session on the token labelled `label` of `module`,
+/// opened through cryptoki directly, bypassing the crate.
+fn raw_session(module: &Path, label: &str) -> Session {
+    let ctx = Pkcs11::new(module).expect("load the module");
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => panic!("C_Initialize: {e}"),
+    }
+    let slot = ctx
+        .get_slots_with_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).map(|i| i.label().trim_end() == label).unwrap_or(false))
+        .expect("test token present");
+    let session = ctx.open_rw_session(slot).expect("open session");
+    match session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(e) => panic!("C_Login: {e}"),
+    }
+    session
 }

@@ -68,27 +68,7 @@ impl TestToken {
     /// A logged-in read-write session opened through cryptoki directly,
     /// bypassing the crate: for importing keys of known value.
     pub fn raw_session(&self) -> cryptoki::session::Session {
-        use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-        use cryptoki::error::{Error as CkError, RvError};
-        use cryptoki::session::UserType;
-        use cryptoki::types::AuthPin;
-        let ctx = Pkcs11::new(&self.module).expect("load the module");
-        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-            Err(e) => panic!("C_Initialize: {e}"),
-        }
-        let slot = ctx
-            .get_slots_with_token()
-            .expect("slots")
-            .into_iter()
-            .find(|s| ctx.get_token_info(*s).map(|i| i.label().trim_end() == self.label).unwrap_or(false))
-            .expect("test token present");
-        let session = ctx.open_rw_session(slot).expect("open session");
-        match session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => panic!("C_Login: {e}"),
-        }
-        session
+        super::raw_session(&self.module, self.label)
     }
 
     /// The same token reached through `fault_module` (see [`fault_module`]),

@@ -51,6 +51,19 @@ pub struct PeerItem {
 
 impl PeerItem {
     /// The legacy configuration of this item's table, with `materials`.
+    /// Check that `config` refuses this item as not authentic once its
+    /// signature, its partition key or its encrypted `text` is altered.
+    pub fn assert_alterations_refused(&self, config: &LegacyConfig) {
+        use hsm_keyring::items::legacy::{decrypt_legacy_item, SIGNATURE_ATTRIBUTE};
+        for name in [SIGNATURE_ATTRIBUTE, "pk", "text"] {
+            assert!(self.stored.contains_key(name), "{}: no `{name}`", self.case);
+            let mut bad = self.stored.clone();
+            bad.insert(name.into(), altered(&self.stored[name]));
+            let err = decrypt_legacy_item(config, &bad).unwrap_err();
+            assert_eq!(err.kind(), hsm_keyring::ErrorKind::NotAuthentic, "{}: `{name}`: {err}", self.case);
+        }
+    }
+
     pub fn config(&self, materials: LegacyMaterials) -> LegacyConfig {
         let mut b =
             LegacyConfig::builder(&self.table, "pk", materials).sort_key("sk").default_action(self.default_action);
@@ -187,6 +200,32 @@ fn other_rsa_private_pem() -> String {
     std::fs::read_to_string(data("interop-rsa-2048-other-private.pem")).unwrap()
 }
 
+/// Import a secret key into a token (sensitive, not extractable), with or
+/// without `CKA_UNWRAP` and `CKA_VERIFY`.
+pub fn import_secret(
+    s: &cryptoki::session::Session,
+    label: &str,
+    kind: cryptoki::object::KeyType,
+    value: Vec<u8>,
+    unwrap: bool,
+    verify: bool,
+) {
+    use cryptoki::object::{Attribute, ObjectClass};
+    s.create_object(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(kind),
+        Attribute::Value(value),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Unwrap(unwrap),
+        Attribute::Verify(verify),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ])
+    .unwrap_or_else(|e| panic!("import {label}: {e}"));
+}
+
 /// Import into a token, through a logged-in read-write session: the peer's
 /// AES wrapping key (`legacy-wrap`, `CKA_UNWRAP`), HMAC key (`legacy-hmac`,
 /// `CKA_VERIFY`) and RSA key pair (`legacy-rsa`: private with `CKA_DECRYPT`,
@@ -197,19 +236,7 @@ pub fn import_peer_keys(s: &cryptoki::session::Session) {
     use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 
     let secret = |label: &str, kind: KeyType, value: Vec<u8>, unwrap: bool, verify: bool| {
-        s.create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(kind),
-            Attribute::Value(value),
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Unwrap(unwrap),
-            Attribute::Verify(verify),
-            Attribute::Label(label.as_bytes().to_vec()),
-        ])
-        .unwrap_or_else(|e| panic!("import {label}: {e}"));
+        import_secret(s, label, kind, value, unwrap, verify)
     };
     secret("legacy-wrap", KeyType::AES, aes_key(), true, false);
     secret("legacy-wrap-other", KeyType::AES, vec![0x22; 32], true, false);

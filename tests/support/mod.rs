@@ -140,3 +140,20 @@ pub fn io_to_error(e: &std::io::Error) -> Option<&Error> {
 pub fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1]).collect()
 }
+
+/// A client writing `suite` in frames of `frame_length`, under the commitment
+/// policy that suite needs (committing suites required, others allowed).
+pub fn client_for(suite: hsm_keyring::AlgorithmSuite, frame_length: u32) -> hsm_keyring::Client {
+    use hsm_keyring::CommitmentPolicy;
+    let policy = if suite.is_committing() {
+        CommitmentPolicy::RequireEncryptRequireDecrypt
+    } else {
+        CommitmentPolicy::ForbidEncryptAllowDecrypt
+    };
+    hsm_keyring::Client::builder()
+        .commitment_policy(policy)
+        .algorithm_suite(suite)
+        .frame_length(frame_length)
+        .build()
+        .unwrap()
+}

@@ -28,6 +28,16 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().build().expect("tokio runtime").block_on(future)
 }
 
+/// A string value.
+pub fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// A number value, as written.
+pub fn n(v: &str) -> AttributeValue {
+    AttributeValue::N(v.into())
+}
+
 /// Convert a value to the SDK's model.
 pub fn to_sdk(value: &AttributeValue) -> SdkValue {
     match value {

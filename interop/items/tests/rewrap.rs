@@ -23,7 +23,7 @@ use hsm_keyring::items::{decrypt_item, encrypt_item, AttributeValue, CryptoActio
 use hsm_keyring::keyrings::{RawAesKeyring, RawRsaKeyring};
 use hsm_keyring::rewrap::ItemRewrapper;
 use hsm_keyring::{AlgorithmSuite, Error, FooterSigner, Keyring, SignatureCurve};
-use interop_items::{sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, TableSpec};
+use interop_items::{n, s, sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, TableSpec};
 
 const NAMESPACE: &str = "items-rotation";
 const AES_KEY_A: [u8; 32] = *b"item rotation: old AES-256 key!!";
@@ -33,14 +33,6 @@ const RSA_PUBLIC_B: &str = include_str!("../../../tests/data/interop-rsa-2048-ot
 
 const HEADER: &str = "aws_dbe_head";
 const FOOTER: &str = "aws_dbe_foot";
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: &str) -> AttributeValue {
-    AttributeValue::N(v.into())
-}
 
 fn spec(suite: AlgorithmSuite, v2: bool) -> TableSpec {
     let key_action = if v2 { CryptoAction::SignAndIncludeInEncryptionContext } else { CryptoAction::SignOnly };

@@ -35,20 +35,12 @@ use hsm_keyring::keyrings::{RawAesKeyring, RawRsaKeyring};
 use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring, Pkcs11Signer};
 use hsm_keyring::pkcs11::{Pkcs11Uri, Token};
 use hsm_keyring::{AlgorithmSuite, Error, FooterSigner};
-use interop_items::{sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, sdk_raw_rsa_public, TableSpec};
+use interop_items::{n, s, sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, sdk_raw_rsa_public, TableSpec};
 
 const NAMESPACE: &str = "items-namespace";
 const AES_KEY: [u8; 32] = *b"item interop AES-256 key, 32 B.!";
 const RSA_PRIVATE: &str = include_str!("../../../tests/data/interop-rsa-2048-private.pem");
 const RSA_PUBLIC: &str = include_str!("../../../tests/data/interop-rsa-2048-public.pem");
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: &str) -> AttributeValue {
-    AttributeValue::N(v.into())
-}
 
 fn spec(suite: AlgorithmSuite, v2: bool) -> TableSpec {
     let key_action = if v2 { CryptoAction::SignAndIncludeInEncryptionContext } else { CryptoAction::SignOnly };

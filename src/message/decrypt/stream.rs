@@ -267,16 +267,36 @@ fn content_range(record_len: usize, content_len: usize) -> std::ops::Range<usize
     end - content_len..end
 }
 
+impl<R: Read> DecryptingReader<R> {
+    /// Copy out plaintext already opened into the reader's buffer, if any.
+    fn hand_out(&mut self, out: &mut [u8]) -> Option<usize> {
+        if self.out_start == self.out_end {
+            return None;
+        }
+        let n = out.len().min(self.out_end - self.out_start);
+        out[..n].copy_from_slice(&self.buf[self.out_start..self.out_start + n]);
+        self.out_start += n;
+        Some(n)
+    }
+
+    /// Whether there is more body to read: `false` once the message is done,
+    /// an error once it failed.
+    fn body_goes_on(&self) -> io::Result<bool> {
+        match self.state {
+            State::Done => Ok(false),
+            State::Failed => Err(io::Error::other(Error::config("the message failed to decrypt; no more output"))),
+            State::Body => Ok(true),
+        }
+    }
+}
+
 impl<R: Read> Read for DecryptingReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.par.is_some() {
             return self.read_parallel(out);
         }
         loop {
-            if self.out_start < self.out_end {
-                let n = out.len().min(self.out_end - self.out_start);
-                out[..n].copy_from_slice(&self.buf[self.out_start..self.out_start + n]);
-                self.out_start += n;
+            if let Some(n) = self.hand_out(out) {
                 return Ok(n);
             }
             if out.is_empty() {
@@ -289,12 +309,8 @@ impl<R: Read> Read for DecryptingReader<R> {
                     Err(e) => return Err(self.fail(e)),
                 }
             }
-            match self.state {
-                State::Done => return Ok(0),
-                State::Failed => {
-                    return Err(io::Error::other(Error::config("the message failed to decrypt; no more output")))
-                }
-                State::Body => {}
+            if !self.body_goes_on()? {
+                return Ok(0);
             }
             if let Err(e) = self.next_record() {
                 return Err(self.fail(e));

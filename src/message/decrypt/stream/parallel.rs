@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::super::input::Scratch;
 use super::super::Verifier;
-use super::{content_range, DecryptingReader, State};
+use super::{content_range, DecryptingReader};
 use crate::crypto::{AeadKey, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::body::{self, BodyKind};
@@ -118,21 +118,14 @@ impl<R: Read> DecryptingReader<R> {
     pub(super) fn read_parallel(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
             // The final frame (and the footer) is handed out by the sequential code.
-            if self.out_start < self.out_end {
-                let n = out.len().min(self.out_end - self.out_start);
-                out[..n].copy_from_slice(&self.buf[self.out_start..self.out_start + n]);
-                self.out_start += n;
+            if let Some(n) = self.hand_out(out) {
                 return Ok(n);
             }
             if out.is_empty() {
                 return Ok(0);
             }
-            match self.state {
-                State::Done => return Ok(0),
-                State::Failed => {
-                    return Err(io::Error::other(Error::config("the message failed to decrypt; no more output")))
-                }
-                State::Body => {}
+            if !self.body_goes_on()? {
+                return Ok(0);
             }
             match self.step_parallel(out) {
                 Ok(Some(n)) => return Ok(n),
