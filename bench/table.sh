@@ -3,7 +3,8 @@
 # client, on dynalite, with an AES key on a fresh SoftHSM token.
 #   bash bench/table.sh            (ROUNDS=9, KEYS=50 items per round by default; SUITE=0x6700|0x6701, default 0x6701;
 #                                 SHARED_KEYS=1: the clients take turns on the same primary keys)
-# The example runs on the aws-lc backend, as the command does.
+# The example runs on the aws-lc backend, as the command does. BENCH_WRAP="perf record -g --"
+# runs it under a profiler (or any other command prefix).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=$(mktemp -d -t hsm-keyring-table-bench.XXXXXX)

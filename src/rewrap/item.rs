@@ -41,13 +41,6 @@ impl ItemRewrapper {
         self
     }
 
-    /// True when the `from` keyrings cannot open `item` and the `to`
-    /// keyrings can (header, commitment and footer verified): it was
-    /// already rewrapped.
-    pub fn is_already_rewrapped(&self, item: &Item) -> bool {
-        verify_item(&self.from, item).is_err() && verify_item(&self.to_config, item).is_ok()
-    }
-
     /// [`rewrap`](Self::rewrap) `item`, or `None` when it is already under
     /// the new keys (the `from` keyrings no longer open it, the `to` ones
     /// do), so that it is never rewrapped twice. An item the `from` keyrings
