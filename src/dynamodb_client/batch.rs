@@ -91,12 +91,7 @@ impl EncryptedClient {
                     .map_err(service("BatchWriteItem"))?;
                 pending = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
                 if !pending.is_empty() {
-                    attempt += 1;
-                    if attempt > MAX_RESENDS {
-                        return Err(unprocessed("BatchWriteItem", pending.len()));
-                    }
-                    report.resends += 1;
-                    sleep(&self.client, pause(attempt)).await;
+                    before_resend(&self.client, "BatchWriteItem", pending.len(), &mut attempt, &mut report).await?;
                 }
             }
         }
@@ -131,12 +126,7 @@ impl EncryptedClient {
                 stored.extend(out.responses.and_then(|mut r| r.remove(table)).unwrap_or_default());
                 pending = out.unprocessed_keys.and_then(|mut u| u.remove(table)).map(|k| k.keys).unwrap_or_default();
                 if !pending.is_empty() {
-                    attempt += 1;
-                    if attempt > MAX_RESENDS {
-                        return Err(unprocessed("BatchGetItem", pending.len()));
-                    }
-                    report.resends += 1;
-                    sleep(&self.client, pause(attempt)).await;
+                    before_resend(&self.client, "BatchGetItem", pending.len(), &mut attempt, &mut report).await?;
                 }
             }
         }
@@ -159,6 +149,24 @@ fn unprocessed(operation: &'static str, left: usize) -> Error {
         code: None,
         reason: format!("{left} items still unprocessed after {MAX_RESENDS} resends"),
     }
+}
+
+/// Count one more resend of `left` unprocessed entries and wait before it;
+/// an error once `MAX_RESENDS` were made.
+async fn before_resend(
+    client: &aws_sdk_dynamodb::Client,
+    operation: &'static str,
+    left: usize,
+    attempt: &mut u32,
+    report: &mut BatchReport,
+) -> Result<()> {
+    *attempt += 1;
+    if *attempt > MAX_RESENDS {
+        return Err(unprocessed(operation, left));
+    }
+    report.resends += 1;
+    sleep(client, pause(*attempt)).await;
+    Ok(())
 }
 
 /// A pause on the client's own sleep implementation (the SDK's Tokio sleep).
