@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cleanup::Registered;
+use crate::early_sync::EarlySync;
 use crate::exit::CliError;
 
 /// Inputs at least this large get a progress bar (on a terminal, unless quiet).
@@ -93,6 +94,8 @@ pub enum Output {
         dest: PathBuf,
         writer: Option<BufWriter<File>>,
         registered: Registered,
+        /// Syncs the file in the background as it grows.
+        early: EarlySync,
     },
 }
 
@@ -158,7 +161,8 @@ impl Output {
             .map_err(|e| cannot(&e))?;
         let registered = Registered::new(tmp.path());
         let file = tmp.reopen().map_err(|e| cannot(&e))?;
-        Ok(Output::File { tmp, dest, writer: Some(BufWriter::with_capacity(64 * 1024, file)), registered })
+        let early = EarlySync::new(&file);
+        Ok(Output::File { tmp, dest, writer: Some(BufWriter::with_capacity(64 * 1024, file)), registered, early })
     }
 
     /// True when what is written reaches its destination at once (stdout, a
@@ -185,16 +189,18 @@ impl Output {
         }
     }
 
-    /// Flush and, for a file, move it into place. Dropping an `Output` without
+    /// Flush and, for a file, make it durable (the background syncs' errors
+    /// included) and move it into place. Dropping an `Output` without
     /// committing removes the temporary file.
     pub fn commit(self) -> Result<(), CliError> {
         match self {
             Output::Stdout(mut w) => w.flush().map_err(|e| CliError::usage(format!("writing stdout: {e}"))),
             Output::Direct(mut w) => w.flush().map_err(|e| CliError::usage(format!("writing output: {}", plain(&e)))),
-            Output::File { tmp, dest, mut writer, registered } => {
+            Output::File { tmp, dest, mut writer, registered, mut early } => {
                 let cannot = |e: &io::Error| CliError::usage(format!("cannot write {}: {}", dest.display(), plain(e)));
                 if let Some(mut w) = writer.take() {
                     w.flush().map_err(|e| cannot(&e))?;
+                    early.finish().map_err(|e| cannot(&e))?;
                     w.get_ref().sync_all().map_err(|e| cannot(&e))?;
                 }
                 registered.commit(|| tmp.persist(&dest)).map_err(|e| cannot(&e.error))?;
@@ -209,7 +215,11 @@ impl Write for Output {
         match self {
             Output::Stdout(w) => w.write(buf),
             Output::Direct(w) => w.write(buf),
-            Output::File { writer: Some(w), .. } => w.write(buf),
+            Output::File { writer: Some(w), early, .. } => {
+                let n = w.write(buf)?;
+                early.wrote(n)?;
+                Ok(n)
+            }
             Output::File { writer: None, .. } => Err(io::Error::other("output already committed")),
         }
     }

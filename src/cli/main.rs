@@ -8,6 +8,7 @@ mod cleanup;
 mod commands;
 mod config;
 mod context;
+mod early_sync;
 mod exit;
 mod io;
 mod items;
