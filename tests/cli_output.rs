@@ -168,6 +168,29 @@ fn sigterm_and_sigint_remove_the_temporary_output() {
     work.assert_no_output("out.bin");
 }
 
+/// Outputs larger than the background sync step (16 MiB) arrive whole, and
+/// a decrypt that fails near the end still leaves nothing behind.
+#[test]
+fn large_outputs_synced_as_they_grow_arrive_whole_or_not_at_all() {
+    let work = Work::new();
+    let spec = aes_spec(&work);
+    let plaintext = bytes(40 * MIB + 123, 5);
+    work.write("big.bin", &plaintext);
+    work.ok(["encrypt", "-q", "-w", &spec, "--suite", "0x0478", "-i", "big.bin", "-o", "big.enc"]);
+    work.ok(["decrypt", "-q", "-w", &spec, "-i", "big.enc", "-o", "back.bin"]);
+    assert!(work.read("back.bin") == plaintext, "the plaintext came back changed");
+
+    // A flipped byte in the last frame: the first 40 MiB verify and are
+    // written (and synced) before the failure, then the file is removed.
+    let mut message = work.read("big.enc");
+    let at = message.len() - 40;
+    message[at] ^= 0x01;
+    work.write("bad.enc", &message);
+    let out = work.std_cmd(["decrypt", "-q", "-w", &spec, "-i", "bad.enc", "-o", "bad.bin"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    work.assert_no_output("bad.bin");
+}
+
 #[test]
 fn help_says_what_sigkill_leaves() {
     let work = Work::new();
