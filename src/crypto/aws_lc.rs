@@ -21,6 +21,7 @@ use std::fmt;
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_192_GCM, AES_256_GCM};
 use aws_lc_rs::digest;
 use aws_lc_rs::encoding::{AsBigEndian, EcPublicKeyCompressedBin};
+use aws_lc_rs::rand::SecureRandom;
 use aws_lc_rs::rsa::{
     OaepAlgorithm, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, Pkcs1PrivateDecryptingKey,
     Pkcs1PublicEncryptingKey, PrivateDecryptingKey, PublicEncryptingKey, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256,
@@ -36,6 +37,10 @@ use zeroize::Zeroizing;
 use super::{rustcrypto, RsaPadding, IV_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::materials::{DataKey, FooterSigner, HashAlg, SignatureCurve};
+
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
+    aws_lc_rs::rand::SystemRandom::new().fill(buf).map_err(|_| Error::crypto("AWS-LC random generator failed"))
+}
 
 /// SHA-512 of `data`.
 pub(crate) fn sha512(data: &[u8]) -> [u8; 64] {

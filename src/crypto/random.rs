@@ -1,12 +1,5 @@
-//! Randomness: the operating system's CSPRNG (`getrandom`), with one draw
-//! per message setup instead of one per value.
-//!
-//! Both backends take their random values from the operating system. With
-//! `aws-lc`, AWS-LC's own generator is seeded on first use by a CPU-jitter
-//! entropy collector that takes about 30 ms of CPU time per process; a
-//! command that encrypts with an unsigned suite and an AES key never needs
-//! it. (AWS-LC still uses its generator for what it does itself: ECDSA
-//! signing, ephemeral signing keys, RSA-OAEP padding.)
+//! Randomness: the operating system's CSPRNG (through the backend), with
+//! one draw per message setup instead of one per value.
 //!
 //! Setting up one message takes several random values (the data key, the
 //! IV of each AES wrap, the message id), each of them a system call (or a
@@ -18,14 +11,13 @@
 
 use std::cell::RefCell;
 
-use rand_core::{OsRng, RngCore};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Bytes drawn per batch: a message id (32), a data key (32) and the IVs
 /// of a few AES wraps (12 each). A request the batch cannot serve in full
-/// goes to the operating system.
+/// goes to the backend.
 pub(crate) const BATCH: usize = 128;
 
 struct Batch {
@@ -57,13 +49,8 @@ pub(crate) fn fill(buf: &mut [u8]) -> Result<()> {
     if served {
         Ok(())
     } else {
-        os_fill(buf)
+        super::backend::fill_random(buf)
     }
-}
-
-/// Fill `buf` straight from the operating system.
-fn os_fill(buf: &mut [u8]) -> Result<()> {
-    OsRng.try_fill_bytes(buf).map_err(|e| Error::crypto(format!("operating system RNG failed: {e}")))
 }
 
 /// Run `f` with one draw serving the random values it asks for on this
@@ -73,7 +60,7 @@ pub(crate) fn batch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
         return f();
     }
     let mut bytes = Zeroizing::new([0u8; BATCH]);
-    os_fill(&mut bytes[..])?;
+    super::backend::fill_random(&mut bytes[..])?;
     CURRENT.with(|cell| *cell.borrow_mut() = Some(Batch { bytes, taken: 0 }));
     // Wiped (dropped) on return and on unwinding alike.
     struct Clear;
@@ -97,7 +84,7 @@ mod tests {
             let mut b = [0u8; 32];
             fill(&mut a)?;
             fill(&mut b)?;
-            // Larger than what is left: served by the operating system.
+            // Larger than what is left: served by the backend.
             let mut big = [0u8; BATCH];
             fill(&mut big)?;
             // The inner call shares the outer draw.
@@ -109,7 +96,7 @@ mod tests {
         assert_ne!(a, [0; 32]);
         assert_ne!(&big[..32], &a[..]);
         assert!(CURRENT.with(|cell| cell.borrow().is_none()));
-        // Outside a batch, values come straight from the operating system.
+        // Outside a batch, values come straight from the backend.
         let mut c = [0u8; 32];
         fill(&mut c).unwrap();
         assert_ne!(c, a);

@@ -7,7 +7,7 @@ use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm, Nonce, Tag};
 use ecdsa::signature::hazmat::{PrehashVerifier, RandomizedPrehashSigner};
 use p384::elliptic_curve::sec1::ToEncodedPoint;
-use rand_core::OsRng;
+use rand_core::{OsRng, RngCore};
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
@@ -19,6 +19,10 @@ use crate::error::{Error, Result};
 use crate::materials::{FooterSigner, HashAlg, SignatureCurve};
 
 type Aes192Gcm = AesGcm<aes::Aes192, U12>;
+
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
+    OsRng.try_fill_bytes(buf).map_err(|e| Error::crypto(format!("operating system RNG failed: {e}")))
+}
 
 /// SHA-512 of `data`.
 pub(crate) fn sha512(data: &[u8]) -> [u8; 64] {
