@@ -156,7 +156,8 @@ fn many_items(count: usize) -> String {
     (0..count)
         .map(|i| {
             let tags: Vec<String> = (0..i % 4).map(|t| format!("\"t{t}\"")).collect();
-            let tags = if tags.is_empty() { String::new() } else { format!(r#","tags":{{"SS":[{}]}}"#, tags.join(",")) };
+            let tags =
+                if tags.is_empty() { String::new() } else { format!(r#","tags":{{"SS":[{}]}}"#, tags.join(",")) };
             format!(
                 r#"{{"id":{{"S":"item-{i}"}},"n":{{"N":"{i}"}},"card":{{"S":"{}"}},"tmp:x":{{"BOOL":{}}}{tags}}}"#,
                 "c".repeat(i % 97),
@@ -221,8 +222,11 @@ fn bad_lines_among_many_are_named_exactly_and_the_rest_written_in_order() {
     let out = work.cmd(with(args("decrypt", key, "mixed.jsonl", "dec.jsonl"), &["--jobs", "3"])).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let named: Vec<&str> =
-        stderr.lines().filter_map(|l| l.strip_prefix("hsm-keyring: line ")).filter_map(|l| l.split(':').next()).collect();
+    let named: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("hsm-keyring: line "))
+        .filter_map(|l| l.split(':').next())
+        .collect();
     // Line numbers are 1-based and count the blank line.
     assert_eq!(named, ["41", "152", "153", "222"], "{stderr}");
     assert!(stderr.contains("not JSON"), "{stderr}");
