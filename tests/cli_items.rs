@@ -258,3 +258,25 @@ fn jobs_zero_is_a_usage_error() {
     let help = work.ok(["item", "encrypt", "--help"]);
     assert!(help.contains("--jobs <N>") && help.contains("input order"), "{help}");
 }
+
+#[test]
+fn a_read_error_stops_the_command_and_a_line_not_utf8_fails_alone() {
+    let work = Work::new();
+    let key = &raw_aes(&work, "k", 1);
+    // A directory reads with an error: a usage error, no output.
+    std::fs::create_dir(work.file("dir")).unwrap();
+    let message = work.fails(2, with(args("encrypt", key, "dir", "x.jsonl"), &["--jobs", "2"]));
+    assert!(message.contains("reading the input"), "{message}");
+    work.assert_no_output("x.jsonl");
+    // A line that is not UTF-8 is one bad item among good ones.
+    let mut input = LINES.as_bytes().to_vec();
+    input.splice(0..0, b"\xff\xfe{}\n".iter().copied());
+    work.write("bytes.jsonl", &input);
+    let out = work.cmd(with(args("encrypt", key, "bytes.jsonl", "enc.jsonl"), &["--jobs", "2"])).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 1: the line is not UTF-8") && !stderr.contains("line 2"), "{stderr}");
+    work.ok(args("decrypt", key, "enc.jsonl", "dec.jsonl"));
+    let expected: Vec<serde_json::Value> = LINES.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines(&work, "dec.jsonl"), expected);
+}
