@@ -158,11 +158,13 @@ fn decrypt_legacy_with_rsa_oaep_sha256_and_hmac_keys_in_kryoptic() {
     let work = Work::new();
     let k = keys(&work);
     let peer = peer_items();
-    // The URIs hold no comma: the legacy key specs take them unquoted.
+    // The URIs hold no comma: the legacy key specs take them unquoted, or
+    // quoted whole as -w does.
     let spec = |label: &str, object_type: &str| format!("type=pkcs11,uri={}", t.key_uri(label, object_type));
+    let quoted = |label: &str, object_type: &str| format!("type=pkcs11,uri=\"{}\"", t.key_uri(label, object_type));
     for (wrap, sign, wrap_key, sign_key) in [
         ("rsa-oaep", "rsa-sign", spec("legacy-rsa", "private"), spec("legacy-rsa", "public")),
-        ("aes-wrap", "hmac", spec("legacy-wrap", "secret-key"), spec("legacy-hmac", "secret-key")),
+        ("aes-wrap", "hmac", quoted("legacy-wrap", "secret-key"), quoted("legacy-hmac", "secret-key")),
     ] {
         let legacy: Vec<&PeerItem> = peer.iter().filter(|i| i.wrap == wrap && i.sign == sign).collect();
         assert!(legacy.len() >= 2, "{wrap} {sign}");

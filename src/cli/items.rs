@@ -4,12 +4,13 @@
 //! `aws dynamodb get-item`: attribute names to `{"S": ...}`, `{"N": ...}`,
 //! `{"B": base64}`, `{"BOOL": ...}`, `{"NULL": true}`, `{"SS"|"NS"|"BS": [...]}`,
 //! `{"L": [...]}`, `{"M": {...}}`); each output line is the item encrypted or
-//! decrypted, in the same shape. An item that fails is named by its line
+//! decrypted, in the same shape. Items are processed on `--jobs` threads
+//! and written in input order. An item that fails is named by its line
 //! number on stderr and nothing is written for it; the others are written,
 //! and the command exits 1 at the end.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use hsm_keyring::items::legacy::decrypt_any_item;
 use hsm_keyring::items::{
     decrypt_item, encrypt_item, AttributeValue, CryptoAction, Item, TableConfig, TableConfigBuilder,
 };
+use hsm_keyring::rewrap::lines::map_lines;
 use hsm_keyring::{AlgorithmSuite, Keyring};
 use serde_json::{Map, Value};
 
@@ -56,6 +58,8 @@ pub struct ItemEncryptArgs {
     /// stored in each item's header, where any reader finds it.
     #[arg(long, value_name = "URI")]
     pub signer: Option<String>,
+    #[command(flatten)]
+    pub jobs: JobsArg,
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +71,28 @@ pub struct ItemDecryptArgs {
     /// other key fail before any keyring is called.
     #[arg(long, value_name = "PEM|URI")]
     pub trusted_signer: Vec<String>,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+}
+
+/// `--jobs` of item encrypt and decrypt.
+#[derive(Debug, Args)]
+pub struct JobsArg {
+    /// Items processed at a time, each on a thread of its own (default: the
+    /// number of cores; 1 processes one at a time); output lines stay in
+    /// input order, and at most 2 × N items are held in memory.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+/// The number of threads `--jobs` asks for: the number of cores by default;
+/// 0 is a usage error.
+pub fn jobs_or_cores(jobs: Option<usize>) -> Result<usize, CliError> {
+    match jobs {
+        Some(0) => Err(CliError::usage("--jobs must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
 }
 
 /// The table configuration and the keys.
@@ -114,11 +140,12 @@ pub struct ItemArgs {
 }
 
 pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), CliError> {
-    let (args, encrypt) = match command {
-        ItemCommand::Encrypt(a) => (&a.table, true),
-        ItemCommand::Decrypt(a) => (&a.table, false),
+    let (args, jobs, encrypt) = match command {
+        ItemCommand::Encrypt(a) => (&a.table, a.jobs.jobs, true),
+        ItemCommand::Decrypt(a) => (&a.table, a.jobs.jobs, false),
         ItemCommand::Rewrap(a) => return crate::rewrap::run_items(cli, tokens, a),
     };
+    let jobs = jobs_or_cores(jobs)?;
     let specs = args.wrapping_keys.iter().map(|t| KeySpec::parse(t)).collect::<Result<Vec<_>, _>>()?;
     let keyring: Arc<dyn Keyring> = tokens.keyring_for(&specs)?;
     let mut builder = table_builder(args, keyring)?;
@@ -138,7 +165,7 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), 
     }
     let legacy = crate::legacy_items::policy(&args.legacy, tokens, &config)?;
     let what = if encrypt { "encrypting" } else { "decrypting" };
-    map_item_lines(cli, args, what, |item| {
+    map_item_lines(cli, args, what, jobs, &|item| {
         let out = match (&legacy, encrypt) {
             (_, true) => encrypt_item(&config, item),
             (Some(policy), false) => decrypt_any_item(&config, policy, item),
@@ -148,33 +175,42 @@ pub fn run(cli: &Cli, tokens: &mut Tokens, command: &ItemCommand) -> Result<(), 
     })
 }
 
-/// Read DynamoDB JSON lines from `-i`, write `f` of each item to `-o`. A
-/// line that fails is named on stderr and left out; the command then exits 1.
+/// Read DynamoDB JSON lines from `-i`, apply `f` to each item on `jobs`
+/// threads and write the results to `-o` in input order. A line that fails
+/// is named on stderr and left out; the command then exits 1.
 pub fn map_item_lines(
     cli: &Cli,
     args: &ItemArgs,
     what: &str,
-    mut f: impl FnMut(&Item) -> Result<Item, String>,
+    jobs: usize,
+    f: &(dyn Fn(&Item) -> Result<Item, String> + Sync),
 ) -> Result<(), CliError> {
     let input = open_input(args.input.as_deref(), cli.quiet, what)?;
+    let mut input = BufReader::with_capacity(64 * 1024, input.reader);
     let mut output = Output::create(args.output.as_deref())?;
-    let mut failed = 0usize;
-    for (index, line) in BufReader::with_capacity(64 * 1024, input.reader).lines().enumerate() {
-        let number = index + 1;
-        let line = line.map_err(|e| CliError::usage(format!("reading line {number}: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match item_from_json(&line).and_then(|item| f(&item)) {
-            Ok(item) => {
-                let text = serde_json::to_string(&item_to_json(&item)).map_err(|e| CliError::usage(e.to_string()))?;
-                writeln!(output, "{text}").map_err(|e| CliError::usage(format!("writing output: {e}")))?;
+    let line_fn = |line: &[u8]| -> Result<Vec<u8>, String> {
+        let text = std::str::from_utf8(line).map_err(|_| "the line is not UTF-8".to_owned())?;
+        let item = f(&item_from_json(text)?)?;
+        serde_json::to_vec(&item_to_json(&item)).map_err(|e| e.to_string())
+    };
+    let (mut failed, mut write_error) = (0usize, None);
+    let run = map_lines(&mut input, jobs, &line_fn, &mut |number, result| {
+        match result {
+            Ok(line) => {
+                if let Err(e) = output.write_all(&line).and_then(|()| output.write_all(b"\n")) {
+                    write_error = Some(CliError::usage(format!("writing output: {e}")));
+                    return Err(e.into());
+                }
             }
             Err(e) => {
                 failed += 1;
                 eprintln!("hsm-keyring: line {number}: {}", crate::spec::redact_line(&e));
             }
         }
+        Ok(())
+    });
+    if let Err(e) = run {
+        return Err(write_error.unwrap_or_else(|| CliError::usage(format!("reading the input: {e}"))));
     }
     output.commit()?;
     if failed > 0 {

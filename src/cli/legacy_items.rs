@@ -1,6 +1,7 @@
 //! `hsm-keyring item decrypt --legacy`: the legacy DynamoDB Encryption
-//! Client's keys, given as specs like `--wrapping-key`'s (comma-separated
-//! `name=value`; a comma inside a URI is `%2C`).
+//! Client's keys, given as specs like `--wrapping-key`'s and split by the
+//! same code (comma-separated `name=value`; a comma inside a URI is `%2C`,
+//! or the URI is quoted whole: `uri="pkcs11:..."`).
 
 use std::fs;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use hsm_keyring::pkcs11::{KeyKind, Pkcs11AesWrapKey, Pkcs11HmacKey, Pkcs11Legacy
 use zeroize::Zeroizing;
 
 use crate::exit::CliError;
-use crate::spec::redact;
+use crate::spec::{redact, split_fields};
 use crate::tokens::Tokens;
 
 /// Options for items written by the legacy DynamoDB Encryption Client.
@@ -30,7 +31,8 @@ pub struct LegacyArgs {
     /// type=aes,path=FILE (AES key wrap, a raw 16/24/32-byte key),
     /// type=rsa,path=PEM (RSA-OAEP SHA-256 with MGF1-SHA1, a private key) or
     /// type=pkcs11,uri=URI (an AES key: CKM_AES_KEY_WRAP, needs CKA_UNWRAP;
-    /// an RSA key pair: CKM_RSA_PKCS_OAEP).
+    /// an RSA key pair: CKM_RSA_PKCS_OAEP). A value holding a comma is quoted
+    /// whole, as for -w: uri="pkcs11:...".
     #[arg(long, value_name = "SPEC", requires = "legacy", conflicts_with = "legacy_static")]
     pub legacy_wrap: Option<String>,
     /// Legacy static materials provider, the AES content key itself:
@@ -42,7 +44,8 @@ pub struct LegacyArgs {
     /// type=hmac,path=FILE (HmacSHA256, a raw key of 16 bytes or more),
     /// type=rsa,path=PEM (SHA256withRSA, a public or private key) or
     /// type=pkcs11,uri=URI (a secret key: CKM_SHA256_HMAC; an RSA key:
-    /// CKM_SHA256_RSA_PKCS).
+    /// CKM_SHA256_RSA_PKCS). A value holding a comma is quoted whole, as
+    /// for -w: uri="pkcs11:...".
     #[arg(long, value_name = "SPEC", requires = "legacy")]
     pub legacy_sign: Option<String>,
 }
@@ -57,18 +60,15 @@ struct Spec {
 fn parse(option: &str, text: &str, kinds: &[&str]) -> Result<Spec, CliError> {
     let err = |what: String| CliError::usage(format!("{option} `{}`: {what}", redact(text)));
     let (mut kind, mut path, mut uri) = (None, None, None);
-    for field in text.split(',') {
-        let (name, value) =
-            field.split_once('=').ok_or_else(|| err(format!("`{}` is not name=value", redact(field))))?;
-        let slot = match name.trim() {
+    for field in split_fields(text, &["type", "path", "uri"]).map_err(err)? {
+        let slot = match field.name {
             "type" => &mut kind,
             "path" => &mut path,
-            "uri" => &mut uri,
-            other => return Err(err(format!("unknown field `{other}` (expected type, path or uri)"))),
+            _ => &mut uri,
         };
-        if slot.replace(value.trim().to_owned()).is_some() {
-            return Err(err(format!("`{name}` given twice")));
-        }
+        // Spaces around an unquoted value are dropped; a quoted one is taken as is.
+        let value = if field.quoted { field.value } else { field.value.trim() };
+        *slot = Some(value.to_owned());
     }
     let kind = kind.ok_or_else(|| err(format!("no type= ({})", kinds.join(", "))))?;
     if !kinds.contains(&kind.as_str()) {
@@ -195,5 +195,42 @@ mod tests {
         let err =
             parse("--legacy-sign", "type=pkcs11,uri=pkcs11:x?pin-value=secret,path=p", &["pkcs11"]).err().unwrap();
         assert!(!err.message.contains("secret"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_quoted_uri_is_taken_whole() {
+        let kinds = ["aes", "rsa", "pkcs11"];
+        let uri = "pkcs11:token=a,b;object=wrap,name=x;type=secret-key?pin-source=file:/p,q";
+        for q in ['"', '\''] {
+            for option in ["--legacy-wrap", "--legacy-sign"] {
+                let s = parse(option, &format!("type=pkcs11,uri={q}{uri}{q}"), &kinds).unwrap();
+                assert_eq!((s.kind.as_str(), s.uri.as_deref(), s.path), ("pkcs11", Some(uri), None));
+                // The URI may come first too.
+                let s = parse(option, &format!("uri={q}{uri}{q},type=pkcs11"), &kinds).unwrap();
+                assert_eq!(s.uri.as_deref(), Some(uri));
+            }
+        }
+        let s = parse("--legacy-wrap", "type=aes,path=\"keys, old/k.bin\"", &kinds).unwrap();
+        assert_eq!(s.path, Some(PathBuf::from("keys, old/k.bin")));
+        // Unquoted, the comma is refused: the URI's end cannot be told.
+        let e = parse("--legacy-wrap", &format!("type=pkcs11,uri={uri}"), &kinds).err().unwrap();
+        assert!(e.message.contains("uri=\"pkcs11:...\""), "{}", e.message);
+    }
+
+    #[test]
+    fn unbalanced_quotes_are_refused() {
+        let kinds = ["hmac", "rsa", "pkcs11"];
+        for (bad, says) in [
+            ("type=pkcs11,uri=\"pkcs11:object=k;type=secret-key", "has no closing quote"),
+            ("type=pkcs11,uri='pkcs11:object=k\"", "has no closing quote"),
+            ("type=pkcs11,uri=\"pkcs11:object=k\"x", "must be followed by `,` or the end"),
+            ("type=pkcs11,uri=\"pkcs11:a\",uri=\"pkcs11:b\"", "`uri` given twice"),
+        ] {
+            let e = parse("--legacy-sign", bad, &kinds).err().unwrap();
+            assert!(e.message.starts_with("--legacy-sign `"), "{}", e.message);
+            assert!(e.message.contains(says), "{bad}: {}", e.message);
+        }
+        let e = parse("--legacy-sign", "type=pkcs11,uri=\"pkcs11:token=t?pin-value=TOP,SECRET", &kinds).err().unwrap();
+        assert!(!e.message.contains("TOP") && !e.message.contains("SECRET"), "{}", e.message);
     }
 }

@@ -309,11 +309,7 @@ pub fn run_items(cli: &Cli, tokens: &mut Tokens, args: &ItemRewrapArgs) -> Resul
     if let Some(uri) = &args.signer {
         rewrapper = rewrapper.with_signer(Arc::new(tokens.signer(uri)?));
     }
-    let jobs = match args.jobs {
-        Some(0) => return Err(CliError::usage("--jobs must be at least 1")),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let jobs = crate::items::jobs_or_cores(args.jobs)?;
     let f = |line: &[u8]| -> hsm_keyring::Result<LineOutcome> {
         let malformed = |reason: String| hsm_keyring::Error::MalformedItem { reason };
         let text = std::str::from_utf8(line).map_err(|_| malformed("the line is not UTF-8".into()))?;

@@ -1,4 +1,5 @@
-//! `--wrapping-key SPEC` parsing: a comma-separated list of `name=value`.
+//! `--wrapping-key SPEC` parsing: a comma-separated list of `name=value`
+//! ([`split_fields`] splits the legacy item key specs the same way).
 //!
 //! A value that contains a comma is either percent-encoded (URIs: `%2C`, as
 //! every URI the command prints is) or quoted whole: `uri="pkcs11:..."` or
@@ -54,19 +55,53 @@ fn redact_until(text: &str, stops: &[char]) -> String {
 }
 
 /// One `name=value` field; `quoted` when the value was in quotes.
-struct Field<'a> {
-    name: &'a str,
-    value: &'a str,
-    quoted: bool,
+pub struct Field<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+    pub quoted: bool,
+}
+
+/// Split a spec into its `name=value` fields, each name among `known`, as
+/// `--wrapping-key` and the legacy key options take them: a value holding a
+/// comma is quoted whole (`uri="pkcs11:..."` or `uri='...'`) or, in a URI,
+/// percent-encoded. A name given twice, an unterminated quote, or a comma
+/// that may belong to an unquoted URI is refused with the message returned
+/// (which never shows a PIN).
+pub fn split_fields<'a>(text: &'a str, known: &[&str]) -> Result<Vec<Field<'a>>, String> {
+    let list = split(text, known).map_err(|e| match e {
+        SplitError::NotAField(piece) => {
+            // Never echo a piece that redaction hid (the tail of a PIN).
+            let shown = redact(text);
+            let piece = if !piece.is_empty() && shown.contains(piece) { format!("`{piece}` ") } else { String::new() };
+            let hint = if text.contains("uri=") { format!("; {COMMA_HINT}") } else { String::new() };
+            format!("{piece}is not name=value with a name among {}{hint}", known.join(", "))
+        }
+        SplitError::Unterminated(name) => format!("the quoted value of `{name}=` has no closing quote"),
+        SplitError::AfterQuote(name) => format!("the quoted value of `{name}=` must be followed by `,` or the end"),
+    })?;
+    let mut uri_unquoted = false;
+    for (i, f) in list.iter().enumerate() {
+        if list[..i].iter().any(|g| g.name == f.name) {
+            return Err(format!("`{}` given twice", f.name));
+        }
+        if f.name == "uri" {
+            uri_unquoted = !f.quoted;
+        } else if uri_unquoted && !f.quoted && f.value.contains([';', '?', '&']) {
+            // `uri=pkcs11:object=a,name=b;type=private`: the comma may
+            // belong to the URI (a key labelled `a,name=b`).
+            return Err(format!("cannot tell where the URI ends; {COMMA_HINT}"));
+        }
+    }
+    Ok(list)
 }
 
 /// Split a spec into fields, honouring quoted values.
-fn split(text: &str) -> Result<Vec<Field<'_>>, SplitError<'_>> {
+fn split<'a>(text: &'a str, known: &[&str]) -> Result<Vec<Field<'a>>, SplitError<'a>> {
     let mut fields = Vec::new();
     let mut rest = text;
     loop {
         let (name, after) = match rest.split_once('=') {
-            Some((n, a)) if !n.contains(',') && KNOWN.contains(&n.trim()) => (n.trim(), a),
+            Some((n, a)) if !n.contains(',') && known.contains(&n.trim()) => (n.trim(), a),
             _ => {
                 let piece = rest.split(',').next().unwrap_or(rest);
                 return Err(SplitError::NotAField(piece));
@@ -126,33 +161,8 @@ impl KeySpec {
     fn parse_with(text: &str, names_required: bool) -> Result<Self, CliError> {
         let shown = redact(text);
         let err = |what: String| CliError::usage(format!("wrapping key spec `{shown}`: {what}"));
-        let list = split(text).map_err(|e| match e {
-            SplitError::NotAField(piece) => {
-                // Never echo a piece that redaction hid (the tail of a PIN).
-                let piece =
-                    if !piece.is_empty() && shown.contains(piece) { format!("`{piece}` ") } else { String::new() };
-                let hint = if text.contains("uri=") { format!("; {COMMA_HINT}") } else { String::new() };
-                err(format!("{piece}is not name=value with a name among {}{hint}", KNOWN.join(", ")))
-            }
-            SplitError::Unterminated(name) => err(format!("the quoted value of `{name}=` has no closing quote")),
-            SplitError::AfterQuote(name) => {
-                err(format!("the quoted value of `{name}=` must be followed by `,` or the end"))
-            }
-        })?;
-        let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
-        let mut uri_unquoted = false;
-        for f in &list {
-            if fields.insert(f.name, f.value).is_some() {
-                return Err(err(format!("`{}` given twice", f.name)));
-            }
-            if f.name == "uri" {
-                uri_unquoted = !f.quoted;
-            } else if uri_unquoted && !f.quoted && f.value.contains([';', '?', '&']) {
-                // `uri=pkcs11:object=a,name=b;type=private`: the comma may
-                // belong to the URI (a key labelled `a,name=b`).
-                return Err(err(format!("cannot tell where the URI ends; {COMMA_HINT}")));
-            }
-        }
+        let list = split_fields(text, KNOWN).map_err(err)?;
+        let mut fields: BTreeMap<&str, &str> = list.iter().map(|f| (f.name, f.value)).collect();
         let mut take = |k: &str| fields.remove(k).filter(|v| !v.is_empty()).map(str::to_owned);
         let kind = take("type").ok_or_else(|| err("no type= (pkcs11, aes or rsa)".into()))?;
         let need = |v: Option<String>, k: &str| v.ok_or_else(|| err(format!("type={kind} needs {k}=")));

@@ -11,6 +11,9 @@
 //! named in [`Summary::failed`] as `line N` with the reason; the run goes on,
 //! so that every failure is reported at once, and the caller decides what
 //! becomes of the output (the command discards it).
+//!
+//! [`map_lines`] runs the same workers for any line-to-line function (item
+//! encryption and decryption) and hands each result back in input order.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -35,14 +38,18 @@ pub enum LineOutcome {
 /// The function applied to each line (given without its line ending).
 pub type LineFn<'a> = dyn Fn(&[u8]) -> Result<LineOutcome> + Sync + 'a;
 
+/// The function of [`map_lines`]: a line (without its line ending) to its
+/// new form (without a newline), or the reason it failed.
+pub type MapFn<'a> = dyn Fn(&[u8]) -> std::result::Result<Vec<u8>, String> + Sync + 'a;
+
 /// One line, done, in input order.
-pub(crate) struct Done {
+pub(crate) struct Done<T = Result<LineOutcome>> {
     /// 1-based line number in the whole input.
     pub number: u64,
     /// The line as read, with its newline if it had one.
     pub raw: Vec<u8>,
     /// `None` for a blank line.
-    pub result: Option<Result<LineOutcome>>,
+    pub result: Option<T>,
 }
 
 impl Done {
@@ -96,8 +103,27 @@ pub fn rewrap_lines(
     Ok(summary)
 }
 
-/// The worker pool: read lines of `input` (numbered from `first + 1`), run
-/// `f` on each, and call `emit` for each line in input order, on this thread.
+/// Apply `f` to every line of `input` on `jobs` threads, as [`rewrap_lines`]
+/// does (at most `2 × jobs` lines in flight, blank lines dropped), and call
+/// `emit` on this thread with each line's 1-based number and result, in
+/// input order. A line whose `f` panics fails alone. An error reading
+/// `input`, or one returned by `emit`, stops the run and is returned.
+pub fn map_lines(
+    input: &mut dyn BufRead,
+    jobs: usize,
+    f: &MapFn<'_>,
+    emit: &mut dyn FnMut(u64, std::result::Result<Vec<u8>, String>) -> Result<()>,
+) -> Result<()> {
+    let panicked = || Err("processing this line panicked".to_owned());
+    pool(input, 0, jobs, f, &panicked, &mut |done| match done.result {
+        Some(result) => emit(done.number, result),
+        None => Ok(()),
+    })
+}
+
+/// The worker pool of the rewrap functions: read lines of `input` (numbered
+/// from `first + 1`), run `f` on each, and call `emit` for each line in input
+/// order, on this thread.
 pub(crate) fn map_ordered(
     input: &mut dyn BufRead,
     first: u64,
@@ -105,13 +131,27 @@ pub(crate) fn map_ordered(
     f: &LineFn<'_>,
     emit: &mut dyn FnMut(Done) -> Result<()>,
 ) -> Result<()> {
+    let panicked = || Err(Error::config("rewrapping this line panicked"));
+    pool(input, first, jobs, f, &panicked, emit)
+}
+
+/// The worker pool for any result type `T`; `panicked` stands for the
+/// result of a line whose `f` panicked.
+fn pool<T: Send>(
+    input: &mut dyn BufRead,
+    first: u64,
+    jobs: usize,
+    f: &(dyn Fn(&[u8]) -> T + Sync + '_),
+    panicked: &(dyn Fn() -> T + Sync),
+    emit: &mut dyn FnMut(Done<T>) -> Result<()>,
+) -> Result<()> {
     if jobs == 0 {
         return Err(Error::config("--jobs must be at least 1"));
     }
     let window = (jobs as u64).saturating_mul(2);
     let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(jobs.saturating_mul(2));
     let job_rx = Mutex::new(job_rx);
-    let (done_tx, done_rx) = mpsc::channel::<(u64, Vec<u8>, Result<LineOutcome>)>();
+    let (done_tx, done_rx) = mpsc::channel::<(u64, Vec<u8>, T)>();
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..jobs {
@@ -128,7 +168,7 @@ pub(crate) fn map_ordered(
                 }
                 // A panic must not leave the writer waiting for this line.
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(strip_newline(&raw))))
-                    .unwrap_or_else(|_| Err(Error::config("rewrapping this line panicked")));
+                    .unwrap_or_else(|_| panicked());
                 if done_tx.send((index, raw, result)).is_err() {
                     break;
                 }
@@ -142,17 +182,17 @@ pub(crate) fn map_ordered(
     })
 }
 
-fn coordinate(
+fn coordinate<T>(
     input: &mut dyn BufRead,
     first: u64,
     window: u64,
     job_tx: mpsc::SyncSender<(u64, Vec<u8>)>,
-    done_rx: &mpsc::Receiver<(u64, Vec<u8>, Result<LineOutcome>)>,
-    emit: &mut dyn FnMut(Done) -> Result<()>,
+    done_rx: &mpsc::Receiver<(u64, Vec<u8>, T)>,
+    emit: &mut dyn FnMut(Done<T>) -> Result<()>,
 ) -> Result<()> {
-    let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+    let mut pending: BTreeMap<u64, Done<T>> = BTreeMap::new();
     let (mut next_read, mut next_emit, mut eof) = (0u64, 0u64, false);
-    let workers_gone = || Error::config("the rewrap worker threads stopped");
+    let workers_gone = || Error::config("the worker threads stopped");
     loop {
         while !eof && next_read - next_emit < window {
             let mut raw = Vec::new();
@@ -235,5 +275,48 @@ mod tests {
         let summary = rewrap_lines(&mut &b"a\nboom\nb\n"[..], &mut out, 2, &f, &|_| {}).unwrap();
         assert_eq!(out, b"A\nB\n");
         assert_eq!(summary.failed[0].0, "line 2");
+    }
+
+    #[test]
+    fn map_lines_hands_back_every_result_in_order() {
+        let f = |line: &[u8]| match line {
+            b"bad" => Err("bad line".to_owned()),
+            b"boom" => panic!("boom"),
+            _ => upper(line).map_err(|e| e.to_string()).map(|o| match o {
+                LineOutcome::Rewrapped(l) => l,
+                LineOutcome::Skipped => b"skipped".to_vec(),
+            }),
+        };
+        let mut input = String::new();
+        for i in 0..300 {
+            input.push_str(&format!("l{i}\n"));
+        }
+        input.push_str("bad\n\n \r\nboom\r\nend");
+        let mut seen = Vec::new();
+        map_lines(&mut input.as_bytes(), 3, &f, &mut |n, r| {
+            seen.push((n, r));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 303);
+        for (i, (n, r)) in seen.iter().take(300).enumerate() {
+            assert_eq!((*n, r.as_deref()), (i as u64 + 1, Ok(format!("L{i}").as_bytes())));
+        }
+        assert_eq!(seen[300], (301, Err("bad line".to_owned())));
+        assert_eq!(seen[301], (304, Err("processing this line panicked".to_owned())));
+        assert_eq!(seen[302], (305, Ok(b"END".to_vec())));
+        // An error from `emit` stops the run and is returned.
+        let mut calls = 0;
+        let e = map_lines(&mut input.as_bytes(), 2, &f, &mut |_, _| {
+            calls += 1;
+            if calls == 5 {
+                Err(Error::config("disk full"))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(e.unwrap_err().to_string().contains("disk full"));
+        assert_eq!(calls, 5);
+        assert!(map_lines(&mut &b"a\n"[..], 0, &f, &mut |_, _| Ok(())).is_err());
     }
 }
