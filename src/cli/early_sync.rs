@@ -26,8 +26,9 @@ pub struct EarlySync {
     unsynced: u64,
     /// The helper thread, started at the first request.
     helper: Option<Helper>,
-    /// Makes the sync function for the helper (`None` once used or failed).
-    make: Option<Box<dyn FnOnce() -> io::Result<SyncFn> + Send>>,
+    /// What the helper runs, until it starts (`None` without a second handle:
+    /// then the file is simply synced at the end).
+    sync: Option<SyncFn>,
 }
 
 struct Helper {
@@ -46,16 +47,13 @@ impl Helper {
 impl EarlySync {
     /// Background syncs of `file` (through a second handle to it).
     pub fn new(file: &File) -> Self {
-        let file = file.try_clone();
-        Self::with(move || {
-            let file = file?;
-            Ok(Box::new(move || file.sync_data()) as SyncFn)
-        })
+        let sync = file.try_clone().ok().map(|file| Box::new(move || file.sync_data()) as SyncFn);
+        Self::with(sync)
     }
 
-    /// Background syncs that call what `make` returns.
-    fn with(make: impl FnOnce() -> io::Result<SyncFn> + Send + 'static) -> Self {
-        EarlySync { unsynced: 0, helper: None, make: Some(Box::new(make)) }
+    /// Background syncs that call `sync`.
+    fn with(sync: Option<SyncFn>) -> Self {
+        EarlySync { unsynced: 0, helper: None, sync }
     }
 
     /// Count `n` more bytes written; every [`SYNC_EVERY`] bytes ask the
@@ -84,7 +82,7 @@ impl EarlySync {
     /// Start the helper; without one (no second handle, no thread) the
     /// file is simply synced at the end.
     fn start(&mut self) -> Option<Helper> {
-        let mut sync = (self.make.take()?)().ok()?;
+        let mut sync = self.sync.take()?;
         let (kick, kicked) = mpsc::sync_channel::<()>(1);
         let thread = thread::Builder::new()
             .name("sync".into())
@@ -122,15 +120,13 @@ mod tests {
 
     fn counting(calls: &Arc<AtomicUsize>, fail_from: usize) -> EarlySync {
         let calls = Arc::clone(calls);
-        EarlySync::with(move || {
-            Ok(Box::new(move || {
-                if calls.fetch_add(1, Ordering::SeqCst) + 1 >= fail_from {
-                    Err(io::Error::other("write-back failed"))
-                } else {
-                    Ok(())
-                }
-            }) as SyncFn)
-        })
+        EarlySync::with(Some(Box::new(move || {
+            if calls.fetch_add(1, Ordering::SeqCst) + 1 >= fail_from {
+                Err(io::Error::other("write-back failed"))
+            } else {
+                Ok(())
+            }
+        })))
     }
 
     #[test]

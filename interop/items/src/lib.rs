@@ -38,6 +38,15 @@ pub fn n(v: &str) -> AttributeValue {
     AttributeValue::N(v.into())
 }
 
+/// Flip one bit in the middle of the binary attribute `name` (an encrypted
+/// value, the header or the footer), if the item has it.
+pub fn flip(item: &mut Item, name: &str) {
+    if let Some(AttributeValue::B(b)) = item.get_mut(name) {
+        let at = b.len() / 2;
+        b[at] ^= 0x01;
+    }
+}
+
 /// Convert a value to the SDK's model.
 pub fn to_sdk(value: &AttributeValue) -> SdkValue {
     match value {

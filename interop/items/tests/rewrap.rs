@@ -23,7 +23,7 @@ use hsm_keyring::items::{decrypt_item, encrypt_item, AttributeValue, CryptoActio
 use hsm_keyring::keyrings::{RawAesKeyring, RawRsaKeyring};
 use hsm_keyring::rewrap::ItemRewrapper;
 use hsm_keyring::{AlgorithmSuite, Error, FooterSigner, Keyring, SignatureCurve};
-use interop_items::{n, s, sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, TableSpec};
+use interop_items::{flip, n, s, sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, TableSpec};
 
 const NAMESPACE: &str = "items-rotation";
 const AES_KEY_A: [u8; 32] = *b"item rotation: old AES-256 key!!";
@@ -107,13 +107,6 @@ fn keys_b() -> [KeyB; 2] {
 
 fn ours_a(spec: &TableSpec) -> TableConfig {
     spec.ours(RawAesKeyring::new(NAMESPACE, "aes-a", &AES_KEY_A).unwrap())
-}
-
-fn flip(item: &mut Item, name: &str) {
-    if let Some(AttributeValue::B(b)) = item.get_mut(name) {
-        let at = b.len() / 2;
-        b[at] ^= 0x01;
-    }
 }
 
 #[test]

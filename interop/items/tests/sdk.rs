@@ -35,7 +35,7 @@ use hsm_keyring::keyrings::{RawAesKeyring, RawRsaKeyring};
 use hsm_keyring::pkcs11::{Pkcs11AesKeyring, Pkcs11RsaKeyring, Pkcs11Signer};
 use hsm_keyring::pkcs11::{Pkcs11Uri, Token};
 use hsm_keyring::{AlgorithmSuite, Error, FooterSigner};
-use interop_items::{n, s, sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, sdk_raw_rsa_public, TableSpec};
+use interop_items::{flip, n, s, sdk_decrypt, sdk_encrypt, sdk_raw_aes, sdk_raw_rsa, sdk_raw_rsa_public, TableSpec};
 
 const NAMESPACE: &str = "items-namespace";
 const AES_KEY: [u8; 32] = *b"item interop AES-256 key, 32 B.!";
@@ -233,13 +233,6 @@ fn tampered_items_are_refused_by_both() {
 
 /// A change made to a stored item.
 type Tamper = Box<dyn Fn(&mut Item)>;
-
-fn flip(item: &mut Item, name: &str) {
-    if let Some(AttributeValue::B(b)) = item.get_mut(name) {
-        let at = b.len() / 2;
-        b[at] ^= 0x01;
-    }
-}
 
 #[test]
 fn token_aes_key_read_by_their_raw_aes_keyring() {
