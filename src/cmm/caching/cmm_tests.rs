@@ -69,6 +69,37 @@ fn expired_entries_are_not_used() {
 }
 
 #[test]
+fn every_expired_entry_goes_at_the_next_lookup_and_no_live_one() {
+    let clock = TestClock::new();
+    let cmm = caching(TestCmm::new()).max_age(Duration::from_secs(10)).clock(clock.clone()).build().unwrap();
+    // 20 entries written at t=0, then 5 more at t=5.
+    for i in 0..20 {
+        cmm.get_encryption_materials(enc_request(&ctx(&format!("old{i}")), Some(1))).unwrap();
+    }
+    let old = cmm.cache().entry_handles();
+    clock.advance(Duration::from_secs(5));
+    for i in 0..5 {
+        cmm.get_encryption_materials(enc_request(&ctx(&format!("new{i}")), Some(1))).unwrap();
+    }
+    // Used recently, the old entries are not the least recently used ones.
+    for i in 0..20 {
+        cmm.get_encryption_materials(enc_request(&ctx(&format!("old{i}")), Some(1))).unwrap();
+    }
+    assert_eq!(cmm.inner().calls(), 25);
+    clock.advance(Duration::from_secs(5));
+    // One lookup of another context retires all 20 expired entries at once.
+    cmm.get_encryption_materials(enc_request(&ctx("other"), Some(1))).unwrap();
+    assert!(old.iter().all(|h| !h.is_alive()), "every expired data key must be dropped");
+    assert_eq!(cmm.stats().expirations, 20);
+    assert_eq!(cmm.cache().len(), 6);
+    // The 5 younger entries still serve.
+    for i in 0..5 {
+        cmm.get_encryption_materials(enc_request(&ctx(&format!("new{i}")), Some(1))).unwrap();
+    }
+    assert_eq!(cmm.inner().calls(), 26);
+}
+
+#[test]
 fn different_contexts_never_share_a_key() {
     let cmm = caching(TestCmm::new()).build().unwrap();
     let a = key_of(&cmm.get_encryption_materials(enc_request(&ctx("a"), Some(1))).unwrap());

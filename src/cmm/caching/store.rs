@@ -12,9 +12,6 @@ use crate::materials::{DecryptionMaterials, EncryptionMaterials};
 #[cfg(doc)]
 use super::CachingCmm;
 
-/// How many least recently used entries are checked for expiry on each access.
-const PRUNE_TAIL: usize = 8;
-
 /// The time source of a [`CachingCmm`]; replace it to test expiry without sleeping.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current instant.
@@ -69,6 +66,8 @@ pub(super) struct Entry {
     pub(super) messages: u64,
     pub(super) bytes: u64,
     tick: u64,
+    /// The tick of its insertion: with `expires_at`, its key in `by_expiry`.
+    born: u64,
 }
 
 #[derive(Default)]
@@ -76,6 +75,9 @@ pub(super) struct State {
     pub(super) entries: HashMap<EntryId, Entry>,
     /// Last-use tick to entry id, least recently used first.
     recency: BTreeMap<u64, EntryId>,
+    /// (Expiry, insertion tick) to entry id, soonest first: pruning looks at
+    /// the first one only, so a lookup costs nothing while none is due.
+    by_expiry: BTreeMap<(Instant, u64), EntryId>,
     /// Entries whose materials some thread is fetching right now.
     in_flight: HashSet<EntryId>,
     next_tick: u64,
@@ -99,6 +101,7 @@ impl Shared {
     fn remove(&self, state: &mut State, id: &EntryId) {
         if let Some(entry) = state.entries.remove(id) {
             state.recency.remove(&entry.tick);
+            state.by_expiry.remove(&(entry.expires_at, entry.born));
         }
     }
 
@@ -131,17 +134,13 @@ impl Shared {
         }
     }
 
-    /// Retire TTL-expired entries among the least recently used ones.
+    /// Retire every entry whose time to live has run out.
     fn prune(&self, state: &mut State, now: Instant) {
-        let stale: Vec<EntryId> = state
-            .recency
-            .values()
-            .take(PRUNE_TAIL)
-            .filter(|id| state.entries.get(*id).is_some_and(|e| now >= e.expires_at))
-            .copied()
-            .collect();
-        for id in &stale {
-            self.expire(state, id);
+        while let Some((&(expires_at, _), &id)) = state.by_expiry.first_key_value() {
+            if now < expires_at {
+                break;
+            }
+            self.expire(state, &id);
         }
     }
 
@@ -170,11 +169,15 @@ impl Shared {
         self.remove(state, &id);
         let tick = state.next_tick;
         state.next_tick = state.next_tick.wrapping_add(1);
-        state.entries.insert(id, Entry { materials: Arc::new(materials), expires_at, messages, bytes, tick });
+        state
+            .entries
+            .insert(id, Entry { materials: Arc::new(materials), expires_at, messages, bytes, tick, born: tick });
         state.recency.insert(tick, id);
+        state.by_expiry.insert((expires_at, tick), id);
         while state.entries.len() > self.capacity {
-            let Some((_, oldest)) = state.recency.pop_first() else { break };
-            state.entries.remove(&oldest);
+            let Some((_, oldest)) = state.recency.first_key_value() else { break };
+            let oldest = *oldest;
+            self.remove(state, &oldest);
             self.evictions.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -230,6 +233,7 @@ impl MaterialsCache {
         let mut state = self.shared.lock();
         state.entries.clear();
         state.recency.clear();
+        state.by_expiry.clear();
     }
 
     /// Weak handles to the materials of the entries held now, to check that
