@@ -141,21 +141,28 @@ impl AeadKey {
 /// Written on AWS-LC's HMAC rather than `aws_lc_rs::hkdf`, which defers the
 /// extraction and runs it again, with the HMAC key setup of the PRK, for
 /// every expansion: the two outputs of a committing suite cost 16 SHA-512
-/// blocks that way and 10 here (extraction 4, PRK key setup 2, 2 per
-/// output block).
+/// blocks that way and 8 here (extraction 2, the zero salt's key being set
+/// up once per process; PRK key setup 2; 2 per output block).
 pub(crate) fn hkdf(hash: HashAlg, salt: Option<&[u8]>, ikm: &[u8], outputs: &mut [(&[u8], &mut [u8])]) -> Result<()> {
     use aws_lc_rs::hmac;
-    let (alg, hash_len) = match hash {
-        HashAlg::Sha256 => (hmac::HMAC_SHA256, 32),
-        HashAlg::Sha384 => (hmac::HMAC_SHA384, 48),
-        HashAlg::Sha512 => (hmac::HMAC_SHA512, 64),
+    let (alg, hash_len, slot) = match hash {
+        HashAlg::Sha256 => (hmac::HMAC_SHA256, 32, 0),
+        HashAlg::Sha384 => (hmac::HMAC_SHA384, 48, 1),
+        HashAlg::Sha512 => (hmac::HMAC_SHA512, 64, 2),
     };
-    let zero = [0u8; 64];
-    let salt = match salt {
-        Some(s) => s,
-        None => zero.get(..hash_len).ok_or_else(|| Error::crypto("HKDF salt length"))?,
+    // No salt means a salt of zeros, the same key every time: its HMAC
+    // state is set up once per hash.
+    static ZERO_SALT: [std::sync::OnceLock<hmac::Key>; 3] =
+        [std::sync::OnceLock::new(), std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    let given;
+    let salt_key = match salt {
+        Some(s) => {
+            given = hmac::Key::new(alg, s);
+            &given
+        }
+        None => ZERO_SALT[slot].get_or_init(|| hmac::Key::new(alg, &[0u8; 64][..hash_len])),
     };
-    let prk = hmac::sign(&hmac::Key::new(alg, salt), ikm);
+    let prk = hmac::sign(salt_key, ikm);
     let prk = hmac::Key::new(alg, prk.as_ref());
     for (info, out) in outputs.iter_mut() {
         if out.len() > 255 * hash_len {
@@ -174,6 +181,24 @@ pub(crate) fn hkdf(hash: HashAlg, salt: Option<&[u8]>, ikm: &[u8], outputs: &mut
             previous = Some(t);
         }
     }
+    Ok(())
+}
+
+/// HMAC of the concatenated `parts` under `key`, its first `out.len()` bytes.
+pub(crate) fn hmac(hash: HashAlg, key: &[u8], parts: &[&[u8]], out: &mut [u8]) -> Result<()> {
+    use aws_lc_rs::hmac;
+    let alg = match hash {
+        HashAlg::Sha256 => hmac::HMAC_SHA256,
+        HashAlg::Sha384 => hmac::HMAC_SHA384,
+        HashAlg::Sha512 => hmac::HMAC_SHA512,
+    };
+    let mut ctx = hmac::Context::with_key(&hmac::Key::new(alg, key));
+    for part in parts {
+        ctx.update(part);
+    }
+    let tag = ctx.sign();
+    let tag = tag.as_ref().get(..out.len()).ok_or_else(|| Error::crypto("HMAC output too long"))?;
+    out.copy_from_slice(tag);
     Ok(())
 }
 

@@ -251,6 +251,38 @@ macro_rules! conformance {
             }
 
             #[test]
+            fn hmac_known_answers_and_truncation() {
+                // RFC 4231, test case 2, the data given in two parts.
+                let parts: [&[u8]; 2] = [b"what do ya want ", b"for nothing?"];
+                let expected = [
+                    (HashAlg::Sha256, hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")),
+                    (
+                        HashAlg::Sha384,
+                        hex("af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e
+                             8e2240ca5e69e2c78b3239ecfab21649"),
+                    ),
+                    (
+                        HashAlg::Sha512,
+                        hex("164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554
+                             9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"),
+                    ),
+                ];
+                for (hash, tag) in expected {
+                    let mut full = vec![0u8; tag.len()];
+                    b::hmac(hash, b"Jefe", &parts, &mut full).unwrap();
+                    assert_eq!(full, tag, "{hash:?}");
+                    let mut short = [0u8; 16];
+                    b::hmac(hash, b"Jefe", &parts, &mut short).unwrap();
+                    assert_eq!(short[..], tag[..16], "{hash:?} truncated");
+                    let mut long = vec![0u8; tag.len() + 1];
+                    assert!(b::hmac(hash, b"Jefe", &parts, &mut long).is_err(), "{hash:?} longer than the hash");
+                    let mut other = vec![0u8; tag.len()];
+                    b::hmac(hash, b"Jeff", &parts, &mut other).unwrap();
+                    assert_ne!(other, tag, "{hash:?} another key");
+                }
+            }
+
+            #[test]
             fn sha2_known_answers() {
                 assert_eq!(
                     b::sha512(b"abc").to_vec(),

@@ -23,7 +23,7 @@ use aws_lc as backend;
 use rustcrypto as backend;
 
 use crate::error::Result;
-use crate::materials::SignatureCurve;
+use crate::materials::{HashAlg, SignatureCurve};
 
 pub(crate) use backend::{hkdf, AeadKey, SignatureHasher};
 pub use backend::{RsaPrivateKey, RsaPublicKey, SoftwareSigner};
@@ -51,6 +51,31 @@ pub(crate) use random::batch as random_batch;
 /// SHA-512 of `data`.
 pub(crate) fn sha512(data: &[u8]) -> [u8; 64] {
     backend::sha512(data)
+}
+
+/// HMAC of the concatenated `parts` under `key` with `hash`, its first
+/// `out.len()` bytes (an error if that is longer than the hash).
+pub(crate) fn hmac(hash: HashAlg, key: &[u8], parts: &[&[u8]], out: &mut [u8]) -> Result<()> {
+    backend::hmac(hash, key, parts, out)
+}
+
+/// SHA-384, fed incrementally.
+pub(crate) struct Sha384(SignatureHasher);
+
+impl Sha384 {
+    pub(crate) fn new() -> Self {
+        Sha384(SignatureHasher::new(SignatureCurve::P384))
+    }
+
+    pub(crate) fn update(&mut self, data: impl AsRef<[u8]>) {
+        self.0.update(data.as_ref());
+    }
+
+    pub(crate) fn finalize(self) -> [u8; 48] {
+        let mut out = [0u8; 48];
+        out.copy_from_slice(&self.0.finalize());
+        out
+    }
 }
 
 /// Verify a DER ECDSA signature over a precomputed digest with a SEC1

@@ -155,6 +155,26 @@ pub(crate) fn hkdf(hash: HashAlg, salt: Option<&[u8]>, ikm: &[u8], outputs: &mut
 }
 
 /// Incremental hash of header and body for the footer signature.
+/// HMAC of the concatenated `parts` under `key`, its first `out.len()` bytes.
+pub(crate) fn hmac(hash: HashAlg, key: &[u8], parts: &[&[u8]], out: &mut [u8]) -> Result<()> {
+    use hmac::{Hmac, Mac};
+    fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]], out: &mut [u8]) -> Result<()> {
+        let mut mac = <M as Mac>::new_from_slice(key).map_err(|_| Error::crypto("HMAC key setup"))?;
+        for part in parts {
+            mac.update(part);
+        }
+        let tag = mac.finalize().into_bytes();
+        let tag = tag.get(..out.len()).ok_or_else(|| Error::crypto("HMAC output too long"))?;
+        out.copy_from_slice(tag);
+        Ok(())
+    }
+    match hash {
+        HashAlg::Sha256 => run::<Hmac<sha2::Sha256>>(key, parts, out),
+        HashAlg::Sha384 => run::<Hmac<sha2::Sha384>>(key, parts, out),
+        HashAlg::Sha512 => run::<Hmac<sha2::Sha512>>(key, parts, out),
+    }
+}
+
 #[derive(Clone)]
 pub(crate) enum SignatureHasher {
     Sha256(sha2::Sha256),

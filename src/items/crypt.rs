@@ -11,8 +11,6 @@
 //!   then AES-256-GCM(cipher key, nonce, AAD = canonical path) ciphertext and tag.
 
 use aes::cipher::{KeyIvInit, StreamCipher};
-use hmac::{Hmac, Mac};
-use sha2::Sha512;
 use zeroize::Zeroizing;
 
 use super::value::Terminal;
@@ -52,11 +50,8 @@ pub(crate) fn message_keys(data_key: &DataKey, message_id: &[u8]) -> Result<(Key
 
 /// The header commitment: HMAC-SHA512(commit key, body), first 32 bytes.
 pub(crate) fn commitment(commit_key: &[u8], body: &[u8]) -> Result<[u8; 32]> {
-    let mut mac = Hmac::<Sha512>::new_from_slice(commit_key).map_err(|_| Error::crypto("HMAC key setup"))?;
-    mac.update(body);
-    let full = mac.finalize().into_bytes();
     let mut out = [0u8; 32];
-    out.copy_from_slice(&full[..32]);
+    crypto::hmac(HashAlg::Sha512, commit_key, &[body], &mut out)?;
     Ok(out)
 }
 
@@ -138,6 +133,8 @@ mod tests {
     //! directly with the RustCrypto crates.
     use aes::cipher::{BlockEncrypt, KeyInit};
     use hkdf::Hkdf;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha512;
 
     use super::*;
 

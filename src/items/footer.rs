@@ -14,12 +14,11 @@
 //! same and whose s has the other top bit; only if that does not fit either
 //! (r or s with leading zero bytes, rarely) does the writer sign again.
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha384};
 use subtle::ConstantTimeEq;
 
+use crate::crypto::{self, Sha384};
 use crate::error::{Error, Result};
-use crate::materials::{DataKey, FooterSigner, SignatureCurve};
+use crate::materials::{DataKey, FooterSigner, HashAlg, SignatureCurve};
 
 /// Length of one record tag.
 pub(crate) const TAG_LEN: usize = 48;
@@ -65,13 +64,20 @@ pub(crate) fn record_hash<'a>(
             }
         }
     }
-    Ok(sha.finalize().into())
+    Ok(sha.finalize())
 }
 
 fn tag(key: &DataKey, hash: &[u8; 48]) -> Result<[u8; TAG_LEN]> {
-    let mut mac = Hmac::<Sha384>::new_from_slice(key.as_bytes()).map_err(|_| Error::crypto("HMAC key setup"))?;
-    mac.update(hash);
-    Ok(mac.finalize().into_bytes().into())
+    let mut tag = [0u8; TAG_LEN];
+    crypto::hmac(HashAlg::Sha384, key.as_bytes(), &[hash], &mut tag)?;
+    Ok(tag)
+}
+
+/// SHA-384 of `h`: the digest the record signature signs.
+fn digest_of(hash: &[u8; 48]) -> [u8; 48] {
+    let mut sha = Sha384::new();
+    sha.update(hash);
+    sha.finalize()
 }
 
 /// Write the footer: a tag per signing key, then the signature if `signer`.
@@ -84,7 +90,7 @@ pub(crate) fn create(hash: &[u8; 48], keys: &[DataKey], signer: Option<&dyn Foot
         if signer.curve() != SignatureCurve::P384 {
             return Err(Error::config("item signatures are ECDSA P-384"));
         }
-        let digest: [u8; 48] = Sha384::digest(hash).into();
+        let digest = digest_of(hash);
         let signature = (0..SIGN_ATTEMPTS)
             .map(|_| signer.sign_digest(&digest).map(|s| if s.len() == SIGNATURE_LEN { Some(s) } else { other_s(&s) }))
             .find_map(|s| s.transpose())
@@ -125,7 +131,7 @@ pub(crate) fn verify(
         return Err(Error::ItemAuthentication { reason: "no record tag matches: the item was altered".into() });
     }
     if let Some(public_key) = verification_key {
-        let digest: [u8; 48] = Sha384::digest(hash).into();
+        let digest = digest_of(hash);
         crate::crypto::ecdsa_verify_digest(SignatureCurve::P384, public_key, &digest, signature)
             .map_err(|_| Error::Signature { reason: "the item's record signature does not verify".into() })?;
     }
@@ -134,6 +140,8 @@ pub(crate) fn verify(
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha384};
+
     use super::*;
     use crate::crypto::SoftwareSigner;
 
