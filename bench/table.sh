@@ -2,7 +2,9 @@
 # put_item / get_item through the encrypted table client against the plain
 # client, on dynalite, with an AES key on a fresh SoftHSM token.
 #   bash bench/table.sh            (ROUNDS=9, KEYS=50 items per round by default; SUITE=0x6700|0x6701, default 0x6701;
-#                                 SHARED_KEYS=1: the clients take turns on the same primary keys)
+#                                 SHARED_KEYS=1: the clients take turns on the same primary keys;
+#                                 CONCURRENCY=N requests in flight for the items/s part, default 16, 0 skips it;
+#                                 THROUGHPUT_ROUNDS=N rounds of it, default ROUNDS)
 # The example runs on the aws-lc backend, as the command does. BENCH_WRAP="perf record -g --"
 # runs it under a profiler (or any other command prefix).
 set -euo pipefail

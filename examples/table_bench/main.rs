@@ -12,8 +12,19 @@
 //! client's. A fourth row, "stored", has the plain client write and read
 //! items encrypted beforehand (no encryption in the loop): the share of the
 //! difference that comes from the larger item the server stores and sends,
-//! not from the encryption itself.
+//! not from the encryption itself. A fifth, "floor", does what "stored"
+//! does and also computes, per item, the primitives the format requires
+//! (`floor.rs`) where the encryption would run (before each put, after
+//! each get): the least any implementation of the format could add.
+//!
+//! Then the same four write and read their items with `CONCURRENCY`
+//! requests in flight (16 by default; 0 skips this part), `THROUGHPUT_ROUNDS`
+//! rounds (default `ROUNDS`): items per second, and the time per item as
+//! their inverse, as a service that serves many requests at once sees it.
 
+mod floor;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +57,64 @@ fn key(prefix: &str, i: usize) -> Item {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+type SdkItem = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// What one client writes: plain items (through `encrypted` if set) or
+/// items stored as they are.
+#[derive(Clone)]
+enum Writes {
+    Plain(Option<EncryptedClient>, Arc<Vec<Item>>),
+    Stored(Arc<Vec<SdkItem>>),
+}
+
+/// Put (or, if `get`, read back) every item of `writes` with `concurrency`
+/// tasks, each taking every `concurrency`-th item: items per second.
+async fn throughput(
+    plain: &aws_sdk_dynamodb::Client,
+    table: &str,
+    writes: &Writes,
+    prefix: &'static str,
+    get: bool,
+    concurrency: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let count = match writes {
+        Writes::Plain(_, items) => items.len(),
+        Writes::Stored(items) => items.len(),
+    };
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for first in 0..concurrency {
+        let (plain, table, writes) = (plain.clone(), table.to_owned(), writes.clone());
+        tasks.spawn(async move {
+            for i in (first..count).step_by(concurrency) {
+                let k = Some(to_sdk_item(&key(prefix, i)));
+                match (&writes, get) {
+                    (Writes::Plain(Some(e), _), true) => {
+                        e.get_item(e.inner().get_item().table_name(&table).set_key(k)).await?.ok_or("missing item")?;
+                    }
+                    (_, true) => {
+                        plain.get_item().table_name(&table).set_key(k).send().await?.item.ok_or("missing item")?;
+                    }
+                    (Writes::Plain(Some(e), items), false) => {
+                        e.put_item(e.inner().put_item().table_name(&table), &items[i]).await?;
+                    }
+                    (Writes::Plain(None, items), false) => {
+                        plain.put_item().table_name(&table).set_item(Some(to_sdk_item(&items[i]))).send().await?;
+                    }
+                    (Writes::Stored(items), false) => {
+                        plain.put_item().table_name(&table).set_item(Some(items[i].clone())).send().await?;
+                    }
+                }
+            }
+            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done?.map_err(|e| e.to_string())?;
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
 }
 
 #[tokio::main]
@@ -109,17 +178,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // put replaces an item of another size; SHARED_KEYS=1 has the plain,
     // cached and uncached clients take turns on the same keys instead.
     let shared = std::env::var("SHARED_KEYS").is_ok_and(|v| v == "1");
-    let prefixes: [&str; 4] =
-        if shared { ["customer", "customer", "customer", "stored"] } else { ["plain", "cached", "uncached", "stored"] };
+    let prefixes: [&str; 5] = if shared {
+        ["customer", "customer", "customer", "stored", "floor"]
+    } else {
+        ["plain", "cached", "uncached", "stored", "floor"]
+    };
     let items: Vec<Vec<Item>> = prefixes.iter().map(|p| (0..keys).map(|i| item(p, i)).collect()).collect();
     // The same items encrypted once, for the plain client to store and read as
     // they are: what the larger encrypted item costs the server and the SDK,
     // without any encryption in the loop.
     let stored_cfg = actions(TableConfig::builder(&table, "pk")).keyring(keyring()?).build()?;
-    let stored: Vec<_> = items[3]
-        .iter()
-        .map(|it| hsm_keyring::items::encrypt_item(&stored_cfg, it).map(|e| to_sdk_item(&e)))
-        .collect::<Result<_, _>>()?;
+    let encrypted = |items: &[Item]| {
+        items
+            .iter()
+            .map(|it| hsm_keyring::items::encrypt_item(&stored_cfg, it).map(|e| to_sdk_item(&e)))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (stored, floor_items) = (encrypted(&items[3])?, encrypted(&items[4])?);
     let size =
         to_sdk_item(&items[0][0]).iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(1)).sum::<usize>();
     println!(
@@ -128,19 +203,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         items[0][0].len()
     );
 
-    // [plain, cached, uncached, stored] x [put, get], microseconds per item per round.
-    let mut t = vec![vec![Vec::new(); 4]; 2];
+    // [plain, cached, uncached, stored, floor] x [put, get], microseconds per item per round.
+    let mut t = vec![vec![Vec::new(); 5]; 2];
     for round in 0..=rounds {
-        let clients = [None, Some(&cached), Some(&uncached), None];
+        let clients = [None, Some(&cached), Some(&uncached), None, None];
         // Each round starts with a different client, so that whatever the
         // server does between rounds falls on all of them alike.
-        for c in (0..4).map(|k| (k + round) % 4) {
+        for c in (0..5).map(|k| (k + round) % 5) {
             let client = clients[c];
             let start = Instant::now();
             for (i, it) in items[c].iter().enumerate() {
                 match client {
                     None if c == 3 => {
                         plain.put_item().table_name(&table).set_item(Some(stored[i].clone())).send().await?;
+                    }
+                    None if c == 4 => {
+                        floor::primitives()?;
+                        plain.put_item().table_name(&table).set_item(Some(floor_items[i].clone())).send().await?;
                     }
                     None => {
                         plain.put_item().table_name(&table).set_item(Some(to_sdk_item(it))).send().await?;
@@ -157,6 +236,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 match client {
                     None => {
                         plain.get_item().table_name(&table).set_key(k).send().await?.item.ok_or("missing item")?;
+                        if c == 4 {
+                            floor::primitives()?;
+                        }
                     }
                     Some(e) => {
                         e.get_item(e.inner().get_item().table_name(&table).set_key(k)).await?.ok_or("missing item")?;
@@ -172,13 +254,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!(
-        "{:<10} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10}",
-        "op", "plain us/item", "items/s", "cached us/item", "ratio", "uncached us", "ratio", "stored us", "ratio"
+        "{:<10} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10}",
+        "op",
+        "plain us/item",
+        "items/s",
+        "cached us/item",
+        "ratio",
+        "uncached us",
+        "ratio",
+        "stored us",
+        "ratio",
+        "floor us",
+        "ratio"
     );
     for (op, row) in ["put_item", "get_item"].iter().zip(t.iter_mut()) {
         let m: Vec<f64> = row.iter_mut().map(|v| median(v)).collect();
         println!(
-            "{op:<10} {:>14.0} {:>10.0} {:>14.0} {:>10.3} {:>14.0} {:>10.3} {:>14.0} {:>10.3}",
+            "{op:<10} {:>14.0} {:>10.0} {:>14.0} {:>10.3} {:>14.0} {:>10.3} {:>14.0} {:>10.3} {:>14.0} {:>10.3}",
             m[0],
             1e6 / m[0],
             m[1],
@@ -186,7 +278,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             m[2],
             m[2] / m[0],
             m[3],
-            m[3] / m[0]
+            m[3] / m[0],
+            m[4],
+            m[4] / m[0]
+        );
+    }
+    println!("caching CMM: {:?}", cmm.stats());
+
+    let concurrency: usize = std::env::var("CONCURRENCY").ok().and_then(|r| r.parse().ok()).unwrap_or(16);
+    if concurrency == 0 {
+        return Ok(());
+    }
+    let t_rounds: usize = std::env::var("THROUGHPUT_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(rounds);
+    let items: Vec<Arc<Vec<Item>>> = items.into_iter().map(Arc::new).collect();
+    let writes = [
+        Writes::Plain(None, items[0].clone()),
+        Writes::Plain(Some(cached.clone()), items[1].clone()),
+        Writes::Plain(Some(uncached.clone()), items[2].clone()),
+        Writes::Stored(Arc::new(stored)),
+    ];
+    // [put, get] x [plain, cached, uncached, stored], items per second per round.
+    let mut r = vec![vec![Vec::new(); 4]; 2];
+    for round in 0..=t_rounds {
+        for c in (0..4).map(|k| (k + round) % 4) {
+            let put = throughput(&plain, &table, &writes[c], prefixes[c], false, concurrency).await?;
+            let get = throughput(&plain, &table, &writes[c], prefixes[c], true, concurrency).await?;
+            if round > 0 {
+                r[0][c].push(put);
+                r[1][c].push(get);
+            }
+        }
+    }
+    println!("{concurrency} requests in flight, {t_rounds} rounds: items/s (time per item as a ratio to plain's)");
+    println!(
+        "{:<10} {:>14} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10}",
+        "op", "plain items/s", "cached", "ratio", "uncached", "ratio", "stored", "ratio"
+    );
+    for (op, row) in ["put_item", "get_item"].iter().zip(r.iter_mut()) {
+        let m: Vec<f64> = row.iter_mut().map(|v| median(v)).collect();
+        println!(
+            "{op:<10} {:>14.0} {:>14.0} {:>10.3} {:>14.0} {:>10.3} {:>14.0} {:>10.3}",
+            m[0],
+            m[1],
+            m[0] / m[1],
+            m[2],
+            m[0] / m[2],
+            m[3],
+            m[0] / m[3]
         );
     }
     println!("caching CMM: {:?}", cmm.stats());
