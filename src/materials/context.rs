@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,12 +17,13 @@ pub const PUBLIC_KEY_FIELD: &str = "aws-crypto-public-key";
 /// An encryption context: UTF-8 pairs, kept sorted by key bytes (the wire order).
 ///
 /// Callers build one with [`EncryptionContext::new`] and [`EncryptionContext::insert`],
-/// which refuse the reserved `aws-crypto-` prefix.
+/// which refuse the reserved `aws-crypto-` prefix. Clones share the pairs
+/// until one of them changes (a cache hit hands out its context this way).
 #[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct EncryptionContext {
     // `String` orders by UTF-8 bytes, which is the order the format requires.
-    pairs: BTreeMap<String, String>,
+    pairs: Arc<BTreeMap<String, String>>,
 }
 
 impl fmt::Debug for EncryptionContext {
@@ -53,7 +55,7 @@ impl EncryptionContext {
                 reason: format!("key `{key}` uses the reserved prefix `{RESERVED_PREFIX}`"),
             });
         }
-        self.pairs.insert(key, value.into());
+        Arc::make_mut(&mut self.pairs).insert(key, value.into());
         Ok(())
     }
 
@@ -64,12 +66,12 @@ impl EncryptionContext {
     pub(crate) fn from_pairs_unchecked<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        EncryptionContext { pairs: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        EncryptionContext { pairs: Arc::new(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()) }
     }
 
     /// Add a pair without the reserved-prefix check (for the library's own fields).
     pub(crate) fn insert_reserved(&mut self, key: &str, value: String) {
-        self.pairs.insert(key.to_owned(), value);
+        Arc::make_mut(&mut self.pairs).insert(key.to_owned(), value);
     }
 
     /// The value for `key`.
@@ -79,7 +81,10 @@ impl EncryptionContext {
 
     /// Remove `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        self.pairs.remove(key)
+        if !self.pairs.contains_key(key) {
+            return None;
+        }
+        Arc::make_mut(&mut self.pairs).remove(key)
     }
 
     /// True if `key` is present.
@@ -109,20 +114,21 @@ impl EncryptionContext {
 
     /// The pairs whose keys are in `keys` (missing keys are skipped).
     pub fn subset<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> EncryptionContext {
-        let mut out = EncryptionContext::new();
+        let mut out = BTreeMap::new();
         for k in keys {
             if let Some(v) = self.pairs.get(k) {
-                out.pairs.insert(k.to_owned(), v.clone());
+                out.insert(k.to_owned(), v.clone());
             }
         }
-        out
+        EncryptionContext::from_map(out)
     }
 
     /// The pairs whose keys are not in `keys`.
     pub fn without<'a>(&self, keys: impl IntoIterator<Item = &'a str> + Clone) -> EncryptionContext {
         let mut out = self.clone();
         for k in keys {
-            out.pairs.remove(k);
+            // Shares the pairs when there is nothing to remove.
+            out.remove(k);
         }
         out
     }
@@ -143,7 +149,7 @@ impl EncryptionContext {
     /// A context of exactly these pairs (for the wire decoder, which has
     /// already checked them).
     pub(crate) fn from_map(pairs: BTreeMap<String, String>) -> Self {
-        EncryptionContext { pairs }
+        EncryptionContext { pairs: Arc::new(pairs) }
     }
 }
 

@@ -11,20 +11,21 @@ use super::suite::{AlgorithmSuite, SignatureCurve};
 use crate::error::{Error, Result};
 
 /// A plaintext data key (or any secret key bytes): zeroized on drop, never printed.
+/// Clones share one copy of the bytes, zeroized when the last one drops.
 #[derive(Clone, PartialEq, Eq)]
-pub struct DataKey(Zeroizing<Vec<u8>>);
+pub struct DataKey(Arc<Zeroizing<Vec<u8>>>);
 
 impl DataKey {
     /// Wrap existing key bytes.
     pub fn new(bytes: Vec<u8>) -> Self {
-        DataKey(Zeroizing::new(bytes))
+        DataKey(Arc::new(Zeroizing::new(bytes)))
     }
 
     /// A fresh random key of `len` bytes from the operating system's CSPRNG.
     pub fn generate(len: usize) -> Result<Self> {
         let mut bytes = Zeroizing::new(vec![0u8; len]);
         crate::crypto::fill_random(&mut bytes)?;
-        Ok(DataKey(bytes))
+        Ok(DataKey(Arc::new(bytes)))
     }
 
     /// The key bytes.
@@ -95,7 +96,8 @@ pub struct EncryptionMaterials {
     encryption_context: EncryptionContext,
     required_encryption_context_keys: Vec<String>,
     data_key: Option<DataKey>,
-    encrypted_data_keys: Vec<EncryptedDataKey>,
+    /// Shared by clones until one of them adds an EDK.
+    encrypted_data_keys: Arc<Vec<EncryptedDataKey>>,
     signing_key: Option<Arc<dyn FooterSigner>>,
     /// For suites that wrap an intermediate key: one symmetric signing key
     /// per EDK, in EDK order.
@@ -110,7 +112,7 @@ impl EncryptionMaterials {
             encryption_context,
             required_encryption_context_keys: Vec::new(),
             data_key: None,
-            encrypted_data_keys: Vec::new(),
+            encrypted_data_keys: Arc::default(),
             signing_key: None,
             symmetric_signing_keys: Vec::new(),
         }
@@ -171,7 +173,7 @@ impl EncryptionMaterials {
         if self.data_key.is_none() {
             return Err(Error::config("an encrypted data key was added to materials that hold no data key"));
         }
-        self.encrypted_data_keys.push(edk);
+        Arc::make_mut(&mut self.encrypted_data_keys).push(edk);
         Ok(())
     }
 

@@ -1,11 +1,15 @@
-//! The entry identifiers: SHA-512 over the partition, the suite, the
-//! encryption context (and, for decryption, the sorted encrypted data keys),
-//! as the AWS Encryption SDK's caching CMM specifies, followed by the
-//! commitment policy (and the reproduced context).
+//! The entry identifiers: one SHA-512 over the direction, the partition,
+//! the suite, the commitment policy and the encryption context (and, for
+//! decryption, the sorted encrypted data keys and the reproduced context),
+//! each variable part preceded by its length so that no two requests give
+//! the same input. The AWS Encryption SDK's caching CMM specifies nested
+//! hashes of the same parts; identifiers never leave the process, so only
+//! what they cover and their collision resistance matter, and one pass
+//! hashes about half as many blocks.
 
 use super::store::EntryId;
 use crate::format::edk;
-use crate::materials::{CommitmentPolicy, DecryptMaterialsRequest, EncryptionContext, EncryptionMaterialsRequest};
+use crate::materials::{CommitmentPolicy, DecryptMaterialsRequest, EncryptionMaterialsRequest};
 
 fn policy_byte(policy: CommitmentPolicy) -> u8 {
     match policy {
@@ -15,14 +19,18 @@ fn policy_byte(policy: CommitmentPolicy) -> u8 {
     }
 }
 
-fn context_hash(context: &EncryptionContext) -> Option<[u8; 64]> {
-    Some(crate::crypto::sha512(&context.serialize().ok()?))
+/// Append `part` after its length.
+fn put(buf: &mut Vec<u8>, part: &[u8]) {
+    buf.extend_from_slice(&(part.len() as u64).to_be_bytes());
+    buf.extend_from_slice(part);
 }
 
-/// The specification's formula, followed by the commitment policy; `None`
-/// if the context cannot be serialized (the request is then not cached).
+/// The identifier of an encryption request; `None` if the context cannot be
+/// serialized (the request is then not cached).
 pub(super) fn encrypt_entry_id(partition_hash: &[u8; 64], request: &EncryptionMaterialsRequest) -> Option<EntryId> {
-    let mut buf = Vec::with_capacity(64 + 3 + 64 + 1);
+    let context = request.encryption_context.serialize().ok()?;
+    let mut buf = Vec::with_capacity(1 + 64 + 4 + 8 + context.len());
+    buf.push(b'E');
     buf.extend_from_slice(partition_hash);
     match request.algorithm_suite {
         None => buf.push(0),
@@ -31,34 +39,41 @@ pub(super) fn encrypt_entry_id(partition_hash: &[u8; 64], request: &EncryptionMa
             buf.extend_from_slice(&suite.id().to_be_bytes());
         }
     }
-    buf.extend_from_slice(&context_hash(&request.encryption_context)?);
     buf.push(policy_byte(request.commitment_policy));
+    put(&mut buf, &context);
     Some(crate::crypto::sha512(&buf))
 }
 
-/// The specification's formula, followed by the commitment policy and the
-/// hash of the reproduced context (which the underlying CMM checks); `None`
-/// if a context or an EDK cannot be serialized.
+/// The identifier of a decryption request, whatever the order of its EDKs;
+/// `None` if a context or an EDK cannot be serialized.
 pub(super) fn decrypt_entry_id(partition_hash: &[u8; 64], request: &DecryptMaterialsRequest) -> Option<EntryId> {
-    let mut edk_hashes = Vec::with_capacity(request.encrypted_data_keys.len());
-    for edk in &request.encrypted_data_keys {
-        edk_hashes.push(crate::crypto::sha512(&edk::serialize(edk).ok()?));
-    }
-    edk_hashes.sort_unstable();
-    let mut buf = Vec::with_capacity(64 * (edk_hashes.len() + 4) + 4);
+    let mut edks = request.encrypted_data_keys.iter().map(|e| edk::serialize(e).ok()).collect::<Option<Vec<_>>>()?;
+    edks.sort_unstable();
+    let context = request.encryption_context.serialize().ok()?;
+    let reproduced = match &request.reproduced_encryption_context {
+        None => None,
+        Some(reproduced) => Some(reproduced.serialize().ok()?),
+    };
+    let variable = edks.iter().map(|e| 8 + e.len()).sum::<usize>()
+        + 8
+        + context.len()
+        + 9
+        + reproduced.as_ref().map_or(0, Vec::len);
+    let mut buf = Vec::with_capacity(1 + 64 + 3 + 8 + variable);
+    buf.push(b'D');
     buf.extend_from_slice(partition_hash);
     buf.extend_from_slice(&request.algorithm_suite.id().to_be_bytes());
-    for hash in &edk_hashes {
-        buf.extend_from_slice(hash);
-    }
-    buf.extend_from_slice(&[0u8; 64]);
-    buf.extend_from_slice(&context_hash(&request.encryption_context)?);
     buf.push(policy_byte(request.commitment_policy));
-    match &request.reproduced_encryption_context {
+    buf.extend_from_slice(&(edks.len() as u64).to_be_bytes());
+    for e in &edks {
+        put(&mut buf, e);
+    }
+    put(&mut buf, &context);
+    match &reproduced {
         None => buf.push(0),
-        Some(reproduced) => {
+        Some(r) => {
             buf.push(1);
-            buf.extend_from_slice(&context_hash(reproduced)?);
+            put(&mut buf, r);
         }
     }
     Some(crate::crypto::sha512(&buf))
@@ -67,7 +82,7 @@ pub(super) fn decrypt_entry_id(partition_hash: &[u8; 64], request: &DecryptMater
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::materials::{AlgorithmSuite, EncryptedDataKey};
+    use crate::materials::{AlgorithmSuite, EncryptedDataKey, EncryptionContext};
 
     const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
     const POLICY: CommitmentPolicy = CommitmentPolicy::RequireEncryptRequireDecrypt;
@@ -94,10 +109,19 @@ mod tests {
             decrypt_entry_id(&p, &req(vec![edk("a", 1)], ctx("x"), None)),
             decrypt_entry_id(&p, &req(vec![edk("a", 1), edk("b", 2)], ctx("y"), None)),
             decrypt_entry_id(&p, &req(vec![edk("a", 1), edk("b", 2)], ctx("x"), Some(ctx("x")))),
+            decrypt_entry_id(&p, &req(vec![edk("a", 1), edk("b", 2)], ctx("x"), Some(ctx("y")))),
+            decrypt_entry_id(&p, &req(vec![edk("a", 1), edk("b", 2)], EncryptionContext::new(), None)),
+            decrypt_entry_id(
+                &p,
+                &req(vec![edk("a", 1), edk("b", 2)], EncryptionContext::new(), Some(EncryptionContext::new())),
+            ),
         ];
-        for other in others {
-            assert_ne!(other.unwrap(), base);
-        }
+        let mut ids: Vec<EntryId> = others.into_iter().map(Option::unwrap).collect();
+        ids.push(base);
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "every request must have an id of its own");
         // An EDK too long for the format has no id: such a request is not cached.
         let mut long = edk("a", 1);
         long.ciphertext = vec![0; 70_000];

@@ -4,7 +4,8 @@
 //! The behaviour follows the AWS Encryption SDK's caching CMM and local
 //! cryptographic materials cache: entries are found by a SHA-512 entry
 //! identifier over the partition id, the suite, the encryption context (and,
-//! for decryption, the sorted encrypted data keys); every entry has a
+//! for decryption, the sorted encrypted data keys), hashed in one pass
+//! rather than as the specification's nested hashes; every entry has a
 //! time-to-live; encryption entries also count the messages and bytes they
 //! protected and are retired once a limit is reached; the cache holds a
 //! bounded number of entries and evicts the least recently used.
