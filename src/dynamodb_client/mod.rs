@@ -53,7 +53,7 @@ pub use ops::Page;
 
 use crate::error::{Error, Result};
 use crate::items::legacy::{decrypt_any_item, LegacyPolicy};
-use crate::items::{decrypt_items, encrypt_item, encrypt_items, from_sdk_item, to_sdk_item, Item, TableConfig};
+use crate::items::{decrypt_items, encrypt_item, encrypt_items, from_sdk_item, into_sdk_item, Item, TableConfig};
 
 /// The SDK's item type.
 pub type SdkItem = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
@@ -79,11 +79,11 @@ impl Table {
     }
 
     fn encrypt(&self, items: &[Item]) -> Result<Vec<SdkItem>> {
-        Ok(encrypt_items(&self.config, items)?.iter().map(to_sdk_item).collect())
+        Ok(encrypt_items(&self.config, items)?.into_iter().map(into_sdk_item).collect())
     }
 
     fn encrypt_one(&self, item: &Item) -> Result<SdkItem> {
-        Ok(to_sdk_item(&encrypt_item(&self.config, item)?))
+        Ok(into_sdk_item(encrypt_item(&self.config, item)?))
     }
 }
 

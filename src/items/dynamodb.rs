@@ -12,26 +12,26 @@ fn bad(name: &str, reason: impl std::fmt::Display) -> Error {
     Error::MalformedItem { reason: format!("attribute `{name}`: {reason}") }
 }
 
-impl From<&AttributeValue> for SdkValue {
-    fn from(value: &AttributeValue) -> Self {
+impl From<AttributeValue> for SdkValue {
+    fn from(value: AttributeValue) -> Self {
         match value {
-            AttributeValue::S(s) => SdkValue::S(s.clone()),
-            AttributeValue::N(n) => SdkValue::N(n.clone()),
-            AttributeValue::B(b) => SdkValue::B(Blob::new(b.clone())),
-            AttributeValue::Bool(b) => SdkValue::Bool(*b),
+            AttributeValue::S(s) => SdkValue::S(s),
+            AttributeValue::N(n) => SdkValue::N(n),
+            AttributeValue::B(b) => SdkValue::B(Blob::new(b)),
+            AttributeValue::Bool(b) => SdkValue::Bool(b),
             AttributeValue::Null => SdkValue::Null(true),
-            AttributeValue::Ss(set) => SdkValue::Ss(set.clone()),
-            AttributeValue::Ns(set) => SdkValue::Ns(set.clone()),
-            AttributeValue::Bs(set) => SdkValue::Bs(set.iter().map(|b| Blob::new(b.clone())).collect()),
-            AttributeValue::L(list) => SdkValue::L(list.iter().map(SdkValue::from).collect()),
-            AttributeValue::M(map) => SdkValue::M(map.iter().map(|(k, v)| (k.clone(), SdkValue::from(v))).collect()),
+            AttributeValue::Ss(set) => SdkValue::Ss(set),
+            AttributeValue::Ns(set) => SdkValue::Ns(set),
+            AttributeValue::Bs(set) => SdkValue::Bs(set.into_iter().map(Blob::new).collect()),
+            AttributeValue::L(list) => SdkValue::L(list.into_iter().map(SdkValue::from).collect()),
+            AttributeValue::M(map) => SdkValue::M(map.into_iter().map(|(k, v)| (k, SdkValue::from(v))).collect()),
         }
     }
 }
 
-impl From<AttributeValue> for SdkValue {
-    fn from(value: AttributeValue) -> Self {
-        SdkValue::from(&value)
+impl From<&AttributeValue> for SdkValue {
+    fn from(value: &AttributeValue) -> Self {
+        SdkValue::from(value.clone())
     }
 }
 
@@ -41,7 +41,7 @@ impl TryFrom<&SdkValue> for AttributeValue {
     /// Fails on a variant unknown to this crate (`Unknown`, or one added to
     /// the SDK later), on `Null(false)`, and beyond [`MAX_DEPTH`] levels.
     fn try_from(value: &SdkValue) -> Result<Self> {
-        from_sdk(value, "(value)", 0)
+        from_sdk(value.clone(), "(value)", 0)
     }
 }
 
@@ -50,31 +50,30 @@ impl TryFrom<SdkValue> for AttributeValue {
 
     /// As for `&SdkValue`.
     fn try_from(value: SdkValue) -> Result<Self> {
-        from_sdk(&value, "(value)", 0)
+        from_sdk(value, "(value)", 0)
     }
 }
 
-fn from_sdk(value: &SdkValue, name: &str, depth: usize) -> Result<AttributeValue> {
+/// The values are moved, not copied.
+fn from_sdk(value: SdkValue, name: &str, depth: usize) -> Result<AttributeValue> {
     if depth > MAX_DEPTH {
         return Err(bad(name, format!("nested deeper than {MAX_DEPTH} levels")));
     }
     Ok(match value {
-        SdkValue::S(s) => AttributeValue::S(s.clone()),
-        SdkValue::N(n) => AttributeValue::N(n.clone()),
-        SdkValue::B(b) => AttributeValue::B(b.as_ref().to_vec()),
-        SdkValue::Bool(b) => AttributeValue::Bool(*b),
+        SdkValue::S(s) => AttributeValue::S(s),
+        SdkValue::N(n) => AttributeValue::N(n),
+        SdkValue::B(b) => AttributeValue::B(b.into_inner()),
+        SdkValue::Bool(b) => AttributeValue::Bool(b),
         SdkValue::Null(true) => AttributeValue::Null,
         SdkValue::Null(false) => return Err(bad(name, "NULL must be true")),
-        SdkValue::Ss(set) => AttributeValue::Ss(set.clone()),
-        SdkValue::Ns(set) => AttributeValue::Ns(set.clone()),
-        SdkValue::Bs(set) => AttributeValue::Bs(set.iter().map(|b| b.as_ref().to_vec()).collect()),
+        SdkValue::Ss(set) => AttributeValue::Ss(set),
+        SdkValue::Ns(set) => AttributeValue::Ns(set),
+        SdkValue::Bs(set) => AttributeValue::Bs(set.into_iter().map(Blob::into_inner).collect()),
         SdkValue::L(list) => {
-            AttributeValue::L(list.iter().map(|v| from_sdk(v, name, depth + 1)).collect::<Result<_>>()?)
+            AttributeValue::L(list.into_iter().map(|v| from_sdk(v, name, depth + 1)).collect::<Result<_>>()?)
         }
         SdkValue::M(map) => AttributeValue::M(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), from_sdk(v, name, depth + 1)?)))
-                .collect::<Result<BTreeMap<_, _>>>()?,
+            map.into_iter().map(|(k, v)| Ok((k, from_sdk(v, name, depth + 1)?))).collect::<Result<BTreeMap<_, _>>>()?,
         ),
         other => return Err(bad(name, format!("unknown DynamoDB attribute value type {other:?}"))),
     })
@@ -83,7 +82,12 @@ fn from_sdk(value: &SdkValue, name: &str, depth: usize) -> Result<AttributeValue
 /// An SDK item (as `GetItem` returns it) as an [`Item`]; fails as
 /// `TryFrom<&SdkValue>` does, naming the attribute.
 pub fn from_sdk_item(item: HashMap<String, SdkValue>) -> Result<Item> {
-    item.iter().map(|(name, value)| Ok((name.clone(), from_sdk(value, name, 0)?))).collect()
+    item.into_iter()
+        .map(|(name, value)| {
+            let value = from_sdk(value, &name, 0)?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 /// An [`Item`] as an SDK item (as `PutItem` takes it).
@@ -112,6 +116,13 @@ pub fn from_sdk_item(item: HashMap<String, SdkValue>) -> Result<Item> {
 /// ```
 pub fn to_sdk_item(item: &Item) -> HashMap<String, SdkValue> {
     item.iter().map(|(name, value)| (name.clone(), SdkValue::from(value))).collect()
+}
+
+/// [`to_sdk_item`] of an item no longer needed: its names and values are
+/// moved, not copied.
+#[cfg(feature = "dynamodb-client")]
+pub(crate) fn into_sdk_item(item: Item) -> HashMap<String, SdkValue> {
+    item.into_iter().map(|(name, value)| (name, SdkValue::from(value))).collect()
 }
 
 #[cfg(test)]
@@ -145,6 +156,8 @@ mod tests {
         assert_eq!(sdk["bs"], SdkValue::Bs(vec![Blob::new(vec![1]), Blob::new(vec![2, 2])]));
         let SdkValue::M(m) = &sdk["m"] else { panic!("not a map: {:?}", sdk["m"]) };
         assert_eq!(m["deep"], SdkValue::L(vec![SdkValue::Null(true), SdkValue::B(Blob::new(vec![0, 255]))]));
+        #[cfg(feature = "dynamodb-client")]
+        assert_eq!(into_sdk_item(item.clone()), sdk);
         assert_eq!(from_sdk_item(sdk).unwrap(), item);
         for (name, value) in &item {
             let sdk = SdkValue::from(value.clone());

@@ -73,6 +73,8 @@ mod tests;
 pub use batch::{decrypt_items, encrypt_items};
 pub use config::{CryptoAction, TableConfig, TableConfigBuilder, RESERVED_PREFIX};
 pub use decrypt::decrypt_item;
+#[cfg(feature = "dynamodb-client")]
+pub(crate) use dynamodb::into_sdk_item;
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{from_sdk_item, to_sdk_item};
 pub use encrypt::encrypt_item;
