@@ -3,9 +3,13 @@
 //!
 //! SoftHSM 2's file store rewrites the token file at every login and fails a
 //! reader that meets it half-written (`C_Login`, `C_GetTokenInfo` answer
-//! `CKR_GENERAL_ERROR`); the token retries those calls. By default 20 pipes
+//! `CKR_GENERAL_ERROR`); the token retries those calls. A process whose
+//! `C_Initialize` met the file half-written does not see the token at all,
+//! or sees it without a user PIN (`CKR_USER_PIN_NOT_INITIALIZED`), for its
+//! whole life: opening the token then initializes the module again (nothing
+//! else in the process uses it yet) and looks once more. By default 20 pipes
 //! and 10 pairs; `HSM_KEYRING_SHARED_TOKEN_FULL=1` runs 200 pipes and 50
-//! pairs.
+//! pairs (before that handling, 30 to 43 of those 500 commands failed here).
 
 mod cli_support;
 

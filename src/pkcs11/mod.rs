@@ -41,6 +41,7 @@ mod pool;
 mod profile;
 mod recovery;
 mod rsa;
+mod select;
 mod signer;
 mod token;
 mod uri;

@@ -14,7 +14,7 @@ use cryptoki::types::AuthPin;
 use once_cell::sync::Lazy;
 
 use super::recovery::with_backoff;
-use super::{ErrCtx, Pin, Pkcs11Operation, Pkcs11Uri};
+use super::{ErrCtx, Pin, Pkcs11Operation};
 use crate::error::Result;
 
 /// Environment variable naming the default module.
@@ -283,61 +283,30 @@ impl Module {
         true
     }
 
+    /// Finalize and initialize the module again, so that it reads its
+    /// tokens afresh, but only while nothing else in the process holds it
+    /// (the registry and `self` are its only handles: no token, so no
+    /// session, can be affected). Returns whether it did and the module
+    /// initialized again.
+    ///
+    /// SoftHSM 2 reads its token directory once, at `C_Initialize`, and
+    /// leaves out for the life of the process a token whose file another
+    /// process was rewriting at that moment.
+    pub(crate) fn reload_if_unused(&self) -> bool {
+        // Held throughout: no new handle can be taken from the registry.
+        let _modules = MODULES.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&self.loaded) != 2 {
+            return false;
+        }
+        let _one = self.loaded.reinit.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.loaded.ctx.clone().finalize();
+        let again = self.loaded.ctx.initialize(init_args()).is_ok();
+        self.loaded.epoch.fetch_add(1, Ordering::AcqRel);
+        self.loaded.pid.store(std::process::id(), Ordering::Release);
+        again
+    }
+
     pub(crate) fn slot(&self, summary: &TokenSummary) -> Result<Slot> {
         Slot::try_from(summary.slot_id).map_err(|e| ErrCtx::default().ck(e))
-    }
-}
-
-/// The one initialized token of `module` that `uri` names.
-pub(crate) fn select_token(module: &Module, uri: &Pkcs11Uri) -> Result<TokenSummary> {
-    let ctx = ErrCtx { token: uri.token.clone(), key: None };
-    let tokens = module.tokens()?;
-    let matches: Vec<&TokenSummary> = tokens
-        .iter()
-        .filter(|t| {
-            uri.token.as_ref().is_none_or(|v| *v == t.label)
-                && uri.serial.as_ref().is_none_or(|v| *v == t.serial)
-                && uri.slot_id.is_none_or(|v| v == t.slot_id)
-                && uri.manufacturer.as_ref().is_none_or(|v| *v == t.manufacturer)
-                && uri.model.as_ref().is_none_or(|v| *v == t.model)
-        })
-        .collect();
-    let available = || {
-        let list: Vec<String> = tokens
-            .iter()
-            .filter(|t| t.initialized)
-            .map(|t| format!("`{}` (serial {}, slot {})", t.label, t.serial, t.slot_id))
-            .collect();
-        if list.is_empty() {
-            "the module has no initialized token".to_owned()
-        } else {
-            format!("available: {}", list.join(", "))
-        }
-    };
-    match matches.as_slice() {
-        [] => Err(ctx.step(
-            Pkcs11Operation::FindToken,
-            format!(
-                "no token matches {} in module {}; {}",
-                uri.token_only().to_path_string(),
-                module.path().display(),
-                available()
-            ),
-        )),
-        [one] if !one.initialized => {
-            Err(ctx.step(Pkcs11Operation::FindToken, format!("token in slot {} is not initialized", one.slot_id)))
-        }
-        [one] => Ok((*one).clone()),
-        many => {
-            // Uninitialized slots (SoftHSM always shows a free one) do not count.
-            let init: Vec<&&TokenSummary> = many.iter().filter(|t| t.initialized).collect();
-            match init.as_slice() {
-                [one] => Ok((**one).clone()),
-                _ => Err(ctx.step(
-                    Pkcs11Operation::FindToken,
-                    format!("{} tokens match; add `token=`, `serial=` or `slot-id=`; {}", init.len(), available()),
-                )),
-            }
-        }
     }
 }

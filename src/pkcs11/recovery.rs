@@ -22,7 +22,8 @@ type CkResult<T> = std::result::Result<T, CkError>;
 /// Waits before each new attempt after a passing token failure
 /// (`CKR_GENERAL_ERROR`, `CKR_FUNCTION_FAILED`, `CKR_DEVICE_ERROR` on a
 /// session that is still open and logged in): three attempts, 75 ms at most.
-const BACKOFF: [Duration; 3] = [Duration::from_millis(5), Duration::from_millis(20), Duration::from_millis(50)];
+pub(super) const BACKOFF: [Duration; 3] =
+    [Duration::from_millis(5), Duration::from_millis(20), Duration::from_millis(50)];
 
 /// Run `call`, and again after each wait of the backoff while it fails with
 /// a passing failure (`CKR_GENERAL_ERROR`, `CKR_FUNCTION_FAILED`,

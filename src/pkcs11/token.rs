@@ -12,11 +12,12 @@ use cryptoki::slot::Slot;
 
 use super::login::pin_hash;
 use super::lookup::{HandleCache, KeyRef};
-use super::module::{default_module_path, select_token, Module, ObjectGuard};
+use super::module::{default_module_path, Module, ObjectGuard};
 use super::pin::{resolve_pin, Pin};
 use super::pool::{Lease, Pool};
 use super::profile::{select_profile, MechanismCache, Profile};
 use super::recovery::{Counters, TokenStats};
+use super::select::select_token;
 use super::uri::{ObjectType, Pkcs11Uri};
 use super::ErrCtx;
 use crate::error::Result;
@@ -175,50 +176,74 @@ impl Token {
     /// token matches (operation `find token`) or the PIN is wrong
     /// (`C_Login`, `CKR_PIN_INCORRECT`, also while the process is already
     /// logged in with another PIN; see [`Token`]).
-    pub fn open_with(uri: &Pkcs11Uri, options: TokenOptions) -> Result<Self> {
+    pub fn open_with(uri: &Pkcs11Uri, mut options: TokenOptions) -> Result<Self> {
         let path = options
             .module_path
             .clone()
             .or_else(|| uri.module_path.as_ref().map(PathBuf::from))
             .unwrap_or_else(default_module_path);
         let module = Module::load(&path)?;
-        let module_epoch = module.epoch();
-        let summary = select_token(&module, uri)?;
-        let slot = module.slot(&summary)?;
-        let profile = match options.profile {
-            Some(profile) => profile,
-            None => select_profile(&module, &summary, uri)?,
-        };
-        let pin = match options.pin {
-            Some(pin) => pin,
-            None => resolve_pin(uri)?,
-        };
-        let token_uri = Pkcs11Uri {
-            token: Some(summary.label.clone()),
-            module_path: Some(path.to_string_lossy().into_owned()),
-            ..Pkcs11Uri::default()
-        };
-        let token = Token {
-            inner: Arc::new(Inner {
-                module,
-                slot,
-                label: summary.label,
-                serial: summary.serial,
-                uri: token_uri,
-                pin_hash: pin_hash(&pin)?,
-                pin,
-                pool: Pool::new(options.pool_size),
-                handles: HandleCache::default(),
-                profile,
-                mechanisms: MechanismCache::default(),
-                stats: Counters::new(module_epoch),
-            }),
-        };
-        // Open one session now, so a wrong PIN is reported here.
-        let lease = token.checkout().map_err(|e| token.err_ctx(None).ck(e))?;
-        drop(lease);
-        token.inner.stats.opened.store(true, Ordering::Relaxed);
-        Ok(token)
+        // SoftHSM 2 that read the token's file while another process was
+        // rewriting it keeps what it read (no user PIN) for the life of the
+        // process: the first login is then tried once more after the module
+        // was initialized again, if nothing else in the process uses it.
+        let mut reloaded = false;
+        loop {
+            let module_epoch = module.epoch();
+            let summary = select_token(&module, uri)?;
+            let slot = module.slot(&summary)?;
+            let profile = match &options.profile {
+                Some(profile) => profile.clone(),
+                None => select_profile(&module, &summary, uri)?,
+            };
+            let pin = match &options.pin {
+                Some(pin) => pin.clone(),
+                None => {
+                    let pin = resolve_pin(uri)?;
+                    options.pin = Some(pin.clone());
+                    pin
+                }
+            };
+            let token_uri = Pkcs11Uri {
+                token: Some(summary.label.clone()),
+                module_path: Some(path.to_string_lossy().into_owned()),
+                ..Pkcs11Uri::default()
+            };
+            let token = Token {
+                inner: Arc::new(Inner {
+                    module: module.clone(),
+                    slot,
+                    label: summary.label,
+                    serial: summary.serial,
+                    uri: token_uri,
+                    pin_hash: pin_hash(&pin)?,
+                    pin,
+                    pool: Pool::new(options.pool_size),
+                    handles: HandleCache::default(),
+                    profile,
+                    mechanisms: MechanismCache::default(),
+                    stats: Counters::new(module_epoch),
+                }),
+            };
+            // Open one session now, so a wrong PIN is reported here.
+            let checked = token.checkout().map(drop);
+            match checked {
+                Ok(()) => {
+                    token.inner.stats.opened.store(true, Ordering::Relaxed);
+                    return Ok(token);
+                }
+                Err(e) => {
+                    let no_pin = matches!(e, CkError::Pkcs11(RvError::UserPinNotInitialized, _));
+                    let error = token.err_ctx(None).ck(e);
+                    drop(token);
+                    if no_pin && !reloaded && module.reload_if_unused() {
+                        reloaded = true;
+                        continue;
+                    }
+                    return Err(error);
+                }
+            }
+        }
     }
 
     /// The token label.
