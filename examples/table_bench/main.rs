@@ -59,6 +59,23 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// One line per operation (put, then get): the median of the plain
+/// client's column, `extra` of it if any, then each other column's median
+/// and `ratio(median, plain's median)`.
+fn print_medians(rows: &mut [Vec<Vec<f64>>], extra: impl Fn(f64) -> Option<f64>, ratio: impl Fn(f64, f64) -> f64) {
+    for (op, row) in ["put_item", "get_item"].iter().zip(rows.iter_mut()) {
+        let m: Vec<f64> = row.iter_mut().map(|v| median(v)).collect();
+        let mut line = format!("{op:<10} {:>14.0}", m[0]);
+        if let Some(extra) = extra(m[0]) {
+            line += &format!(" {extra:>10.0}");
+        }
+        for &other in &m[1..] {
+            line += &format!(" {other:>14.0} {:>10.3}", ratio(other, m[0]));
+        }
+        println!("{line}");
+    }
+}
+
 type SdkItem = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
 /// What one client writes: plain items (through `encrypted` if set) or
@@ -267,22 +284,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "floor us",
         "ratio"
     );
-    for (op, row) in ["put_item", "get_item"].iter().zip(t.iter_mut()) {
-        let m: Vec<f64> = row.iter_mut().map(|v| median(v)).collect();
-        println!(
-            "{op:<10} {:>14.0} {:>10.0} {:>14.0} {:>10.3} {:>14.0} {:>10.3} {:>14.0} {:>10.3} {:>14.0} {:>10.3}",
-            m[0],
-            1e6 / m[0],
-            m[1],
-            m[1] / m[0],
-            m[2],
-            m[2] / m[0],
-            m[3],
-            m[3] / m[0],
-            m[4],
-            m[4] / m[0]
-        );
-    }
+    print_medians(&mut t, |plain| Some(1e6 / plain), |m, plain| m / plain);
     println!("caching CMM: {:?}", cmm.stats());
 
     let concurrency: usize = std::env::var("CONCURRENCY").ok().and_then(|r| r.parse().ok()).unwrap_or(16);
@@ -314,19 +316,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{:<10} {:>14} {:>14} {:>10} {:>14} {:>10} {:>14} {:>10}",
         "op", "plain items/s", "cached", "ratio", "uncached", "ratio", "stored", "ratio"
     );
-    for (op, row) in ["put_item", "get_item"].iter().zip(r.iter_mut()) {
-        let m: Vec<f64> = row.iter_mut().map(|v| median(v)).collect();
-        println!(
-            "{op:<10} {:>14.0} {:>14.0} {:>10.3} {:>14.0} {:>10.3} {:>14.0} {:>10.3}",
-            m[0],
-            m[1],
-            m[0] / m[1],
-            m[2],
-            m[0] / m[2],
-            m[3],
-            m[0] / m[3]
-        );
-    }
+    print_medians(&mut r, |_| None, |m, plain| plain / m);
     println!("caching CMM: {:?}", cmm.stats());
     Ok(())
 }

@@ -145,11 +145,7 @@ impl AeadKey {
 /// up once per process; PRK key setup 2; 2 per output block).
 pub(crate) fn hkdf(hash: HashAlg, salt: Option<&[u8]>, ikm: &[u8], outputs: &mut [(&[u8], &mut [u8])]) -> Result<()> {
     use aws_lc_rs::hmac;
-    let (alg, hash_len, slot) = match hash {
-        HashAlg::Sha256 => (hmac::HMAC_SHA256, 32, 0),
-        HashAlg::Sha384 => (hmac::HMAC_SHA384, 48, 1),
-        HashAlg::Sha512 => (hmac::HMAC_SHA512, 64, 2),
-    };
+    let (alg, hash_len, slot) = hmac_alg(hash);
     // No salt means a salt of zeros, the same key every time: its HMAC
     // state is set up once per hash.
     static ZERO_SALT: [std::sync::OnceLock<hmac::Key>; 3] =
@@ -184,14 +180,21 @@ pub(crate) fn hkdf(hash: HashAlg, salt: Option<&[u8]>, ikm: &[u8], outputs: &mut
     Ok(())
 }
 
+/// AWS-LC's HMAC with `hash`, the hash's output length, and an index of
+/// the hash (0 to 2) for per-hash tables.
+fn hmac_alg(hash: HashAlg) -> (aws_lc_rs::hmac::Algorithm, usize, usize) {
+    use aws_lc_rs::hmac;
+    match hash {
+        HashAlg::Sha256 => (hmac::HMAC_SHA256, 32, 0),
+        HashAlg::Sha384 => (hmac::HMAC_SHA384, 48, 1),
+        HashAlg::Sha512 => (hmac::HMAC_SHA512, 64, 2),
+    }
+}
+
 /// HMAC of the concatenated `parts` under `key`, its first `out.len()` bytes.
 pub(crate) fn hmac(hash: HashAlg, key: &[u8], parts: &[&[u8]], out: &mut [u8]) -> Result<()> {
     use aws_lc_rs::hmac;
-    let alg = match hash {
-        HashAlg::Sha256 => hmac::HMAC_SHA256,
-        HashAlg::Sha384 => hmac::HMAC_SHA384,
-        HashAlg::Sha512 => hmac::HMAC_SHA512,
-    };
+    let (alg, _, _) = hmac_alg(hash);
     let mut ctx = hmac::Context::with_key(&hmac::Key::new(alg, key));
     for part in parts {
         ctx.update(part);

@@ -154,7 +154,6 @@ pub(crate) fn hkdf(hash: HashAlg, salt: Option<&[u8]>, ikm: &[u8], outputs: &mut
     }
 }
 
-/// Incremental hash of header and body for the footer signature.
 /// HMAC of the concatenated `parts` under `key`, its first `out.len()` bytes.
 pub(crate) fn hmac(hash: HashAlg, key: &[u8], parts: &[&[u8]], out: &mut [u8]) -> Result<()> {
     use hmac::{Hmac, Mac};
@@ -175,6 +174,7 @@ pub(crate) fn hmac(hash: HashAlg, key: &[u8], parts: &[&[u8]], out: &mut [u8]) -
     }
 }
 
+/// Incremental hash of header and body for the footer signature.
 #[derive(Clone)]
 pub(crate) enum SignatureHasher {
     Sha256(sha2::Sha256),

@@ -115,12 +115,11 @@ pub fn from_sdk_item(item: HashMap<String, SdkValue>) -> Result<Item> {
 /// # Ok::<(), hsm_keyring::Error>(())
 /// ```
 pub fn to_sdk_item(item: &Item) -> HashMap<String, SdkValue> {
-    item.iter().map(|(name, value)| (name.clone(), SdkValue::from(value))).collect()
+    into_sdk_item(item.clone())
 }
 
 /// [`to_sdk_item`] of an item no longer needed: its names and values are
 /// moved, not copied.
-#[cfg(feature = "dynamodb-client")]
 pub(crate) fn into_sdk_item(item: Item) -> HashMap<String, SdkValue> {
     item.into_iter().map(|(name, value)| (name, SdkValue::from(value))).collect()
 }
@@ -156,7 +155,6 @@ mod tests {
         assert_eq!(sdk["bs"], SdkValue::Bs(vec![Blob::new(vec![1]), Blob::new(vec![2, 2])]));
         let SdkValue::M(m) = &sdk["m"] else { panic!("not a map: {:?}", sdk["m"]) };
         assert_eq!(m["deep"], SdkValue::L(vec![SdkValue::Null(true), SdkValue::B(Blob::new(vec![0, 255]))]));
-        #[cfg(feature = "dynamodb-client")]
         assert_eq!(into_sdk_item(item.clone()), sdk);
         assert_eq!(from_sdk_item(sdk).unwrap(), item);
         for (name, value) in &item {

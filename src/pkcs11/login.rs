@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::pin::Pin;
-use super::recovery::{answers, with_backoff, BACKOFF};
+use super::recovery::{answers, with_backoff};
 use super::token::Token;
 use crate::error::Result;
 
@@ -27,26 +27,13 @@ impl Token {
         let token = (self.inner.label.clone(), self.inner.serial.clone());
         // SoftHSM fails a login with CKR_GENERAL_ERROR while another process
         // rewrites the token file (as its own logins do): a passing failure.
-        // Reading the half-written file, it may also find no user PIN and
-        // answer CKR_USER_PIN_NOT_INITIALIZED: that is tried again after the
-        // same waits before it is believed.
-        let mut pin_waits = BACKOFF.iter();
-        let login = loop {
-            let login = with_backoff(
-                || session.login_with_raw(UserType::User, &pin),
-                || answers(&session),
-                || {
-                    self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
-                },
-            );
-            match (login, pin_waits.next()) {
-                (Err(CkError::Pkcs11(RvError::UserPinNotInitialized, _)), Some(wait)) => {
-                    self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(*wait);
-                }
-                (login, _) => break login,
-            }
-        };
+        let login = with_backoff(
+            || session.login_with_raw(UserType::User, &pin),
+            || answers(&session),
+            || {
+                self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+            },
+        );
         match login {
             Ok(()) => {
                 logins.insert(token, self.inner.pin_hash);

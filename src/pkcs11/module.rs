@@ -52,6 +52,21 @@ struct Loaded {
     reinit: Mutex<()>,
 }
 
+impl Loaded {
+    /// `C_Initialize` again (after `C_Finalize` if `finalize`) as process
+    /// `pid`, in a new epoch: sessions opened before are not used again.
+    /// Returns whether `C_Initialize` succeeded. Called with `reinit` held.
+    fn initialize_again(&self, pid: u32, finalize: bool) -> bool {
+        if finalize {
+            let _ = self.ctx.clone().finalize();
+        }
+        let initialized = self.ctx.initialize(init_args()).is_ok();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.pid.store(pid, Ordering::Release);
+        initialized
+    }
+}
+
 fn init_args() -> CInitializeArgs {
     CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)
 }
@@ -275,11 +290,9 @@ impl Module {
         }
         // In a forked child the module holds its parent's state; a module
         // that says it is initialized (the same process, in tests) is fine.
-        let _ = loaded.ctx.initialize(init_args());
         // The remembered PIN hashes stay: a child logs in again, and a module
         // that kept the parent's login is checked against them as before.
-        loaded.epoch.fetch_add(1, Ordering::AcqRel);
-        loaded.pid.store(pid, Ordering::Release);
+        loaded.initialize_again(pid, false);
         true
     }
 
@@ -299,11 +312,7 @@ impl Module {
             return false;
         }
         let _one = self.loaded.reinit.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = self.loaded.ctx.clone().finalize();
-        let again = self.loaded.ctx.initialize(init_args()).is_ok();
-        self.loaded.epoch.fetch_add(1, Ordering::AcqRel);
-        self.loaded.pid.store(std::process::id(), Ordering::Release);
-        again
+        self.loaded.initialize_again(std::process::id(), true)
     }
 
     pub(crate) fn slot(&self, summary: &TokenSummary) -> Result<Slot> {

@@ -1,7 +1,7 @@
 //! One logged-in token and its pool of sessions.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLockReadGuard};
 
@@ -20,7 +20,7 @@ use super::recovery::{Counters, TokenStats};
 use super::select::select_token;
 use super::uri::{ObjectType, Pkcs11Uri};
 use super::ErrCtx;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 type CkResult<T> = std::result::Result<T, CkError>;
 
@@ -183,67 +183,58 @@ impl Token {
             .or_else(|| uri.module_path.as_ref().map(PathBuf::from))
             .unwrap_or_else(default_module_path);
         let module = Module::load(&path)?;
-        // SoftHSM 2 that read the token's file while another process was
-        // rewriting it keeps what it read (no user PIN) for the life of the
-        // process: the first login is then tried once more after the module
-        // was initialized again, if nothing else in the process uses it.
-        let mut reloaded = false;
-        loop {
-            let module_epoch = module.epoch();
-            let summary = select_token(&module, uri)?;
-            let slot = module.slot(&summary)?;
-            let profile = match &options.profile {
-                Some(profile) => profile.clone(),
-                None => select_profile(&module, &summary, uri)?,
-            };
-            let pin = match &options.pin {
-                Some(pin) => pin.clone(),
-                None => {
-                    let pin = resolve_pin(uri)?;
-                    options.pin = Some(pin.clone());
-                    pin
-                }
-            };
-            let token_uri = Pkcs11Uri {
-                token: Some(summary.label.clone()),
-                module_path: Some(path.to_string_lossy().into_owned()),
-                ..Pkcs11Uri::default()
-            };
-            let token = Token {
-                inner: Arc::new(Inner {
-                    module: module.clone(),
-                    slot,
-                    label: summary.label,
-                    serial: summary.serial,
-                    uri: token_uri,
-                    pin_hash: pin_hash(&pin)?,
-                    pin,
-                    pool: Pool::new(options.pool_size),
-                    handles: HandleCache::default(),
-                    profile,
-                    mechanisms: MechanismCache::default(),
-                    stats: Counters::new(module_epoch),
-                }),
-            };
-            // Open one session now, so a wrong PIN is reported here.
-            let checked = token.checkout().map(drop);
-            match checked {
-                Ok(()) => {
-                    token.inner.stats.opened.store(true, Ordering::Relaxed);
-                    return Ok(token);
-                }
-                Err(e) => {
-                    let no_pin = matches!(e, CkError::Pkcs11(RvError::UserPinNotInitialized, _));
-                    let error = token.err_ctx(None).ck(e);
-                    drop(token);
-                    if no_pin && !reloaded && module.reload_if_unused() {
-                        reloaded = true;
-                        continue;
-                    }
-                    return Err(error);
-                }
+        match Self::open_in(&module, &path, uri, &mut options) {
+            // SoftHSM 2 that read the token's file while another process was
+            // rewriting it keeps what it read (no user PIN) for the life of
+            // the process: tried once more after the module was initialized
+            // again, if nothing else in the process uses it.
+            Err(Error::Pkcs11(e)) if e.rv == Some(RvError::UserPinNotInitialized) && module.reload_if_unused() => {
+                Self::open_in(&module, &path, uri, &mut options)
             }
+            other => other,
         }
+    }
+
+    /// [`open_with`](Self::open_with) on `module`, loaded from `path`. A PIN
+    /// resolved here is kept in `options`, so that it is asked for once.
+    fn open_in(module: &Module, path: &Path, uri: &Pkcs11Uri, options: &mut TokenOptions) -> Result<Self> {
+        let module_epoch = module.epoch();
+        let summary = select_token(module, uri)?;
+        let slot = module.slot(&summary)?;
+        let profile = match &options.profile {
+            Some(profile) => profile.clone(),
+            None => select_profile(module, &summary, uri)?,
+        };
+        let pin = match &options.pin {
+            Some(pin) => pin.clone(),
+            None => options.pin.insert(resolve_pin(uri)?).clone(),
+        };
+        let token_uri = Pkcs11Uri {
+            token: Some(summary.label.clone()),
+            module_path: Some(path.to_string_lossy().into_owned()),
+            ..Pkcs11Uri::default()
+        };
+        let token = Token {
+            inner: Arc::new(Inner {
+                module: module.clone(),
+                slot,
+                label: summary.label,
+                serial: summary.serial,
+                uri: token_uri,
+                pin_hash: pin_hash(&pin)?,
+                pin,
+                pool: Pool::new(options.pool_size),
+                handles: HandleCache::default(),
+                profile,
+                mechanisms: MechanismCache::default(),
+                stats: Counters::new(module_epoch),
+            }),
+        };
+        // Open one session now, so a wrong PIN is reported here.
+        let checked = token.checkout().map(drop);
+        checked.map_err(|e| token.err_ctx(None).ck(e))?;
+        token.inner.stats.opened.store(true, Ordering::Relaxed);
+        Ok(token)
     }
 
     /// The token label.

@@ -54,12 +54,8 @@ pub(super) fn decrypt_entry_id(partition_hash: &[u8; 64], request: &DecryptMater
         None => None,
         Some(reproduced) => Some(reproduced.serialize().ok()?),
     };
-    let variable = edks.iter().map(|e| 8 + e.len()).sum::<usize>()
-        + 8
-        + context.len()
-        + 9
-        + reproduced.as_ref().map_or(0, Vec::len);
-    let mut buf = Vec::with_capacity(1 + 64 + 3 + 8 + variable);
+    let parts = edks.iter().chain([&context]).chain(&reproduced);
+    let mut buf = Vec::with_capacity(128 + parts.map(|p| 8 + p.len()).sum::<usize>());
     buf.push(b'D');
     buf.extend_from_slice(partition_hash);
     buf.extend_from_slice(&request.algorithm_suite.id().to_be_bytes());

@@ -1,7 +1,7 @@
 //! The materials store: entries by id, least-recently-used eviction,
 //! time-to-live, and one fetch at a time per entry (single flight).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
@@ -66,8 +66,6 @@ pub(super) struct Entry {
     pub(super) messages: u64,
     pub(super) bytes: u64,
     tick: u64,
-    /// The tick of its insertion: with `expires_at`, its key in `by_expiry`.
-    born: u64,
 }
 
 #[derive(Default)]
@@ -75,9 +73,9 @@ pub(super) struct State {
     pub(super) entries: HashMap<EntryId, Entry>,
     /// Last-use tick to entry id, least recently used first.
     recency: BTreeMap<u64, EntryId>,
-    /// (Expiry, insertion tick) to entry id, soonest first: pruning looks at
-    /// the first one only, so a lookup costs nothing while none is due.
-    by_expiry: BTreeMap<(Instant, u64), EntryId>,
+    /// The entries by (expiry, id), soonest first: pruning looks at the
+    /// first one only, so a lookup costs nothing while none is due.
+    by_expiry: BTreeSet<(Instant, EntryId)>,
     /// Entries whose materials some thread is fetching right now.
     in_flight: HashSet<EntryId>,
     next_tick: u64,
@@ -101,7 +99,7 @@ impl Shared {
     fn remove(&self, state: &mut State, id: &EntryId) {
         if let Some(entry) = state.entries.remove(id) {
             state.recency.remove(&entry.tick);
-            state.by_expiry.remove(&(entry.expires_at, entry.born));
+            state.by_expiry.remove(&(entry.expires_at, *id));
         }
     }
 
@@ -136,7 +134,7 @@ impl Shared {
 
     /// Retire every entry whose time to live has run out.
     fn prune(&self, state: &mut State, now: Instant) {
-        while let Some((&(expires_at, _), &id)) = state.by_expiry.first_key_value() {
+        while let Some(&(expires_at, id)) = state.by_expiry.first() {
             if now < expires_at {
                 break;
             }
@@ -169,11 +167,9 @@ impl Shared {
         self.remove(state, &id);
         let tick = state.next_tick;
         state.next_tick = state.next_tick.wrapping_add(1);
-        state
-            .entries
-            .insert(id, Entry { materials: Arc::new(materials), expires_at, messages, bytes, tick, born: tick });
+        state.entries.insert(id, Entry { materials: Arc::new(materials), expires_at, messages, bytes, tick });
         state.recency.insert(tick, id);
-        state.by_expiry.insert((expires_at, tick), id);
+        state.by_expiry.insert((expires_at, id));
         while state.entries.len() > self.capacity {
             let Some((_, oldest)) = state.recency.first_key_value() else { break };
             let oldest = *oldest;
